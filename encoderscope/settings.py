@@ -1,0 +1,90 @@
+"""All limits and switches in one place, each overridable by an environment variable.
+
+Read once at import; call :func:`load` again (e.g. in tests) after changing the environment.
+`ENCODERSCOPE_PUBLIC=1` selects the public-deployment defaults: curated models only, no local
+paths, lower limits. An explicit variable still wins over the public default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Limits for one server process. Field name `max_chars` <-> env `ENCODERSCOPE_MAX_CHARS`."""
+
+    public: bool = False
+    max_chars: int = 100_000  # text box input, per text
+    max_tokens: int = 512  # attention inputs are truncated beyond min(this, model limit)
+    max_sentences: int = 20_000  # embeddings corpus
+    max_csv_bytes: int = 50_000_000
+    max_csv_rows: int = 100_000
+    max_projection_points: int = 20_000  # above this, sample with a notice
+    max_image_pixels: int = 40_000_000  # refused before decoding
+    max_upload_mb: int = 200  # keep equal to .streamlit/config.toml server.maxUploadSize
+    model_cache_size: int = 4  # models per kind kept in st.cache_resource
+    allow_custom_models: bool = True  # free-text hub ids
+    allow_local_paths: bool = True  # model/VAE folders on the server's disk
+    hub_probe_timeout: float = 1.5  # seconds, for the one-off "is the hub reachable" probe
+    cache_dir: str = str(Path.home() / ".cache" / "encoderscope")
+    models_dir: str = ""  # scanned for local VAEs and models
+
+    @property
+    def env_names(self) -> dict[str, str]:
+        return {f.name: "ENCODERSCOPE_" + f.name.upper() for f in fields(self)}
+
+
+_PUBLIC_DEFAULTS = dict(
+    max_chars=5_000,
+    max_tokens=256,
+    max_sentences=2_000,
+    max_csv_bytes=5_000_000,
+    max_csv_rows=5_000,
+    max_projection_points=5_000,
+    max_image_pixels=16_000_000,
+    max_upload_mb=20,
+    model_cache_size=2,
+    allow_custom_models=False,
+    allow_local_paths=False,
+)
+
+
+def load(environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from `environ` (default `os.environ`). Bad values raise ValueError naming the variable."""
+    env = os.environ if environ is None else environ
+    public = _flag(env.get("ENCODERSCOPE_PUBLIC", "0"))
+    values: dict = dict(_PUBLIC_DEFAULTS) if public else {}
+    values["public"] = public
+    defaults = Settings()
+    for f in fields(Settings):
+        key = "ENCODERSCOPE_" + f.name.upper()
+        if f.name == "public" or key not in env:
+            continue
+        raw = env[key]
+        kind = type(getattr(defaults, f.name))
+        try:
+            values[f.name] = _flag(raw) if kind is bool else kind(raw)
+        except ValueError:
+            raise ValueError(f"{key}={raw!r} is not a valid {kind.__name__}") from None
+    return Settings(**values)
+
+
+SETTINGS = load()
+
+
+def get() -> Settings:
+    """The current settings (a module attribute so tests can swap them with `reload`)."""
+    return SETTINGS
+
+
+def reload(environ: dict[str, str] | None = None) -> Settings:
+    global SETTINGS
+    SETTINGS = load(environ)
+    return SETTINGS
