@@ -48,11 +48,30 @@ def hub_online() -> bool:
 # --- attention page -------------------------------------------------------------------------
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(max_entries=8, show_spinner=False)
 def attention(model_ref: str | None, revision: str | None, text: str, text_pair: str | None, kind: str = "encoder"):
     """`encoderscope.attention` of the cached model: AttentionResult with weights `[L, H, T, T]`."""
     model = encoder(model_ref, revision) if kind == "encoder" else decoder(model_ref, revision)
     return es.attention(model, text, text_pair)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def attention_views(
+    model_ref: str | None, revision: str | None, text: str, text_pair: str | None, merge: bool, hide_special: bool
+):
+    """(result, head stats with flags, rollout `[T, T]`) for the attention page, after the display options.
+
+    Keyed on the inputs, not on arrays, so changing layer or head reruns no model and hashes no tensor.
+    """
+    from encoderscope.attention import drop_special, flag_heads, head_stats, merge_word_pieces, rollout
+
+    res = attention(model_ref, revision, text, text_pair)
+    flagged = flag_heads(head_stats(res), len(res.tokens))  # on raw tokens: [CLS]/[SEP] columns stay
+    if merge:
+        res = merge_word_pieces(res)
+    if hide_special:
+        res = drop_special(res)
+    return res, flagged, rollout(res)
 
 
 # --- masks page -----------------------------------------------------------------------------

@@ -44,6 +44,11 @@ _API = {
 
 __all__ = sorted(_API) + ["figures", "settings"]
 
+# The function shares its name with its module; bind the function now so `es.attention(...)` is never
+# the module (importing a submodule sets the package attribute). Import the module itself with
+# `from encoderscope.attention import ...`.
+from .attention import attention as attention  # noqa: E402
+
 
 def __getattr__(name: str):
     if name in ("figures", "settings"):

@@ -243,7 +243,7 @@ def head_stats(res: AttentionResult) -> pd.DataFrame:
     punct: mean attention mass on punctuation keys; entropy: mean row entropy (nats);
     distance: mean Σ_j a_ij·|i−j|.
     """
-    w = res.weights.astype(np.float64)  # [L, H, T, T]
+    w = res.weights  # [L, H, T, T] float32; float64 would double the memory at 512 tokens
     L, H, T, _ = w.shape
     special = res.special_mask
     queries = np.flatnonzero(~special) if (~special).any() else np.arange(T)
@@ -253,20 +253,20 @@ def head_stats(res: AttentionResult) -> pd.DataFrame:
         valid = queries[(queries + offset >= 0) & (queries + offset < T)]
         if valid.size == 0:
             return np.full((L, H), np.nan)
-        return w[:, :, valid, valid + offset].mean(axis=-1)
+        return w[:, :, valid, valid + offset].mean(axis=-1, dtype=np.float64)
 
     def key_mass(keys: np.ndarray) -> np.ndarray:
         if keys.size == 0:
             return np.full((L, H), np.nan)
-        return wq[..., keys].sum(axis=-1).mean(axis=-1)
+        return wq[..., keys].sum(axis=-1, dtype=np.float64).mean(axis=-1)
 
     special_idx = np.flatnonzero(special)
     punct_idx = np.array([j for j, t in enumerate(res.tokens) if not special[j] and is_punctuation(t)], dtype=int)
     with np.errstate(divide="ignore", invalid="ignore"):
-        plogp = np.where(wq > 0, wq * np.log(wq), 0.0)
-    entropy = -plogp.sum(axis=-1).mean(axis=-1)
-    dist = np.abs(queries[:, None] - np.arange(T)[None, :])  # [Q, T]
-    distance = (wq * dist).sum(axis=-1).mean(axis=-1)
+        plogp = np.where(wq > 0, wq * np.log(wq), np.float32(0))
+    entropy = -plogp.sum(axis=-1, dtype=np.float64).mean(axis=-1)
+    dist = np.abs(queries[:, None] - np.arange(T)[None, :]).astype(np.float32)  # [Q, T]
+    distance = np.einsum("lhqt,qt->lhq", wq, dist).astype(np.float64).mean(axis=-1)
     cols = {
         "layer": np.repeat(np.arange(L), H),
         "head": np.tile(np.arange(H), L),

@@ -1,0 +1,177 @@
+"""Reusable Streamlit pieces shared by every page: model picker, safe messages, query params, charts."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+
+import streamlit as st
+
+from components import resources
+from encoderscope import models, settings
+
+# --- safe text ------------------------------------------------------------------------------
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=])")
+
+
+def escape_markdown(text: str) -> str:
+    """Backslash-escape everything Streamlit's markdown would interpret (links, images, :colour[] ...)."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+def user_error(message: str) -> None:
+    """Show a user-facing error; the message may contain user text, so it is shown literally."""
+    st.error(escape_markdown(message), icon="⚠️")
+
+
+def user_warning(message: str) -> None:
+    st.warning(escape_markdown(message), icon="ℹ️")
+
+
+def clean_text(text: str | None, max_chars: int | None = None) -> tuple[str, list[str]]:
+    """Make user text safe to tokenize. Returns (text, notices).
+
+    Removes NUL / control characters (keeping tab and newline) and lone surrogates, then enforces
+    `max_chars` (default: settings.max_chars) by truncation. Notices say what was changed.
+    """
+    limit = settings.get().max_chars if max_chars is None else max_chars
+    text = "" if text is None else str(text)
+    notices = []
+    kept = "".join(
+        c for c in text if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cs")
+    )
+    if len(kept) != len(text):
+        notices.append(f"Removed {len(text) - len(kept)} control or invalid characters from the text.")
+    if len(kept) > limit:
+        notices.append(f"The text has {len(kept):,} characters; only the first {limit:,} are used.")
+        kept = kept[:limit]
+    return kept, notices
+
+
+# --- query parameters (shareable URLs) ------------------------------------------------------
+
+
+def query_str(name: str, default: str = "", max_len: int = 10_000) -> str:
+    value = st.query_params.get(name, default)
+    return value[:max_len] if isinstance(value, str) else default
+
+
+def query_int(name: str, default: int, lo: int, hi: int) -> int:
+    """An int from the URL, clamped to [lo, hi]. Out-of-range or junk values fall back with a notice."""
+    raw = st.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        user_warning(f"Ignored {name}={str(raw)[:40]} in the URL: it is not a number.")
+        return default
+    if not lo <= value <= hi:
+        clamped = min(max(value, lo), hi)
+        user_warning(f"{name}={value} in the URL is out of range {lo}–{hi}; showing {clamped}.")
+        return clamped
+    return value
+
+
+def sync_query(**values) -> None:
+    """Write the current view into the URL (only when it changed, to avoid extra reruns)."""
+    for key, value in values.items():
+        text = "" if value is None else str(value)
+        if not text:
+            if key in st.query_params:
+                del st.query_params[key]
+        elif st.query_params.get(key) != text:
+            st.query_params[key] = text
+
+
+# --- model picker ---------------------------------------------------------------------------
+
+_CUSTOM = "Other (hub id or local folder)…"
+
+
+def _local_models(kind: str) -> list[str]:
+    """Model folders (with config.json) under settings.models_dir, when local paths are allowed."""
+    conf = settings.get()
+    if not conf.models_dir or not conf.allow_local_paths:
+        return []
+    from pathlib import Path
+
+    root = Path(conf.models_dir)
+    found = [p.parent for p in sorted(root.glob("*/config.json"))[:50]]
+    return [str(p) for p in found if _config_kind(p) == kind]
+
+
+def _config_kind(folder) -> str:
+    import json
+
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    archs = " ".join(cfg.get("architectures") or [])
+    return "decoder" if "CausalLM" in archs or "LMHead" in archs else "encoder" if cfg.get("model_type") else ""
+
+
+def model_picker(kind: str = "encoder", key: str = "model", label: str | None = None) -> tuple[str | None, str | None]:
+    """A select box of bundled, curated, local and custom models; the choice lives in the URL (`?model=`).
+
+    Returns (ref, revision): ref None means the bundled model.
+    """
+    conf = settings.get()
+    bundled = models.BUNDLED_ENCODER if kind == "encoder" else models.BUNDLED_DECODER
+    curated = models.CURATED_ENCODERS if kind == "encoder" else models.CURATED_DECODERS
+    options = [bundled, *curated, *_local_models(kind)]
+    if conf.allow_custom_models or conf.allow_local_paths:
+        options.append(_CUSTOM)
+    from_url = query_str(key, "", 300).strip()
+    if from_url and from_url not in options and _CUSTOM in options:
+        st.session_state.setdefault(f"{key}_custom", from_url)
+        index = options.index(_CUSTOM)
+    else:
+        index = options.index(from_url) if from_url in options else 0
+    choice = st.selectbox(label or ("Encoder" if kind == "encoder" else "Decoder"), options, index=index, key=f"{key}_select")
+    revision = None
+    if choice == _CUSTOM:
+        hint = "a hub id such as bert-base-uncased" if conf.allow_custom_models else ""
+        if conf.allow_local_paths:
+            hint += (" or " if hint else "") + "a local folder"
+        ref = st.text_input("Model", key=f"{key}_custom", placeholder=hint, max_chars=300).strip()
+        revision = st.text_input("Revision (optional)", key=f"{key}_revision", max_chars=100).strip() or None
+        if not ref:
+            st.info(f"Type {hint}.")
+            return None, None
+    else:
+        ref = choice
+    ref_out = None if ref == bundled else ref
+    sync_query(**{key: ref_out})
+    return ref_out, revision
+
+
+def load_model(kind: str, ref: str | None, revision: str | None = None):
+    """The cached model, or None after showing a clear error. Never raises for a bad model."""
+    loader: Callable = resources.encoder if kind == "encoder" else resources.decoder
+    name = ref or (models.BUNDLED_ENCODER if kind == "encoder" else models.BUNDLED_DECODER)
+    try:
+        with st.spinner(f"Loading {name} …"):
+            return loader(ref, revision)
+    except models.ModelLoadError as err:
+        user_error(str(err))
+    except Exception as err:  # a broken download or folder: explain, never show a traceback
+        user_error(f"Could not load {name}: {type(err).__name__}: {str(err)[:300]}")
+    return None
+
+
+# --- charts ---------------------------------------------------------------------------------
+
+
+def plotly(fig, key: str | None = None, filename: str = "encoderscope", **kwargs):
+    """st.plotly_chart with the mode bar's camera button exporting in the sidebar-chosen format."""
+    fmt = st.session_state.get("image_format", "png")
+    config = {
+        "displaylogo": False,
+        "toImageButtonOptions": {"format": fmt, "filename": filename, "scale": 2 if fmt == "png" else 1},
+        "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+    }
+    return st.plotly_chart(fig, width="stretch", config=config, key=key, **kwargs)

@@ -1,0 +1,138 @@
+"""Real-browser fixtures: a `streamlit run` server on a free loopback port and Chromium via Playwright.
+
+With REQUIRE_BROWSER=1 (set by CI) a missing Chromium fails the run instead of skipping.
+Screenshots go to screenshots/ (git-ignored): look at them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "screenshots"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(env_extra: dict | None = None, timeout: float = 90) -> tuple[subprocess.Popen, str, Path]:
+    """Start `streamlit run app.py` on 127.0.0.1:<free port>; returns (process, url, log path)."""
+    port = _free_port()
+    log = SHOTS / f"server-{port}.log"
+    SHOTS.mkdir(exist_ok=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return proc, url, log
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"streamlit did not become healthy in {timeout} s: {log.read_text()[-2000:]}")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    proc, url, _ = start_server()
+    yield url
+    stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        message = f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)"
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
+    pg = context.new_page()
+    pg.set_default_timeout(90_000)
+    yield pg
+    context.close()
+
+
+def wait_idle(page, timeout: float = 120_000) -> None:
+    """Wait until Streamlit has finished the current run (the status widget detaches)."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
+    page.wait_for_timeout(300)  # let a rerun triggered by the last action start
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout)
+
+
+def open_page(page, app_url: str, path: str = "", query: str = "") -> None:
+    """Open /path?query and wait for the script run to finish."""
+    page.goto(f"{app_url}/{path}" + (f"?{query}" if query else ""))
+    wait_idle(page)
+
+
+def wait_for_chart(page, timeout: float = 120_000) -> None:
+    page.wait_for_selector(".js-plotly-plot", timeout=timeout)
+
+
+def exception_boxes(page) -> int:
+    return page.locator('[data-testid="stException"]').count()
+
+
+def shot(page, name: str, full_page: bool = True) -> Path:
+    """Save screenshots/<name>.png. Streamlit scrolls inside its main container, so for a full page the
+    viewport is stretched to the content height for the shot and restored afterwards."""
+    SHOTS.mkdir(exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    size = page.viewport_size
+    if full_page and size:
+        height = page.evaluate("() => (document.querySelector('[data-testid=stMain]') || document.body).scrollHeight")
+        page.set_viewport_size({"width": size["width"], "height": min(max(int(height) + 40, size["height"]), 8000)})
+        page.wait_for_timeout(800)  # plotly re-lays out on resize
+    page.screenshot(path=str(path))
+    if full_page and size:
+        page.set_viewport_size(size)
+    return path

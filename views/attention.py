@@ -1,0 +1,89 @@
+"""Attention explorer: every layer and head of an encoder, for the user's own text."""
+
+import streamlit as st
+
+from components import attention_views as views
+from components import resources, ui
+
+DEFAULT_TEXT = "The bank of the river was steep, so we went fishing from the bank."
+
+st.title("🎯 Attention explorer")
+st.caption(
+    "An encoder lets every token attend to every other token, left and right. Pick a layer and a head to see "
+    "who looks at whom. Everything here is shareable: the URL holds the text, model, layer and head."
+)
+
+left, right = st.columns([2, 1])
+with right:
+    model_ref, revision = ui.model_picker("encoder", key="model")
+with left:
+    if "text" not in st.session_state:
+        st.session_state.text = ui.query_str("text", DEFAULT_TEXT)
+        st.session_state.pair = ui.query_str("pair", "")
+    raw_text = st.text_area("Text", key="text", height=90)
+    with st.expander("Sentence pair (optional)", expanded=bool(st.session_state.pair)):
+        raw_pair = st.text_input("Second sentence (B)", key="pair", placeholder="e.g. It was closed on Sunday.")
+
+text, notices = ui.clean_text(raw_text)
+pair, pair_notices = ui.clean_text(raw_pair)
+for notice in notices + pair_notices:
+    ui.user_warning(notice)
+if not text.strip():
+    st.info("Type a sentence above to see its attention.")
+    st.stop()
+
+model = ui.load_model("encoder", model_ref, revision)
+if model is None:
+    st.stop()
+
+opt1, opt2, opt3 = st.columns(3)
+merge = opt1.toggle("Merge word-pieces into words", key="merge",
+                    help="Query pieces are averaged and key pieces summed, so rows still sum to 1.")
+hide = opt2.toggle("Hide special tokens", key="hide", help="Drops [CLS]/[SEP] and renormalises each row.")
+
+try:
+    with st.spinner("Running the model …"):
+        res, stats, rollout = resources.attention_views(model_ref, revision, text, pair or None, merge, hide)
+except Exception as err:  # tokenizer or model failure on odd input: explain instead of a traceback
+    ui.user_error(f"The model could not process this text: {type(err).__name__}: {str(err)[:300]}")
+    st.stop()
+
+if res.truncated:
+    ui.user_warning(
+        f"The input has {res.n_input_tokens:,} tokens; {model.name} reads at most {model.max_length}, "
+        "so it was truncated."
+    )
+direction = "all pairs"
+if res.sentence_b_start is not None:
+    direction = opt3.radio("Show", list(views.DIRECTIONS), horizontal=True, key="direction",
+                           help="A→B keeps only attention from sentence A's tokens to sentence B's.")
+
+L, H = res.num_layers, res.num_heads
+if "layer" not in st.session_state:
+    st.session_state.layer = ui.query_int("layer", 0, 0, L - 1)
+    head_q = ui.query_str("head", "0", 10)
+    st.session_state.head = "mean" if head_q == "mean" else ui.query_int("head", 0, 0, H - 1)
+views.pick_from_grid("grid", "layer", "head", H)
+st.session_state.layer = min(max(int(st.session_state.layer), 0), L - 1)  # a new model may have fewer layers
+if st.session_state.head != "mean":
+    st.session_state.head = min(max(int(st.session_state.head), 0), H - 1)
+
+c1, c2 = st.columns(2)
+layer = c1.slider("Layer (0 = first)", 0, L - 1, key="layer")
+head = c2.select_slider("Head", options=[*range(H), "mean"], key="head",
+                        help="'mean' averages the layer's heads.")
+ui.sync_query(text=text[:2000], pair=pair[:2000], layer=layer, head=head)
+
+st.caption(f"{model.name} · {L} layers × {H} heads · {len(res.tokens)} tokens")
+matrix = views.main_heatmap(res, layer, head, direction)
+views.downloads(res, matrix, layer, head)
+
+tab_grid, tab_roll, tab_focus, tab_stats = st.tabs(["All heads", "Rollout", "Token focus", "Head summary"])
+with tab_grid:
+    views.all_heads(res, "grid")
+with tab_roll:
+    views.rollout(res, rollout)
+with tab_focus:
+    views.focus(res, "focus_token")
+with tab_stats:
+    views.head_summary(stats)
