@@ -77,10 +77,12 @@ def tokenize(model: LoadedModel, text: str, text_pair: str | None = None, max_le
     """Tokenize with truncation to the model's limit. Returns (encoding, n_tokens_before_truncation)."""
     tok = model.tokenizer
     limit = max_length or model.max_length
-    full = tok(text, text_pair, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
-    strategy = "longest_first" if text_pair else True
-    enc = tok(text, text_pair, return_tensors="pt", truncation=strategy, max_length=limit)
-    return enc, len(full)
+    enc = tok(text, text_pair, return_tensors="pt", truncation=False, verbose=False)
+    n_full = enc["input_ids"].shape[1]
+    if n_full > limit:  # tokenize again, truncated; only long inputs pay twice
+        strategy = "longest_first" if text_pair else True
+        enc = tok(text, text_pair, return_tensors="pt", truncation=strategy, max_length=limit)
+    return enc, n_full
 
 
 def attention(model: LoadedModel, text: str, text_pair: str | None = None, max_length: int | None = None) -> AttentionResult:
@@ -222,7 +224,7 @@ def rollout(res: AttentionResult | np.ndarray) -> np.ndarray:
     Accepts an AttentionResult or a weights array `[L, H, T, T]`.
     """
     weights = res.weights if isinstance(res, AttentionResult) else np.asarray(res)
-    mean = weights.astype(np.float64).mean(axis=1)  # [L, T, T]
+    mean = weights.mean(axis=1).astype(np.float64)  # [L, T, T]; mean in float32 avoids a 2x copy
     eye = np.eye(mean.shape[-1])
     result = eye
     for layer in mean:
@@ -243,11 +245,13 @@ def head_stats(res: AttentionResult) -> pd.DataFrame:
     punct: mean attention mass on punctuation keys; entropy: mean row entropy (nats);
     distance: mean Σ_j a_ij·|i−j|.
     """
-    w = res.weights  # [L, H, T, T] float32; float64 would double the memory at 512 tokens
+    w = res.weights  # [L, H, T, T] float32; float64 or a per-query copy would cost 150 MB at 512 tokens
     L, H, T, _ = w.shape
     special = res.special_mask
     queries = np.flatnonzero(~special) if (~special).any() else np.arange(T)
-    wq = w[:, :, queries, :]  # [L, H, Q, T]
+
+    def over_queries(per_row: np.ndarray) -> np.ndarray:  # [L, H, T] -> [L, H], mean over query rows
+        return per_row[:, :, queries].mean(axis=-1, dtype=np.float64)
 
     def diag_mean(offset: int) -> np.ndarray:
         valid = queries[(queries + offset >= 0) & (queries + offset < T)]
@@ -258,15 +262,15 @@ def head_stats(res: AttentionResult) -> pd.DataFrame:
     def key_mass(keys: np.ndarray) -> np.ndarray:
         if keys.size == 0:
             return np.full((L, H), np.nan)
-        return wq[..., keys].sum(axis=-1, dtype=np.float64).mean(axis=-1)
+        return over_queries(w[..., keys].sum(axis=-1))
 
     special_idx = np.flatnonzero(special)
     punct_idx = np.array([j for j, t in enumerate(res.tokens) if not special[j] and is_punctuation(t)], dtype=int)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        plogp = np.where(wq > 0, wq * np.log(wq), np.float32(0))
-    entropy = -plogp.sum(axis=-1, dtype=np.float64).mean(axis=-1)
-    dist = np.abs(queries[:, None] - np.arange(T)[None, :]).astype(np.float32)  # [Q, T]
-    distance = np.einsum("lhqt,qt->lhq", wq, dist).astype(np.float64).mean(axis=-1)
+    # The two full passes over [L, H, T, T] run in torch (zero-copy view, multi-threaded).
+    wt = torch.from_numpy(np.ascontiguousarray(w))
+    entropy = over_queries(torch.special.entr(wt).sum(-1).numpy())
+    pos = torch.arange(T, dtype=wt.dtype)
+    distance = over_queries((wt * (pos[:, None] - pos[None, :]).abs()).sum(-1).numpy())
     cols = {
         "layer": np.repeat(np.arange(L), H),
         "head": np.tile(np.arange(H), L),
@@ -295,20 +299,20 @@ _PATTERNS = [
 
 def flag_heads(stats: pd.DataFrame, n_tokens: int) -> pd.DataFrame:
     """Add `pattern` and `reason` columns naming notable heads ("" when nothing stands out)."""
-    patterns, reasons = [], []
-    broad = 0.85 * np.log(max(n_tokens, 2))
-    for row in stats.itertuples(index=False):
-        label = reason = ""
-        for col, threshold, name, template in _PATTERNS:
-            value = getattr(row, col)
-            if np.isfinite(value) and value >= threshold:
-                label, reason = name, template.format(value)
-                break
-        if not label and n_tokens >= 4 and row.entropy >= broad:
-            label, reason = "broad head", f"entropy {row.entropy:.2f} nats is near uniform ({np.log(n_tokens):.2f})"
-        patterns.append(label)
-        reasons.append(reason)
-    return stats.assign(pattern=patterns, reason=reasons)
+    pattern = np.full(len(stats), "", dtype=object)
+    reason = np.full(len(stats), "", dtype=object)
+    for col, threshold, name, template in _PATTERNS:
+        values = stats[col].to_numpy()
+        hit = (pattern == "") & np.isfinite(values) & (values >= threshold)
+        pattern[hit] = name
+        reason[hit] = [template.format(v) for v in values[hit]]
+    if n_tokens >= 4:
+        uniform = np.log(n_tokens)
+        ent = stats["entropy"].to_numpy()
+        hit = (pattern == "") & (ent >= 0.85 * uniform)
+        pattern[hit] = "broad head"
+        reason[hit] = [f"entropy {e:.2f} nats is near uniform ({uniform:.2f})" for e in ent[hit]]
+    return stats.assign(pattern=pattern, reason=reason)
 
 
 def token_focus(res: AttentionResult, index: int, head: int | None = None) -> np.ndarray:

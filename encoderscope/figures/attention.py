@@ -1,4 +1,7 @@
-"""Figures for the attention explorer. Arrays in, `go.Figure` out."""
+"""Figures for the attention explorer. Arrays in, `go.Figure` out.
+
+Layouts are passed to the constructor (plotly's update_layout() validator costs ~10 ms a call).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,15 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..attention import clean_token
 from .common import FONT, block_mean, escape_hover, token_axis, token_heatmap, token_labels
 
 __all__ = ["attention_heatmap", "head_grid", "rollout_heatmap", "token_focus_heatmap", "head_stat_heatmap"]
 
 THUMB = 24  # thumbnail side in cells: enough to see a pattern, tiny to ship
+ROLLOUT_SIDE = 256  # above this many tokens the rollout map is block-averaged (payload: 512² floats ≈ 1.4 MB)
+# White for the gaps between thumbnails (value 0), then Blues for 1..255.
+_GRID_SCALE = [[0, "#ffffff"], [1 / 255, "#f7fbff"], [0.35, "#9ecae1"], [0.7, "#2171b5"], [1, "#08306b"]]
 
 
 def attention_heatmap(weights: np.ndarray, tokens: list[str], layer: int, head: int | str, keep=None) -> go.Figure:
@@ -24,116 +31,108 @@ def head_grid(weights: np.ndarray, thumb: int = THUMB) -> go.Figure:
     """All heads at a glance: a layers × (heads + mean) mosaic of small heatmaps.
 
     weights: `[L, H, T, T]`. Each thumbnail is block-averaged to at most `thumb`² cells and quantised
-    to 256 levels of its own maximum (pattern only; exact values are in the main heatmap). The last column is the mean over heads.
-    Cell coordinates are (head ± 0.5, layer ± 0.5), so hover and clicks map back to (layer, head).
+    to 1..255 relative to its own maximum (pattern only; exact values are in the main heatmap), sent as
+    uint8. The last column is the mean over heads. Cell centres are in (head, layer) units, so a
+    thumbnail spans head ± 0.5 and hover/clicks map back to (layer, head) by rounding.
     """
     L, H, T, _ = weights.shape
-    small = block_mean(np.concatenate([weights, weights.mean(axis=1, keepdims=True)], axis=1), thumb)
-    # Per-thumbnail contrast: scale each by its own max so diffuse heads still show their pattern.
+    small = block_mean(weights, thumb)  # block means commute with the head mean: average the small maps
+    small = np.concatenate([small, small.mean(axis=1, keepdims=True)], axis=1)
     peak = small.max(axis=(-2, -1), keepdims=True)
-    small = np.round(255 * np.divide(small, peak, out=np.zeros_like(small), where=peak > 0))
+    small = 1 + np.round(254 * np.divide(small, peak, out=np.zeros_like(small), where=peak > 0))
     s = small.shape[-1]
-    cell = s + 1  # one blank row/column between thumbnails
-    z = np.full((L * cell, (H + 1) * cell), np.nan, np.float32)
+    cell = s + 1  # one blank (0) row/column between thumbnails
+    z = np.zeros((L * cell, (H + 1) * cell), np.uint8)
     for layer in range(L):
         for head in range(H + 1):
             z[layer * cell : layer * cell + s, head * cell : head * cell + s] = small[layer, head]
-    # Cell centres in "head"/"layer" units: thumbnail k spans k-0.5 .. k+0.5.
     xs = (np.arange(z.shape[1]) % cell + 0.5) / cell - 0.5 + np.arange(z.shape[1]) // cell
     ys = (np.arange(z.shape[0]) % cell + 0.5) / cell - 0.5 + np.arange(z.shape[0]) // cell
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=xs.astype(np.float32),
-            y=ys.astype(np.float32),
-            zmin=0,
-            zmax=255,
-            colorscale="Blues",
-            showscale=False,
-            hoverongaps=False,
-            hovertemplate="layer %{y:.0f}, head %{x:.0f}<extra>click to focus</extra>",
-        )
+    trace = go.Heatmap(
+        z=z, x=xs.astype(np.float32), y=ys.astype(np.float32), zmin=0, zmax=255, colorscale=_GRID_SCALE,
+        showscale=False, hovertemplate="layer %{y:.0f}, head %{x:.0f}<extra>click to focus</extra>",
     )
     head_text = [str(h) for h in range(H)] + ["mean"]
-    fig.update_layout(
-        height=int(np.clip(44 * L + 80, 260, 1400)),
+    layout = dict(
+        height=int(np.clip(48 * L + 80, 260, 1400)),
         margin=dict(l=10, r=10, t=30, b=10),
         font=FONT,
         plot_bgcolor="white",
-        xaxis=dict(
-            tickmode="array", tickvals=list(range(H + 1)), ticktext=head_text, side="top",
-            title=dict(text="head"), showgrid=False, zeroline=False, constrain="domain",
-        ),
-        yaxis=dict(
-            tickmode="array", tickvals=list(range(L)), ticktext=[str(i) for i in range(L)],
-            title=dict(text="layer"), autorange="reversed", showgrid=False, zeroline=False,
-            scaleanchor="x", scaleratio=1,
-        ),
+        xaxis=dict(tickmode="array", tickvals=list(range(H + 1)), ticktext=head_text, side="top",
+                   title=dict(text="head"), showgrid=False, zeroline=False, constrain="domain"),
+        yaxis=dict(tickmode="array", tickvals=list(range(L)), ticktext=[str(i) for i in range(L)],
+                   title=dict(text="layer"), autorange="reversed", showgrid=False, zeroline=False,
+                   scaleanchor="x", scaleratio=1),
     )
-    return fig
+    return go.Figure(data=[trace], layout=layout)
 
 
-def rollout_heatmap(rollout: np.ndarray, tokens: list[str]) -> go.Figure:
-    """Rollout `[T, T]`: how much each output position draws on each input token across all layers."""
+def _bin_labels(tokens: list[str], size: int) -> list[str]:
+    """Labels for `size` consecutive bins of tokens: "first…last" of each bin."""
+    edges = np.linspace(0, len(tokens), size + 1).astype(int)
+    return [f"{clean_token(tokens[a])}…{clean_token(tokens[b - 1])}" if b - a > 1 else tokens[a]
+            for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def rollout_heatmap(rollout: np.ndarray, tokens: list[str], max_side: int = ROLLOUT_SIDE) -> go.Figure:
+    """Rollout `[T, T]`: how much each output position draws on each input token across all layers.
+
+    Above `max_side` tokens the map is block-averaged to `max_side`² bins of consecutive tokens.
+    """
+    title = "Attention rollout (all layers)"
+    if len(tokens) > max_side:
+        rollout, tokens = block_mean(rollout, max_side), _bin_labels(tokens, max_side)
+        title += f" · averaged into {max_side} bins of consecutive tokens"
     zmax = float(np.nanmax(rollout)) if rollout.size else 1.0
-    fig = token_heatmap(rollout, tokens, tokens, zmax=max(zmax, 1e-6), title="Attention rollout (all layers)",
-                        value_name="rollout", colorscale="Purples")
-    return fig
+    return token_heatmap(rollout, tokens, tokens, zmax=max(zmax, 1e-6), title=title,
+                         value_name="rollout", colorscale="Purples")
 
 
 def token_focus_heatmap(focus: np.ndarray, tokens: list[str], index: int) -> go.Figure:
     """What one token attends to in each layer: `[L, T]` (mean over heads), the token's column outlined."""
     L, T = focus.shape
-    fig = go.Figure(
-        go.Heatmap(
-            z=focus.astype(np.float32),
-            x=token_labels(tokens),
-            y=[f"layer {i}" for i in range(L)],
-            zmin=0,
-            zmax=1,
-            colorscale="Blues",
-            colorbar=dict(title=dict(text="weight", side="right"), thickness=12),
-            hovertemplate=f"{escape_hover(token_labels(tokens)[index])} → %{{x}} in %{{y}}: %{{z:.3f}}<extra></extra>",
-        )
+    labels = token_labels(tokens)
+    trace = go.Heatmap(
+        z=focus.astype(np.float32), x=labels, y=[f"layer {i}" for i in range(L)], zmin=0, zmax=1,
+        colorscale="Blues", colorbar=dict(title=dict(text="weight", side="right"), thickness=12),
+        hovertemplate=f"{labels[index]} → %{{x}} in %{{y}}: %{{z:.3f}}<extra></extra>",
     )
-    fig.add_shape(type="rect", x0=index - 0.5, x1=index + 0.5, y0=-0.5, y1=L - 0.5,
-                  line=dict(color="#dc2626", width=2))
-    left, right = focus[:, :index].sum(), focus[:, index + 1 :].sum()
-    fig.update_layout(
+    left, right = focus[:, :index].sum() / max(L, 1), focus[:, index + 1 :].sum() / max(L, 1)
+    layout = dict(
         height=int(np.clip(60 + 34 * L, 260, 1100)),
         margin=dict(l=10, r=10, t=40, b=10),
         font=FONT,
-        title=dict(text=f"Left context {left / max(L, 1):.0%} · right context {right / max(L, 1):.0%} (mean per layer)",
+        title=dict(text=f"“{escape_hover(clean_token(tokens[index]).strip())}”: left context {left:.0%} · "
+                        f"itself {focus[:, index].mean():.0%} · right context {right:.0%} (mean per layer)",
                    x=0, xanchor="left", font=dict(size=13)),
         xaxis=token_axis(tokens, title=dict(text="key (to)")),
         yaxis=dict(autorange="reversed", title=dict(text="layer")),
+        shapes=[dict(type="rect", x0=index - 0.5, x1=index + 0.5, y0=-0.5, y1=L - 0.5,
+                     line=dict(color="#dc2626", width=2))],
     )
-    return fig
+    return go.Figure(data=[trace], layout=layout)
 
 
 def head_stat_heatmap(stats: pd.DataFrame, column: str) -> go.Figure:
-    """A layers × heads heatmap of one `head_stats` column."""
-    L, H = int(stats["layer"].max()) + 1, int(stats["head"].max()) + 1
-    z = stats.sort_values(["layer", "head"])[column].to_numpy(np.float32).reshape(L, H)
-    text = stats.sort_values(["layer", "head"]).get("pattern")
+    """A layers × heads heatmap of one `head_stats` column; hover names the head's pattern if flagged."""
+    ordered = stats.sort_values(["layer", "head"])
+    L, H = int(ordered["layer"].max()) + 1, int(ordered["head"].max()) + 1
+    z = ordered[column].to_numpy(np.float32).reshape(L, H)
     hover = "layer %{y}, head %{x}: %{z:.3f}"
     custom = None
-    if text is not None:
-        custom = np.asarray([escape_hover(t) for t in text]).reshape(L, H)
+    if "pattern" in ordered:
+        custom = np.asarray([escape_hover(t) for t in ordered["pattern"]], dtype=object).reshape(L, H)
         hover += "<br>%{customdata}"
     bounded = column not in ("entropy", "distance")
-    fig = go.Figure(
-        go.Heatmap(
-            z=z, x=list(range(H)), y=list(range(L)), customdata=custom,
-            zmin=0, zmax=1 if bounded else float(np.nanmax(z)) if np.isfinite(z).any() else 1,
-            colorscale="Viridis", hovertemplate=hover + "<extra></extra>",
-            colorbar=dict(title=dict(text=column, side="right"), thickness=12),
-            texttemplate="%{z:.2f}" if L * H <= 200 else None, textfont=dict(size=9),
-        )
+    top = 1.0 if bounded else float(np.nanmax(z)) if np.isfinite(z).any() else 1.0
+    trace = go.Heatmap(
+        z=z, x=list(range(H)), y=list(range(L)), customdata=custom, zmin=0, zmax=top, colorscale="Viridis",
+        hovertemplate=hover + "<extra></extra>", colorbar=dict(title=dict(text=column, side="right"), thickness=12),
+        texttemplate="%{z:.2f}" if L * H <= 200 else None, textfont=dict(size=9),
     )
-    fig.update_layout(
+    layout = dict(
         height=int(np.clip(40 + 30 * L, 240, 900)), margin=dict(l=10, r=10, t=10, b=10), font=FONT,
         xaxis=dict(title=dict(text="head"), tickmode="array", tickvals=list(range(H)), side="top"),
         yaxis=dict(title=dict(text="layer"), tickmode="array", tickvals=list(range(L)), autorange="reversed"),
     )
-    return fig
+    return go.Figure(data=[trace], layout=layout)

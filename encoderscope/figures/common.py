@@ -68,31 +68,28 @@ def token_heatmap(
     assert z.shape == (len(row_tokens), len(col_tokens)), f"z {z.shape} vs tokens {len(row_tokens)}x{len(col_tokens)}"
     n = max(z.shape)
     size = height or int(np.clip(220 + 14 * n, 360, 760))
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=token_labels(col_tokens),
-            y=token_labels(row_tokens),
-            zmin=zmin,
-            zmax=zmax,
-            colorscale=colorscale,
-            hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>",
-            colorbar=dict(title=dict(text=value_name, side="right"), thickness=12),
-            hoverongaps=False,
-        )
+    trace = go.Heatmap(
+        z=z,
+        x=token_labels(col_tokens),
+        y=token_labels(row_tokens),
+        zmin=zmin,
+        zmax=zmax,
+        colorscale=colorscale,
+        hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>",
+        colorbar=dict(title=dict(text=value_name, side="right"), thickness=12),
+        hoverongaps=False,
     )
-    fig.update_layout(
+    # Layout goes into the constructor: update_layout() costs ~10 ms per call in plotly's validator.
+    layout = dict(
         title=dict(text=title, x=0, xanchor="left") if title else None,
         height=size,
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
         font=FONT,
         plot_bgcolor="#e5e7eb",  # masked (NaN) cells show as light grey
         xaxis=token_axis(col_tokens, title=dict(text=col_title), side="bottom"),
-        yaxis=token_axis(row_tokens, title=dict(text=row_title), autorange="reversed"),
+        yaxis={**token_axis(row_tokens, title=dict(text=row_title), autorange="reversed"), "tickangle": 0},
     )
-    fig.update_xaxes(tickangle=-60 if len(col_tokens) > 8 else 0)
-    fig.update_yaxes(tickangle=0)
-    return fig
+    return go.Figure(data=[trace], layout=layout)
 
 
 def block_mean(a: np.ndarray, size: int) -> np.ndarray:
@@ -101,5 +98,6 @@ def block_mean(a: np.ndarray, size: int) -> np.ndarray:
     if T <= size:
         return a
     edges = np.linspace(0, T, size + 1).astype(int)
-    rows = np.add.reduceat(a, edges[:-1], axis=-2) / np.diff(edges)[:, None]
-    return np.add.reduceat(rows, edges[:-1], axis=-1) / np.diff(edges)[None, :]
+    # Reduce the short axis last: the first reduceat touches every element once, the second T*size.
+    cols = np.add.reduceat(a, edges[:-1], axis=-1) / np.diff(edges)[None, :]
+    return np.add.reduceat(cols, edges[:-1], axis=-2) / np.diff(edges)[:, None]
