@@ -50,7 +50,17 @@ def head_grid(weights: np.ndarray, thumb: int = THUMB) -> go.Figure:
     ys = (np.arange(z.shape[0]) % cell + 0.5) / cell - 0.5 + np.arange(z.shape[0]) // cell
     trace = go.Heatmap(
         z=z, x=xs.astype(np.float32), y=ys.astype(np.float32), zmin=0, zmax=255, colorscale=_GRID_SCALE,
-        showscale=False, hovertemplate="layer %{y:.0f}, head %{x:.0f}<extra>click to focus</extra>",
+        showscale=False, hoverinfo="skip",
+    )
+    # Streamlit reports clicks on scatter points only (not heatmap cells): one invisible square marker
+    # per thumbnail carries the hover text and the click.
+    heads, layers = np.meshgrid(np.arange(H + 1), np.arange(L))
+    names = np.where(heads == H, "mean over heads", "head " + heads.astype(str))
+    targets = go.Scatter(
+        x=heads.ravel(), y=layers.ravel(), mode="markers", customdata=names.ravel(),
+        marker=dict(symbol="square", size=34, color="rgba(0,0,0,0)"),
+        selected=dict(marker=dict(color="rgba(220,38,38,0.25)")), unselected=dict(marker=dict(opacity=0)),
+        hovertemplate="layer %{y}, %{customdata}<extra>click to focus</extra>", showlegend=False,
     )
     head_text = [str(h) for h in range(H)] + ["mean"]
     layout = dict(
@@ -58,13 +68,15 @@ def head_grid(weights: np.ndarray, thumb: int = THUMB) -> go.Figure:
         margin=dict(l=10, r=10, t=30, b=10),
         font=FONT,
         plot_bgcolor="white",
+        clickmode="event+select",
+        dragmode=False,
         xaxis=dict(tickmode="array", tickvals=list(range(H + 1)), ticktext=head_text, side="top",
                    title=dict(text="head"), showgrid=False, zeroline=False, constrain="domain"),
         yaxis=dict(tickmode="array", tickvals=list(range(L)), ticktext=[str(i) for i in range(L)],
                    title=dict(text="layer"), autorange="reversed", showgrid=False, zeroline=False,
                    scaleanchor="x", scaleratio=1),
     )
-    return go.Figure(data=[trace], layout=layout)
+    return go.Figure(data=[trace, targets], layout=layout)
 
 
 def _bin_labels(tokens: list[str], size: int) -> list[str]:

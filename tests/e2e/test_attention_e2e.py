@@ -45,3 +45,19 @@ def test_attention_bad_input_shows_message(page, app_url):
     assert page.evaluate("() => window.__xss === undefined")
     assert exception_boxes(page) == 0
     shot(page, "attention_bad_input")
+
+
+def test_clicking_a_thumbnail_focuses_that_head(page, app_url):
+    open_page(page, app_url, "attention", "text=The+bank+of+the+river.")
+    wait_for_chart(page)
+    grid = page.locator(".js-plotly-plot").nth(1)
+    grid.scroll_into_view_if_needed()
+    box = grid.locator(".nsewdrag").first.bounding_box()
+    # 6 layers x (12 heads + mean): click the centre of layer 3, head 5.
+    page.mouse.click(box["x"] + box["width"] * 5.5 / 13, box["y"] + box["height"] * 3.5 / 6)
+    page.wait_for_function(
+        "() => document.querySelector('.js-plotly-plot').innerText.includes('Layer 3, head 5')", timeout=60_000
+    )
+    wait_idle(page)
+    assert "layer=3" in page.url and "head=5" in page.url
+    assert exception_boxes(page) == 0
