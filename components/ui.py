@@ -126,6 +126,9 @@ def model_picker(kind: str = "encoder", key: str = "model", label: str | None = 
     if conf.allow_custom_models or conf.allow_local_paths:
         options.append(_CUSTOM)
     from_url = query_str(key, "", 300).strip()
+    if from_url and from_url not in options and _CUSTOM not in options:
+        user_warning(f"The model {from_url[:100]!r} from the link is not available on this server; "
+                     "pick one of the listed models.")
     if from_url and from_url not in options and _CUSTOM in options:
         st.session_state.setdefault(f"{key}_custom", from_url)
         index = options.index(_CUSTOM)

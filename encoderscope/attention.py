@@ -309,7 +309,7 @@ def flag_heads(stats: pd.DataFrame, n_tokens: int) -> pd.DataFrame:
     if n_tokens >= 4:
         uniform = np.log(n_tokens)
         ent = stats["entropy"].to_numpy()
-        hit = (pattern == "") & (ent >= 0.85 * uniform)
+        hit = (pattern == "") & (ent >= 0.9 * uniform)
         pattern[hit] = "broad head"
         reason[hit] = [f"entropy {e:.2f} nats is near uniform ({uniform:.2f})" for e in ent[hit]]
     return stats.assign(pattern=pattern, reason=reason)

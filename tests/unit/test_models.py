@@ -101,3 +101,12 @@ def test_library_never_imports_streamlit():
             if any(n == "streamlit" or n.startswith("streamlit.") for n in names):
                 offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+def test_clean_text_handles_surrogates_and_controls():
+    from components.ui import clean_text
+
+    text, notices = clean_text("a\ud800b\x00c\x07d\te\nf", max_chars=100)
+    assert text == "abcd\te\nf" and notices
+    text, notices = clean_text("x" * 50, max_chars=10)
+    assert text == "x" * 10 and "only the first" in notices[0]
