@@ -49,10 +49,11 @@ def hub_online() -> bool:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def attention(model_ref: str | None, revision: str | None, text: str, text_pair: str | None, kind: str = "encoder"):
+def attention(model_ref: str | None, revision: str | None, text: str, text_pair: str | None, kind: str = "encoder",
+              max_length: int | None = None):
     """`encoderscope.attention` of the cached model: AttentionResult with weights `[L, H, T, T]`."""
     model = encoder(model_ref, revision) if kind == "encoder" else decoder(model_ref, revision)
-    return es.attention(model, text, text_pair)
+    return es.attention(model, text, text_pair, max_length=max_length)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -75,6 +76,30 @@ def attention_views(
 
 
 # --- masks page -----------------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def masked_runs(model_ref: str | None, revision: str | None, text: str, max_length: int | None = None) -> dict:
+    """{"bidirectional" | "causal": MaskedRun} for the encoder: hidden `[L+1, T, D]`, weights `[L, H, T, T]`."""
+    from encoderscope import masks
+
+    model = encoder(model_ref, revision)
+    return {mask: masks.run(model, text, mask, max_length) for mask in masks.MASKS}
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def context_probe(model_ref: str | None, revision: str | None, text_a: str, text_b: str):
+    from encoderscope import masks
+
+    return masks.context_probe(encoder(model_ref, revision), text_a, text_b)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def next_tokens(model_ref: str | None, revision: str | None, text: str, k: int = 5) -> list:
+    from encoderscope import decoder as dec
+
+    return dec.next_tokens(decoder(model_ref, revision), text, k)
+
 
 
 # --- embeddings page ------------------------------------------------------------------------

