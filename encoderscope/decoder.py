@@ -76,9 +76,14 @@ def ensure_converted(gguf: Path) -> Path:
 
 @torch.inference_mode()
 def next_tokens(model, text: str, k: int = 5) -> list[tuple[str, float]]:
-    """Top-k next tokens after `text` with their probabilities: [(token text, p), ...]."""
-    enc = model.tokenizer(text, return_tensors="pt").to(model.device)
-    logits = model.model(**enc).logits[0, -1].float()
+    """Top-k next tokens after `text` with their probabilities: [(token text, p), ...].
+
+    A text longer than the model's limit keeps its last `model.max_length` tokens (the ones next to the guess).
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("The text is empty.")
+    ids = model.tokenizer(text, return_tensors="pt", verbose=False)["input_ids"][:, -model.max_length :]
+    logits = model.model(input_ids=ids.to(model.device)).logits[0, -1].float()
     probs = torch.softmax(logits, dim=-1)
     top = torch.topk(probs, k)
     return [(model.tokenizer.decode([int(i)]), float(p)) for p, i in zip(top.values, top.indices, strict=True)]

@@ -91,8 +91,7 @@ def run(model: LoadedModel, text: str, mask: str = "bidirectional", max_length: 
     inputs = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "token_type_ids")}
     dtype = next(model.model.parameters()).dtype
     attn = additive(causal(T), dtype) if mask == "causal" else torch.ones((1, T), dtype=torch.long)
-    out = model.model(**inputs, attention_mask=attn.to(model.device), output_attentions=True,
-                      output_hidden_states=True)
+    out = model.model(**inputs, attention_mask=attn.to(model.device), output_attentions=True, output_hidden_states=True)
     hidden = torch.stack([h[0] for h in out.hidden_states]).float().cpu().numpy()
     weights = format_attention(out.attentions, T)
     return MaskedRun(model.tokenizer.convert_ids_to_tokens(ids[0].tolist()), hidden, weights, mask)

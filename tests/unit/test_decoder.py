@@ -115,3 +115,33 @@ def test_encoder_given_as_decoder(tmp_path):
         es.load_decoder(str(tmp_path))
     with pytest.raises(models.ModelLoadError, match="unreachable"):
         es.load_decoder("gpt2")
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2(decoder_model, tmp_path_factory):
+    """A tiny random GPT-2 folder (16 positions) with SmolLM2's BPE tokenizer: a non-bundled decoder."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(decoder_model.tokenizer), n_positions=16, n_embd=16, n_layer=2, n_head=2)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    decoder_model.tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_local_decoder_folder(tiny_gpt2):
+    dec = es.load_decoder(str(tiny_gpt2))
+    assert dec.kind == "decoder" and dec.source == "local" and dec.max_length == 16
+    res = es.attention(dec, "The bank was steep and muddy near the river.")
+    assert res.causal and res.weights.shape[:2] == (2, 2) and np.triu(res.weights, k=1).max() == 0.0
+    long_text = "The bank was steep and muddy near the river. " * 20  # far past 16 positions
+    assert es.attention(dec, long_text).truncated
+    assert len(decoder.next_tokens(dec, long_text)) == 5  # keeps the last 16 tokens instead of failing
+    with pytest.raises(ValueError, match="empty"):
+        decoder.next_tokens(dec, "  ")
+
+
+def test_decoder_given_as_encoder(tiny_gpt2):
+    with pytest.raises(models.ModelLoadError, match="is a causal decoder"):
+        es.load_encoder(str(tiny_gpt2))

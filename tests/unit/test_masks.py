@@ -58,8 +58,9 @@ def test_last_token_least_affected_by_causal_mask(encoder):
 def test_exact_prefix_invariance(encoder):
     probe = masks.context_probe(encoder, BANK_A, BANK_B)
     assert probe.diverge == 4  # [CLS] the bank was | steep / closed
-    causal = {m: (masks.hidden_states(encoder, BANK_A, m), masks.hidden_states(encoder, BANK_B, m))
-              for m in masks.MASKS}
+    causal = {
+        m: (masks.hidden_states(encoder, BANK_A, m), masks.hidden_states(encoder, BANK_B, m)) for m in masks.MASKS
+    }
     a, b = causal["causal"]
     np.testing.assert_allclose(a[:, : probe.diverge], b[:, : probe.diverge], atol=1e-5)  # every layer
     a, b = causal["bidirectional"]
@@ -84,3 +85,32 @@ def test_find_word():
     assert masks.find_word(["The", "Ġbank", "Ġwas"], "bank") == 1
     assert masks.find_word(["[CLS]", "a"], "zebra") is None
     assert masks.find_word(["[CLS]", "a"], " ") is None
+
+
+def _tiny(config_cls, **kwargs):
+    return config_cls(num_hidden_layers=2, num_attention_heads=2, intermediate_size=16, **kwargs)
+
+
+@pytest.mark.parametrize("arch", ["bert", "distilbert", "roberta", "electra", "mpnet"])
+def test_causal_mask_blocks_the_future_in_other_encoders(encoder, arch):
+    """Plumbing on tiny random models: the 4-D additive mask is honoured by every curated encoder family."""
+    import torch
+    from transformers import AutoModel, BertConfig, DistilBertConfig, ElectraConfig, MPNetConfig, RobertaConfig
+
+    from encoderscope.models import LoadedModel
+
+    vocab = encoder.tokenizer.vocab_size
+    config = {
+        "bert": lambda: _tiny(BertConfig, vocab_size=vocab, hidden_size=16),
+        "distilbert": lambda: DistilBertConfig(vocab_size=vocab, dim=16, n_layers=2, n_heads=2, hidden_dim=16),
+        "roberta": lambda: _tiny(RobertaConfig, vocab_size=vocab, hidden_size=16),
+        "electra": lambda: _tiny(ElectraConfig, vocab_size=vocab, hidden_size=16, embedding_size=16),
+        "mpnet": lambda: _tiny(MPNetConfig, vocab_size=vocab, hidden_size=16),
+    }[arch]()
+    torch.manual_seed(0)
+    model = AutoModel.from_config(config, attn_implementation="eager").eval()
+    tiny = LoadedModel(model, encoder.tokenizer, arch, "encoder", "local")
+    run = masks.run(tiny, BANK_A, "causal")
+    assert run.weights.shape[:2] == (2, 2) and np.triu(run.weights, k=1).max() == 0.0
+    a, b = (masks.hidden_states(tiny, s, "causal") for s in (BANK_A, BANK_B))
+    np.testing.assert_allclose(a[:, :4], b[:, :4], atol=1e-6)
