@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from components import sidebar
+from components import resources, sidebar
 
 st.set_page_config(page_title="Encoderscope", page_icon="🔭", layout="wide")
 
@@ -15,5 +15,6 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+resources.umap_warm_up()  # compile UMAP in the background from the first request on
 sidebar.render()
 page.run()

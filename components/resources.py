@@ -104,5 +104,48 @@ def next_tokens(model_ref: str | None, revision: str | None, text: str, k: int =
 
 # --- embeddings page ------------------------------------------------------------------------
 
+EMBED_BLOCK = 128  # sentences per cached block: progress between blocks, and edits re-embed one block only
+
+
+@st.cache_resource
+def umap_warm_up() -> bool:
+    """Start compiling UMAP in a background thread, once per server process."""
+    from encoderscope import projection
+
+    projection.start_warm_up()
+    return True
+
+
+@st.cache_data(max_entries=2_000, show_spinner=False)
+def embed_block(model_ref: str | None, revision: str | None, texts: tuple[str, ...], pooling: str):
+    """Sentence embeddings `[len(texts), D]` of one block (see `encoderscope.embeddings.embed`)."""
+    from encoderscope import embeddings
+
+    return embeddings.embed(encoder(model_ref, revision), list(texts), pooling=pooling)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def projection(X, method: str, dim: int, seed: int, n_neighbors: int, min_dist: float, perplexity: float):
+    """`encoderscope.projection.project_with_info` of `X` `[N, D]`."""
+    from encoderscope import projection as proj
+
+    return proj.project_with_info(X, method, dim, seed, n_neighbors=n_neighbors, min_dist=min_dist,
+                                  perplexity=perplexity)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def word_occurrences(model_ref: str | None, revision: str | None, texts: tuple[str, ...], word: str):
+    from encoderscope import embeddings
+
+    return embeddings.word_occurrences(encoder(model_ref, revision), list(texts), word)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def anisotropy(model_ref: str | None, revision: str | None, texts: tuple[str, ...]):
+    from encoderscope import embeddings
+
+    return embeddings.anisotropy(encoder(model_ref, revision), list(texts))
+
+
 
 # --- vae page -------------------------------------------------------------------------------

@@ -1,6 +1,100 @@
-"""Placeholder until its issue lands."""
+"""Embeddings explorer: sentence and contextual token embeddings, projected with UMAP / PCA / t-SNE."""
 
+import numpy as np
 import streamlit as st
 
-st.title("Coming soon")
-st.info("This tool is being built. Try the Attention explorer meanwhile.")
+from components import embeddings_views as views
+from components import resources, ui
+from encoderscope import figures, projection, settings
+
+resources.umap_warm_up()  # no-op when app.py already started it
+
+st.title("🗺️ Embeddings")
+st.caption(
+    "Encoders turn text into vectors; search, RAG and classifiers run on them. See which sentences land "
+    "together, and how one word moves with its context from layer to layer."
+)
+
+left, right = st.columns([2, 1])
+with right:
+    model_ref, revision = ui.model_picker("encoder", key="model")
+    pooling = st.selectbox("Pooling", ["auto", "mean", "cls"], key="pooling",
+                           help="auto = the model's own pooling (sentence-transformers config), else masked mean.")
+with left:
+    corpus = views.corpus_input()
+if corpus is None:
+    st.stop()
+for notice in corpus.notices:
+    ui.user_warning(notice)
+
+model = None
+if corpus.vectors is None:
+    model = ui.load_model("encoder", model_ref, revision)
+    if model is None:
+        st.stop()
+    try:
+        X = views.embed_with_progress(model_ref, revision, corpus.texts, pooling)
+    except Exception as err:  # tokenizer/model failure on odd text: explain instead of a traceback
+        ui.user_error(f"Embedding failed: {type(err).__name__}: {str(err)[:200]}")
+        st.stop()
+else:
+    X = corpus.vectors
+
+N = len(X)
+unique = len(set(corpus.texts)) if corpus.vectors is None else len(np.unique(X, axis=0))
+if unique == 1 and N > 1:
+    ui.user_warning("Every sentence is the same, so every point lands in the same place.")
+st.caption(f"{N:,} vectors of dimension {X.shape[1]}" + (f" from {model.name}" if model else " (uploaded)"))
+
+tab_sent, tab_word = st.tabs(["Sentences", "One word in context"])
+with tab_sent:
+    params = views.projection_controls(N)
+    cap = settings.get().max_projection_points
+    sample = projection.sample_indices(N, cap, params["seed"])
+    texts, labels, Xp = corpus.texts, corpus.labels, X
+    if sample is not None:
+        ui.user_warning(f"{N:,} points exceed the projection cap of {cap:,}: showing a random sample of {cap:,} "
+                        "(nearest-neighbour search still uses all of them).")
+        texts, labels, Xp = [texts[i] for i in sample], [labels[i] for i in sample], X[sample]
+    try:
+        proj = views.project(Xp, params)
+    except ValueError as err:
+        ui.user_error(f"Projection failed: {err}")
+        st.stop()
+    for notice in proj.notices:
+        ui.user_warning(notice)
+    clusters = views.kmeans(Xp, params["k"], params["seed"]) if params["colour"] != "label" and len(Xp) > 1 else None
+    q1, q2 = st.columns([4, 1])
+    query = q1.text_input("Nearest-neighbour search: type a query", "", key="query", max_chars=1000,
+                          placeholder="e.g. How do I bake bread?", disabled=model is None)
+    k = int(q2.number_input("top-k", 1, 50, 5, key="top_k"))
+    query_vec = None
+    if query.strip() and model is not None:
+        query_vec = resources.embed_block(model_ref, revision, (ui.clean_text(query)[0],), pooling)[0]
+    highlight, query_xy = {}, None
+    if query_vec is not None:
+        st.markdown("**Nearest neighbours** (cosine similarity: the retrieval step of RAG)")
+        found = views.neighbours(X, corpus.texts, query_vec, k)
+        # Highlight neighbours that are in the (possibly sampled) projection; place the query at their centroid.
+        position = {int(j): p for p, j in enumerate(sample)} if sample is not None else None
+        highlight = {position[i] if position else i: note for i, note in found.items()
+                     if position is None or i in position}
+        if highlight:
+            query_xy = proj.coords[list(highlight)].mean(axis=0)
+    colour = clusters if clusters is not None else labels
+    axis = {"pca": "PC", "umap": "UMAP ", "tsne": "t-SNE "}[proj.method]
+    ui.plotly(figures.projection_scatter(proj.coords, texts, colour, highlight=highlight, query=query_xy,
+                                         axis_titles=tuple(f"{axis}{i + 1}" for i in range(params["dim"]))),
+              key="scatter", filename="embeddings")
+    st.caption("Each point is one sentence; nearby points have similar embeddings. Hover for the text. "
+               + ("The query (star) is drawn at the centroid of its neighbours (rings)." if query_xy is not None else ""))
+    if proj.explained_variance is not None:
+        ui.plotly(figures.explained_variance_chart(proj.explained_variance), key="variance", filename="pca_variance")
+        st.caption(f"PCA keeps {proj.explained_variance.sum():.1%} of the variance in {params['dim']} components.")
+    views.exports(proj.coords, texts, labels, clusters, X)
+
+with tab_word:
+    if model is None:
+        st.info("Token embeddings need a model: pick a corpus of sentences instead of precomputed vectors.")
+    else:
+        views.word_in_context(model_ref, revision, corpus, params)

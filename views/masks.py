@@ -25,8 +25,9 @@ with left:
     if "mask_text" not in st.session_state:
         st.session_state.mask_text = ui.query_str("text", DEFAULT_TEXT)
     raw = st.text_area("Text", key="mask_text", height=80)
-    partner_raw = st.text_input("Second sentence (cross-attention rows and the padded batch)", "It was closed.",
-                                key="partner")
+    partner_raw = st.text_input(
+        "Second sentence (cross-attention rows and the padded batch)", "It was closed.", key="partner"
+    )
 text, notices = ui.clean_text(raw, max_chars=2_000)
 partner, partner_notices = ui.clean_text(partner_raw, max_chars=2_000)
 for notice in notices + partner_notices:
@@ -54,13 +55,17 @@ st.caption("Coloured = the row token may attend to the column token; grey = bloc
 views.gallery(tokens, partner_tokens)
 
 st.header("2 · The same encoder under two masks")
-st.caption(f"{encoder.name}, run twice: with its normal bidirectional mask, and with a causal mask "
-           "(a 4-D additive mask with −∞ above the diagonal).")
+st.caption(
+    f"{encoder.name}, run twice: with its normal bidirectional mask, and with a causal mask "
+    "(a 4-D additive mask with −∞ above the diagonal)."
+)
 views.two_masks({m: r for m, r in runs.items()}, tokens, encoder.num_layers, encoder.num_heads)
 
 st.header("3 · Context probe: which bank?")
-st.caption("Two sentences that start the same way and then diverge. Does the shared beginning already know "
-           "how the sentence ends?")
+st.caption(
+    "Two sentences that start the same way and then diverge. Does the shared beginning already know "
+    "how the sentence ends?"
+)
 c1, c2, c3 = st.columns([3, 3, 1])
 probe_a, na = ui.clean_text(c1.text_input("Sentence A", PROBE_A, key="probe_a"), max_chars=2_000)
 probe_b, nb = ui.clean_text(c2.text_input("Sentence B", PROBE_B, key="probe_b"), max_chars=2_000)
@@ -85,4 +90,9 @@ try:
 except Exception as err:
     ui.user_error(f"The decoder could not process this text: {type(err).__name__}: {str(err)[:200]}")
     st.stop()
+if dec_res.truncated:
+    ui.user_warning(
+        f"For the decoder the text is {dec_res.n_input_tokens} tokens long; the attention maps show the "
+        f"first {MAX_TOKENS}, the next-token guess reads the last {min(decoder.max_length, dec_res.n_input_tokens)}."
+    )
 views.decoder_side_by_side(enc_res, dec_res, decoder, predictions)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,3 +34,12 @@ def messages(at: AppTest) -> str:
     """All error/warning/info text on the page, with markdown escapes removed."""
     parts = [m.value for kind in ("error", "warning", "info") for m in getattr(at, kind)]
     return " ".join(parts).replace("\\", "")
+
+
+def array(value) -> np.ndarray:
+    """A figure array as numpy: plotly >= 6 sends numpy data as base64 typed arrays ({dtype, bdata, shape})."""
+    if isinstance(value, dict) and "bdata" in value:
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = [int(n) for n in str(value["shape"]).split(",")] if "shape" in value else [len(flat)]
+        return flat.reshape(shape)
+    return np.asarray(value, dtype=float)

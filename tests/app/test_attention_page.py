@@ -1,20 +1,9 @@
 """The attention page under AppTest: widgets in, figure JSON out, clear messages for bad input."""
 
-import base64
-
 import numpy as np
 import pytest
 
-from tests.app.conftest import app, figures, messages, no_exceptions
-
-
-def _z(trace) -> np.ndarray:
-    z = trace["z"]
-    if isinstance(z, dict):  # plotly >= 6 sends numpy arrays as base64 typed arrays
-        flat = np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"]))
-        return flat.reshape(z.get("shape", [len(flat)]) if isinstance(z.get("shape"), list) else
-                            [int(n) for n in str(z["shape"]).split(",")])
-    return np.asarray(z, dtype=float)
+from tests.app.conftest import app, array, figures, messages, no_exceptions
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +18,7 @@ def test_main_heatmap(page):
     fig = figures(page)[0]
     trace = fig["data"][0]
     tokens = ["[CLS]", "the", "bank", "and", "the", "bank", "[SEP]"]
-    z = _z(trace)
+    z = array(trace["z"])
     assert z.shape == (7, 7)  # duplicate tokens keep separate rows and columns
     np.testing.assert_allclose(np.nansum(z, axis=1), 1.0, atol=1e-4)
     assert trace["zmin"] == 0 and trace["zmax"] == 1
@@ -89,7 +78,7 @@ def test_sentence_pair_filters(page):
     no_exceptions(at)
     at.radio(key="direction").set_value("A → B only").run()
     fig = figures(at)[0]
-    z = _z(fig["data"][0])
+    z = array(fig["data"][0]["z"])
     b = fig["layout"]["xaxis"]["ticktext"].index("it")
     assert np.isnan(z[1, 1]) and np.isfinite(z[1, b])  # A→A hidden, A→B shown
     assert any(s["type"] == "line" for s in fig["layout"]["shapes"])  # the [SEP] boundary
@@ -109,7 +98,7 @@ def test_long_text_is_truncated_with_warning():
     at.run()
     no_exceptions(at)
     assert "truncated" in messages(at)
-    assert _z(figures(at)[0]["data"][0]).shape == (512, 512)
+    assert array(figures(at)[0]["data"][0]["z"]).shape == (512, 512)
 
 
 def test_control_characters_and_huge_input():

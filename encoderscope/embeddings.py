@@ -1,0 +1,204 @@
+"""Sentence and contextual token embeddings, self-similarity, anisotropy and nearest neighbours.
+
+Shapes: N sentences, D hidden size, L layers; token vectors across layers are `[L + 1, M, D]` for M
+occurrences of a word (index 0 = the static input embedding).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .models import LoadedModel
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """How a model turns token vectors into one sentence vector."""
+
+    mode: str  # "mean" or "cls"
+    max_length: int
+
+
+def pooling_of(model: LoadedModel, mode: str = "auto") -> Pooling:
+    """The model's own pooling (sentence-transformers config) for mode="auto", else "mean" / "cls"."""
+    max_length = model.max_length
+    if model.is_sentence_transformer:
+        folder = Path(model.path)
+        sbert = folder / "sentence_bert_config.json"
+        if sbert.is_file():
+            max_length = min(max_length, int(json.loads(sbert.read_text()).get("max_seq_length", max_length)))
+        if mode == "auto":
+            pool_cfg = next(folder.glob("*_Pooling/config.json"), None)
+            cfg = json.loads(pool_cfg.read_text()) if pool_cfg else {}
+            mode = "cls" if cfg.get("pooling_mode_cls_token") else "mean"
+    if mode == "auto":
+        mode = "mean"
+    if mode not in ("mean", "cls"):
+        raise ValueError(f"pooling must be 'auto', 'mean' or 'cls', not {mode!r}")
+    return Pooling(mode, max_length)
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+@torch.inference_mode()
+def embed(model: LoadedModel, texts: list[str], batch_size: int = 32, pooling: str = "auto",
+          progress: Progress | None = None) -> np.ndarray:
+    """Sentence embeddings `[N, D]`, float32, L2-normalised.
+
+    Sentence-transformers models use their own pooling and length limit (so the result matches
+    `SentenceTransformer.encode`); other encoders use attention-masked mean pooling, or the [CLS] vector.
+    Texts are batched by length (less padding), and returned in input order.
+    """
+    texts = [str(t) for t in texts]
+    pool = pooling_of(model, pooling)
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    dim = model.config.hidden_size
+    out = np.zeros((len(texts), dim), np.float32)
+    for start in range(0, len(texts), batch_size):
+        idx = order[start : start + batch_size]
+        enc = model.tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=pool.max_length,
+                              return_tensors="pt").to(model.device)
+        inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        hidden = model.model(**inputs).last_hidden_state  # [B, T, D]
+        if pool.mode == "cls":
+            vec = hidden[:, 0]
+        else:
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        out[idx] = vec.float().cpu().numpy()
+        if progress:
+            progress(min(start + batch_size, len(texts)), len(texts))
+    return _normalise(out)
+
+
+# --- contextual token embeddings ------------------------------------------------------------
+
+_WORD = re.compile(r"\w+(?:['’-]\w+)*", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class WordOccurrences:
+    """Every occurrence of one word in a corpus, embedded at every layer.
+
+    vectors:   float32 `[L + 1, M, D]` (word-pieces averaged into the word); index 0 is the static,
+               context-free token embedding, 1..L the outputs of the transformer layers
+    sentence:  `[M]` index of the sentence each occurrence comes from
+    """
+
+    word: str
+    vectors: np.ndarray
+    sentence: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.sentence.size)
+
+
+def _word_spans(text: str, word: str) -> list[tuple[int, int]]:
+    target = word.casefold()
+    return [m.span() for m in _WORD.finditer(text) if m.group(0).casefold() == target]
+
+
+@torch.inference_mode()
+def word_occurrences(model: LoadedModel, texts: list[str], word: str, batch_size: int = 16,
+                     max_occurrences: int = 5000) -> WordOccurrences:
+    """Embed every occurrence of `word` (case-insensitive, whole word) across `texts`, at every layer."""
+    word = word.strip()
+    if not _WORD.fullmatch(word or ""):
+        raise ValueError("Pick a single word (letters or digits, no spaces).")
+    hits = [(i, spans) for i, t in enumerate(texts) if (spans := _word_spans(t, word))]
+    if not hits:
+        raise ValueError(f"The word {word!r} appears in none of the sentences.")
+    L, D = model.num_layers, model.config.hidden_size
+    vectors: list[np.ndarray] = []
+    owners: list[int] = []
+    for start in range(0, len(hits), batch_size):
+        chunk = hits[start : start + batch_size]
+        enc = model.tokenizer([texts[i] for i, _ in chunk], padding=True, truncation=True,
+                              max_length=model.max_length, return_offsets_mapping=True, return_tensors="pt")
+        offsets = enc.pop("offset_mapping")
+        inputs = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        hidden = torch.stack(model.model(**inputs, output_hidden_states=True).hidden_states)  # [L+1, B, T, D]
+        # Layer 0 is the static token embedding (the embedding-matrix row, before position embeddings),
+        # so every occurrence of a word is the same point there.
+        hidden[0] = model.model.get_input_embeddings()(inputs["input_ids"])
+        for b, (i, spans) in enumerate(chunk):
+            for lo, hi in spans:
+                pieces = [t for t, (s, e) in enumerate(offsets[b].tolist()) if e > s and s >= lo and e <= hi]
+                if pieces:  # empty when truncation cut the word off
+                    vectors.append(hidden[:, b, pieces].mean(dim=1).float().cpu().numpy())
+                    owners.append(i)
+        if len(owners) >= max_occurrences:
+            break
+    if not vectors:
+        raise ValueError(f"Every occurrence of {word!r} lies beyond the model's length limit.")
+    stacked = np.stack(vectors, axis=1)[:, :max_occurrences]  # [L+1, M, D]
+    assert stacked.shape[0] == L + 1 and stacked.shape[2] == D
+    return WordOccurrences(word, stacked.astype(np.float32), np.asarray(owners[:max_occurrences]))
+
+
+def self_similarity(vectors: np.ndarray) -> np.ndarray:
+    """Mean pairwise cosine between occurrences, per layer (Ethayarajh 2019): `[L + 1, M, D]` -> `[L + 1]`.
+
+    NaN for layers with fewer than two occurrences.
+    """
+    L1, M, _ = vectors.shape
+    if M < 2:
+        return np.full(L1, np.nan)
+    unit = _normalise(vectors.astype(np.float64))
+    gram = unit @ unit.transpose(0, 2, 1)  # [L+1, M, M]
+    off_diagonal = gram.sum(axis=(1, 2)) - np.trace(gram, axis1=1, axis2=2)
+    return off_diagonal / (M * (M - 1))
+
+
+@torch.inference_mode()
+def anisotropy(model: LoadedModel, texts: list[str], n_pairs: int = 2000, seed: int = 0,
+               max_sentences: int = 200) -> np.ndarray:
+    """Baseline: mean cosine between random (non-special) tokens of different sentences, per layer `[L + 1]`."""
+    rng = np.random.default_rng(seed)
+    chosen = [texts[i] for i in rng.permutation(len(texts))[:max_sentences]]
+    per_layer: list[list[np.ndarray]] = []
+    owners: list[int] = []
+    for start in range(0, len(chosen), 16):
+        batch = chosen[start : start + 16]
+        enc = model.tokenizer(batch, padding=True, truncation=True, max_length=128, return_tensors="pt",
+                              return_special_tokens_mask=True)
+        special = enc.pop("special_tokens_mask").bool() | ~enc["attention_mask"].bool()
+        inputs = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        hidden = torch.stack(model.model(**inputs, output_hidden_states=True).hidden_states)  # [L+1, B, T, D]
+        hidden[0] = model.model.get_input_embeddings()(inputs["input_ids"])  # static, as in word_occurrences
+        keep = ~special
+        per_layer.append(hidden[:, keep].float().cpu().numpy())  # [L+1, tokens, D]
+        owners.extend(np.repeat(np.arange(start, start + len(batch)), keep.sum(1).numpy()))
+    tokens = np.concatenate(per_layer, axis=1)
+    owners_arr = np.asarray(owners)
+    if tokens.shape[1] < 2:
+        return np.full(tokens.shape[0], np.nan)
+    a, b = rng.integers(0, tokens.shape[1], size=(2, n_pairs))
+    keep = owners_arr[a] != owners_arr[b]
+    if not keep.any():  # a single sentence: fall back to pairs of different tokens
+        keep = a != b
+    a, b = a[keep], b[keep]
+    unit = _normalise(tokens.astype(np.float64))
+    return (unit[:, a] * unit[:, b]).sum(-1).mean(axis=1)
+
+
+def nearest(query: np.ndarray, corpus: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k rows of `corpus` `[N, D]` by cosine to `query` `[D]`: (indices `[k]`, scores `[k]`)."""
+    scores = _normalise(corpus.astype(np.float32)) @ _normalise(query.astype(np.float32))
+    k = min(k, len(scores))
+    top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return top, scores[top]

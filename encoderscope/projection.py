@@ -1,0 +1,145 @@
+"""UMAP / PCA / t-SNE projections of embeddings `[N, D]` to `[N, dim]`, with the guards small inputs need.
+
+UMAP compiles with numba on first use (~12 s, and ~30 s more the first time N >= 4096, when
+pynndescent takes over); `warm_up()` pays that up front. NUMBA_CACHE_DIR is pointed at our cache folder
+so compiled functions that allow caching survive a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import settings
+
+METHODS = ("umap", "pca", "tsne")
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(settings.get().cache_dir) / "numba"))
+
+
+@dataclass
+class Projection:
+    """coords `[N, dim]`; method actually used; notices for the user; PCA explained variance ratios."""
+
+    coords: np.ndarray
+    method: str
+    notices: list[str] = field(default_factory=list)
+    explained_variance: np.ndarray | None = None
+
+
+def _pca(X: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.decomposition import PCA
+
+    n = min(dim, X.shape[0], X.shape[1])
+    if X.shape[0] < 2:
+        return np.zeros((X.shape[0], dim), np.float32), np.zeros(dim)
+    pca = PCA(n_components=n, random_state=0)
+    coords = pca.fit_transform(X)
+    ratio = pca.explained_variance_ratio_
+    if n < dim:  # pad so the caller always gets [N, dim]
+        coords = np.hstack([coords, np.zeros((X.shape[0], dim - n))])
+        ratio = np.concatenate([ratio, np.zeros(dim - n)])
+    return coords.astype(np.float32), ratio
+
+
+def project_with_info(X: np.ndarray, method: str = "umap", dim: int = 2, seed: int = 0, n_neighbors: int = 15,
+                      min_dist: float = 0.1, perplexity: float = 30.0, metric: str = "cosine") -> Projection:
+    """Project `X` `[N, D]` to `[N, dim]`; clamps parameters that the data size makes invalid, with a notice."""
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"expected a non-empty [N, D] array, got shape {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError("the embeddings contain NaN or infinite values")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    if dim not in (2, 3):
+        raise ValueError("dim must be 2 or 3")
+    N = X.shape[0]
+    notices: list[str] = []
+    if method != "pca" and N <= 3:
+        notices.append(f"{N} point(s) are too few for {method.upper()}; showing PCA instead.")
+        method = "pca"
+    if method == "pca":
+        coords, ratio = _pca(X, dim)
+        return Projection(coords, "pca", notices, ratio)
+    if method == "umap":
+        import umap
+
+        k = min(max(2, int(n_neighbors)), N - 1)
+        if k != n_neighbors:
+            notices.append(f"n_neighbors was set to {k} (it must be between 2 and N − 1 = {N - 1}).")
+        md = float(np.clip(min_dist, 0.0, 0.99))
+        if md != min_dist:
+            notices.append(f"min_dist was clamped to {md} (valid range 0–0.99).")
+        reducer = umap.UMAP(n_components=dim, n_neighbors=k, min_dist=md, metric=metric, random_state=seed,
+                            n_jobs=1, init="spectral" if N > dim + 1 else "random")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # n_jobs/random_state and small-graph warnings
+            coords = reducer.fit_transform(X)
+        return Projection(coords.astype(np.float32), "umap", notices)
+    from sklearn.manifold import TSNE
+
+    p = float(np.clip(perplexity, 1.0, max(1.0, (N - 1) / 3)))
+    if p != perplexity:
+        notices.append(f"perplexity was set to {p:.1f} (it must be below N / 3).")
+    tsne = TSNE(n_components=dim, perplexity=p, random_state=seed, init="pca", metric=metric)
+    return Projection(tsne.fit_transform(X).astype(np.float32), "tsne", notices)
+
+
+def project(X: np.ndarray, method: str = "umap", dim: int = 2, seed: int = 0, **kwargs) -> np.ndarray:
+    """`[N, D]` -> `[N, dim]` with UMAP (cosine metric), PCA or t-SNE; deterministic for a fixed seed."""
+    return project_with_info(X, method, dim, seed, **kwargs).coords
+
+
+def sample_indices(n: int, cap: int, seed: int = 0) -> np.ndarray | None:
+    """Sorted indices of a uniform sample of `cap` out of `n` items, or None when no sampling is needed."""
+    if n <= cap:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, size=cap, replace=False))
+
+
+# --- warm-up --------------------------------------------------------------------------------
+
+LARGE_N = 4096  # from here on UMAP builds its kNN graph with pynndescent: a second, slower compile
+_small_ready, _all_ready = threading.Event(), threading.Event()
+_warm_lock = threading.Lock()
+_warm_started = False
+
+
+def warm_up() -> None:
+    """Compile UMAP's numba code for both paths: small N first (what most users need), then N >= 4096."""
+    global _warm_started
+    with _warm_lock:
+        if _warm_started:
+            _all_ready.wait()
+            return
+        _warm_started = True
+    rng = np.random.default_rng(0)
+    try:
+        project(rng.normal(size=(64, 16)).astype(np.float32), "umap", 2, n_neighbors=10)
+        _small_ready.set()
+        project(rng.normal(size=(LARGE_N + 100, 16)).astype(np.float32), "umap", 2, n_neighbors=10)
+    finally:
+        _small_ready.set()
+        _all_ready.set()
+
+
+def start_warm_up() -> None:
+    """Start `warm_up()` in a daemon thread, once per process."""
+    with _warm_lock:
+        started = _warm_started
+    if not started:
+        threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()
+
+
+def ready_event(n_points: int) -> threading.Event:
+    """The event to wait on before projecting `n_points` with UMAP (set once that code path is compiled)."""
+    return _all_ready if n_points >= LARGE_N else _small_ready
+
+
+def is_warm(n_points: int = 0) -> bool:
+    return ready_event(n_points).is_set()

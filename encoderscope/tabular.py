@@ -1,0 +1,156 @@
+"""Parsing user uploads for the embeddings explorer: CSV corpora, `.npy` / TSV vectors and their metadata.
+
+Every function takes raw bytes and raises `UploadError` with a user-facing message for bad input.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import settings
+
+
+class UploadError(ValueError):
+    """An upload could not be used; `str(err)` says why, for the user."""
+
+
+@dataclass
+class Table:
+    frame: pd.DataFrame
+    notices: list[str] = field(default_factory=list)
+
+
+def _looks_binary(data: bytes) -> bool:
+    sample = data[:4096]
+    if b"\x00" in sample:
+        return True
+    control = sum(b < 9 or 13 < b < 32 for b in sample)
+    return control > 0.05 * max(len(sample), 1)
+
+
+def decode_text(data: bytes) -> tuple[str, list[str]]:
+    """UTF-8 (with or without BOM), else Latin-1 with a notice."""
+    try:
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), ["The file is not valid UTF-8; it was read as Latin-1."]
+
+
+def _delimiter(text: str) -> str:
+    sample = text[:20_000]
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        counts = {d: sample.count(d) for d in ",;\t|"}
+        return max(counts, key=counts.get) if any(counts.values()) else ","
+
+
+def read_csv(data: bytes, max_bytes: int | None = None, max_rows: int | None = None) -> Table:
+    """A CSV/TSV upload as a DataFrame of strings. Sniffs `,` `;` tab `|`; quoted newlines are kept;
+    empty rows are dropped; over `max_rows` rows the first rows are kept, with a notice."""
+    conf = settings.get()
+    max_bytes = conf.max_csv_bytes if max_bytes is None else max_bytes
+    max_rows = conf.max_csv_rows if max_rows is None else max_rows
+    if not data:
+        raise UploadError("The file is empty (0 bytes).")
+    if len(data) > max_bytes:
+        raise UploadError(f"The file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB.")
+    if _looks_binary(data):
+        raise UploadError("This does not look like a CSV file (it contains binary data).")
+    text, notices = decode_text(data)
+    sep = _delimiter(text)
+    csv.field_size_limit(max_bytes)  # a huge quoted field is bounded by the file size limit
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=True,
+                            nrows=max_rows + 1, engine="python", on_bad_lines="skip")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error, ValueError) as err:
+        raise UploadError(f"Could not read the file as CSV: {str(err).splitlines()[0][:200]}") from err
+    if frame.shape[1] == 0 or frame.empty:
+        raise UploadError("The CSV has no data rows.")
+    frame.columns = [str(c).strip() or f"column {i + 1}" for i, c in enumerate(frame.columns)]
+    frame = frame[~(frame.apply(lambda col: col.str.strip()) == "").all(axis=1)]  # rows that are all empty
+    if len(frame) > max_rows:
+        frame = frame.head(max_rows)
+        notices.append(f"The file has more than {max_rows:,} rows; the first {max_rows:,} are used.")
+    if sep != ",":
+        notices.append(f"Detected {'tab' if sep == chr(9) else repr(sep)} as the delimiter.")
+    return Table(frame.reset_index(drop=True), notices)
+
+
+def texts_and_labels(frame: pd.DataFrame, text_column: str, label_column: str | None) -> tuple[list[str], list[str]]:
+    """Non-empty texts of `text_column` and their labels ("(no label)" for empty/NaN labels)."""
+    if text_column not in frame:
+        raise UploadError(f"There is no column {text_column!r} in the file.")
+    if label_column and label_column not in frame:
+        raise UploadError(f"There is no column {label_column!r} in the file.")
+    texts = frame[text_column].fillna("").astype(str).str.strip()
+    keep = texts != ""
+    if not keep.any():
+        raise UploadError(f"The column {text_column!r} has no text.")
+    labels = frame[label_column].fillna("").astype(str).str.strip() if label_column else pd.Series([""] * len(frame))
+    labels = labels.where(labels != "", "(no label)")
+    return texts[keep].tolist(), labels[keep.to_numpy()].tolist()
+
+
+def read_vectors(data: bytes, name: str = "vectors.npy") -> np.ndarray:
+    """Embeddings `[N, D]` from a `.npy` (no pickles) or a TSV/CSV of numbers (Embedding Projector format)."""
+    if not data:
+        raise UploadError("The vectors file is empty (0 bytes).")
+    if name.lower().endswith(".npy") or data[:6] == b"\x93NUMPY":
+        try:
+            array = np.load(io.BytesIO(data), allow_pickle=False)
+        except ValueError as err:
+            if "pickle" in str(err).lower():
+                raise UploadError("This .npy holds Python objects (a pickle); only numeric arrays are accepted.") from err
+            raise UploadError(f"Could not read the .npy file: {str(err)[:200]}") from err
+        except (OSError, EOFError) as err:
+            raise UploadError(f"Could not read the .npy file: {str(err)[:200]}") from err
+    else:
+        if _looks_binary(data):
+            raise UploadError("The vectors file is neither a .npy array nor text.")
+        text, _ = decode_text(data)
+        try:
+            array = np.loadtxt(io.StringIO(text), delimiter="\t" if "\t" in text[:10_000] else ",", dtype=np.float64,
+                               ndmin=2)
+        except ValueError as err:
+            raise UploadError(f"The vectors file has non-numeric values: {str(err)[:200]}") from err
+    if array.dtype.kind not in "fiu":
+        raise UploadError(f"The array has dtype {array.dtype}; a numeric [N, D] array is needed.")
+    if array.ndim != 2:
+        raise UploadError(f"The array has shape {array.shape}; an [N, D] array (2 dimensions) is needed.")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise UploadError(f"The array has shape {array.shape}; it is empty.")
+    if not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).any(axis=1).sum())
+        raise UploadError(f"{bad} row(s) contain NaN or infinite values.")
+    return array.astype(np.float32)
+
+
+def read_metadata(data: bytes, n_vectors: int) -> tuple[list[str], list[str], list[str]]:
+    """(texts, labels, notices) from a metadata CSV/TSV with one row per vector.
+
+    Uses columns named text/sentence and label/class when present, else the first (and second) column.
+    A single-column file (the Embedding Projector's metadata without header) gives labels only.
+    """
+    table = read_csv(data, max_rows=max(n_vectors, 1) + 1)
+    frame = table.frame
+    lower = {c.lower(): c for c in frame.columns}
+    text_col = next((lower[c] for c in ("text", "sentence", "sentences") if c in lower), None)
+    label_col = next((lower[c] for c in ("label", "labels", "class", "category") if c in lower), None)
+    if text_col is None and label_col is None:
+        if frame.shape[1] == 1:  # headerless single column: the header row is data too
+            label_col = frame.columns[0]
+            frame = pd.concat([pd.DataFrame({label_col: [label_col]}), frame], ignore_index=True)
+        else:
+            text_col, label_col = frame.columns[0], frame.columns[1]
+    if len(frame) != n_vectors:
+        raise UploadError(f"The metadata has {len(frame)} rows but there are {n_vectors} vectors; they must match.")
+    texts = frame[text_col].fillna("").astype(str).tolist() if text_col else [f"#{i}" for i in range(n_vectors)]
+    labels = frame[label_col].fillna("").astype(str).replace("", "(no label)").tolist() if label_col else \
+        ["(no label)"] * n_vectors
+    return texts, labels, table.notices

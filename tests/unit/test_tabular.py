@@ -1,0 +1,102 @@
+"""CSV, .npy and TSV upload parsing edge cases."""
+
+import io
+
+import numpy as np
+import pytest
+
+from encoderscope import tabular
+from encoderscope.tabular import UploadError
+
+
+def test_utf8_bom_and_quoted_newlines():
+    data = '\ufefftext,label\n"line one\nline two",a\nplain,\n\n,\n'.encode()
+    table = tabular.read_csv(data)
+    texts, labels = tabular.texts_and_labels(table.frame, "text", "label")
+    assert texts == ["line one\nline two", "plain"] and labels == ["a", "(no label)"]
+    assert list(table.frame.columns) == ["text", "label"]
+
+
+def test_latin1_fallback_with_notice():
+    table = tabular.read_csv("text\ncafé crème\n".encode("latin-1"))
+    assert table.frame["text"][0] == "café crème" and "Latin-1" in table.notices[0]
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_delimiters(sep):
+    table = tabular.read_csv(f"text{sep}label\nhello, world{sep}x\n".encode())
+    assert table.frame["text"][0] == "hello, world" and table.frame["label"][0] == "x"
+
+
+@pytest.mark.parametrize("data,match", [
+    (b"", "empty"),
+    (b"\x00\x01\x02binary\xff\xfe" * 50, "binary"),
+    (b"text\n", "no data rows"),
+])
+def test_bad_csv(data, match):
+    with pytest.raises(UploadError, match=match):
+        tabular.read_csv(data)
+
+
+def test_caps():
+    with pytest.raises(UploadError, match="limit"):
+        tabular.read_csv(b"text\n" + b"x\n" * 100, max_bytes=50)
+    table = tabular.read_csv(b"text\n" + b"x\n" * 100, max_rows=10)
+    assert len(table.frame) == 10 and "first 10" in table.notices[-1]
+
+
+def test_huge_field_and_deep_quoting():
+    data = b'text\n"' + b"a" * 2_000_000 + b'"\n"""""""""""""nested"""""""""""""\n'
+    table = tabular.read_csv(data)
+    assert len(table.frame) == 2 and len(table.frame["text"][0]) == 2_000_000
+
+
+def test_missing_columns_and_empty_text():
+    frame = tabular.read_csv(b"a,b\n1,2\n").frame
+    with pytest.raises(UploadError, match="no column"):
+        tabular.texts_and_labels(frame, "text", None)
+    with pytest.raises(UploadError, match="no text"):
+        tabular.texts_and_labels(tabular.read_csv(b"text,b\n ,2\n").frame, "text", None)
+
+
+def _npy(array) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=True)
+    return buf.getvalue()
+
+
+def test_vectors_ok():
+    assert tabular.read_vectors(_npy(np.ones((3, 4))), "v.npy").shape == (3, 4)
+    assert tabular.read_vectors(b"0.1\t0.2\n0.3\t0.4\n", "v.tsv").shape == (2, 2)
+
+
+@pytest.mark.parametrize("array,match", [
+    (np.ones(4), "2 dimensions"),
+    (np.ones((2, 2, 2)), "2 dimensions"),
+    (np.array([[1.0, np.nan], [1, 2]]), "NaN"),
+    (np.array([[1.0, np.inf]]), "NaN"),
+    (np.array([[{"a": 1}]], dtype=object), "pickle"),
+    (np.array([["a", "b"]]), "dtype"),
+    (np.zeros((0, 3)), "empty"),
+])
+def test_bad_vectors(array, match):
+    with pytest.raises(UploadError, match=match):
+        tabular.read_vectors(_npy(array), "v.npy")
+
+
+def test_bad_vector_files():
+    with pytest.raises(UploadError):
+        tabular.read_vectors(b"\x93NUMPY garbage", "v.npy")
+    with pytest.raises(UploadError):
+        tabular.read_vectors(b"a\tb\n", "v.tsv")
+    with pytest.raises(UploadError, match="empty"):
+        tabular.read_vectors(b"", "v.npy")
+
+
+def test_metadata():
+    texts, labels, _ = tabular.read_metadata(b"text,label\nhi,a\nyo,\n", 2)
+    assert texts == ["hi", "yo"] and labels == ["a", "(no label)"]
+    texts, labels, _ = tabular.read_metadata(b"sports\nfinance\n", 2)  # projector-style, one column, no header
+    assert labels == ["sports", "finance"]
+    with pytest.raises(UploadError, match="must match"):
+        tabular.read_metadata(b"text,label\nhi,a\n", 3)
