@@ -56,25 +56,29 @@ def masks_rerun(enc, dec, text: str) -> int:
     runs = {m: masks.run(enc, text, m, 128) for m in masks.MASKS}
     tokens = runs["bidirectional"].tokens
     T = len(tokens)
-    probe = masks.context_probe(enc, "The bank was steep and muddy near the river.",
-                                "The bank was closed for the holiday weekend.")
+    probe = masks.context_probe(
+        enc, "The bank was steep and muddy near the river.", "The bank was closed for the holiday weekend."
+    )
     enc_res, dec_res = es.attention(enc, text), es.attention(dec, text)
     preds = decoder.next_tokens(dec, text)
-    figs = [figures.mask_figure(m, tokens, tokens, "m") for m in
-            (masks.bidirectional(T), masks.causal(T), masks.prefix_lm(T, T // 2))]
+    figs = [
+        figures.mask_figure(m, tokens, tokens, "m")
+        for m in (masks.bidirectional(T), masks.causal(T), masks.prefix_lm(T, T // 2))
+    ]
     figs += [figures.mask_figure(masks.cross_attention(5, T), tokens[:5], tokens, "x")]
     figs += [figures.mask_figure(p, tokens, tokens, "p") for p in masks.padding([T, 5])]
-    figs += [figures.masked_attention_figure(runs["bidirectional"].weights[0, 0], tokens, "b"),
-             figures.masked_attention_figure(runs["causal"].weights[0, 0], tokens, "c", ~masks.causal(T)),
-             figures.layer_token_similarity(masks.cosine(runs["bidirectional"].hidden, runs["causal"].hidden),
-                                            tokens, "s")]
-    figs += [figures.layer_token_similarity(probe.similarity[m], probe.tokens_a, m, probe.diverge)
-             for m in masks.MASKS]
-    figs += [figures.probe_line({m: probe.similarity[m][:, 2] for m in masks.MASKS}, "bank"),
-             figures.masked_attention_figure(enc_res.weights[0].mean(0), enc_res.tokens, "e"),
-             figures.masked_attention_figure(dec_res.weights[0, 0], dec_res.tokens, "d",
-                                             ~masks.causal(len(dec_res.tokens))),
-             figures.next_token_bars(preds)]
+    figs += [
+        figures.masked_attention_figure(runs["bidirectional"].weights[0, 0], tokens, "b"),
+        figures.masked_attention_figure(runs["causal"].weights[0, 0], tokens, "c", ~masks.causal(T)),
+        figures.layer_token_similarity(masks.cosine(runs["bidirectional"].hidden, runs["causal"].hidden), tokens, "s"),
+    ]
+    figs += [figures.layer_token_similarity(probe.similarity[m], probe.tokens_a, m, probe.diverge) for m in masks.MASKS]
+    figs += [
+        figures.probe_line({m: probe.similarity[m][:, 2] for m in masks.MASKS}, "bank"),
+        figures.masked_attention_figure(enc_res.weights[0].mean(0), enc_res.tokens, "e"),
+        figures.masked_attention_figure(dec_res.weights[0, 0], dec_res.tokens, "d", ~masks.causal(len(dec_res.tokens))),
+        figures.next_token_bars(preds),
+    ]
     return sum(len(pio.to_json(f.to_dict(), validate=False)) for f in figs)
 
 
