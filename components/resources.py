@@ -149,3 +149,27 @@ def anisotropy(model_ref: str | None, revision: str | None, texts: tuple[str, ..
 
 
 # --- vae page -------------------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def vae_round_trip(ref: str, image_bytes: bytes, size: int, fit: str, sample: bool, seed: int):
+    """`encoderscope.vae.round_trip` of an uploaded image (bytes as the key, so reruns reuse it)."""
+    from encoderscope import images
+    from encoderscope import vae as vae_lib
+
+    image, notes = images.open_image(image_bytes)
+    result = vae_lib.round_trip(vae(ref), image, size, fit, sample, seed)
+    result.notes = notes + result.notes
+    return result
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def vae_decode(ref: str, latents) -> bytes:
+    """PNG bytes of `decode(latents)` for latents `[C, h, w]` (playground edits)."""
+    import torch
+
+    from encoderscope import images
+    from encoderscope import vae as vae_lib
+
+    y = vae_lib.decode(vae(ref), torch.from_numpy(latents)[None])
+    return images.to_png(vae_lib.to_image(y))

@@ -1,0 +1,168 @@
+"""Sections of the image VAE page: input, VAE picker, latents, reconstruction, playground, exports."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from components import resources, ui
+from encoderscope import figures, images, settings
+from encoderscope import vae as vae_lib
+
+SAMPLES = {"china.jpg (scikit-learn sample)": "china.jpg", "flower.jpg (scikit-learn sample)": "flower.jpg"}
+_CUSTOM = "Other (hub id, folder or .safetensors)…"
+
+
+@st.cache_data(show_spinner=False)
+def sample_bytes(name: str) -> bytes:
+    from sklearn.datasets import load_sample_image
+
+    buf = io.BytesIO()
+    Image.fromarray(load_sample_image(name)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def image_input(key: str = "image") -> tuple[str, bytes] | None:
+    """(name, bytes) of the chosen sample or upload; None with a message when there is none."""
+    source = st.radio("Image", ["Sample photo", "Upload"], horizontal=True, key=f"{key}_source")
+    if source == "Sample photo":
+        name = st.selectbox("Sample", list(SAMPLES), key=f"{key}_sample")
+        return name, sample_bytes(SAMPLES[name])
+    upload = st.file_uploader("PNG, JPEG, WebP, BMP, GIF (first frame) or TIFF",
+                              type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"], key=f"{key}_upload")
+    if upload is None:
+        st.info("Upload an image, or pick a sample photo.")
+        return None
+    limit = settings.get().max_upload_mb * 1_000_000
+    if upload.size > limit:
+        ui.user_error(f"The file is {upload.size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB.")
+        return None
+    return upload.name, upload.getvalue()
+
+
+def vae_picker() -> str | None:
+    """A VAE reference: local VAEs first, then curated hub ids, then free text (when allowed)."""
+    conf = settings.get()
+    local = vae_lib.local_vaes()
+    options = [*local, *vae_lib.CURATED_VAES]
+    if conf.allow_custom_models or conf.allow_local_paths:
+        options.append(_CUSTOM)
+    wanted = ui.query_str("vae", "", 500)
+    index = options.index(wanted) if wanted in options else 0
+    choice = st.selectbox("VAE", options, index=index, key="vae_select",
+                          format_func=lambda o: f"{o} (local)" if o in local else o,
+                          help="Local VAEs come from ENCODERSCOPE_MODELS_DIR; hub VAEs need internet on first use.")
+    if choice == _CUSTOM:
+        choice = st.text_input("Hub id, folder or .safetensors file", key="vae_custom", max_chars=500).strip()
+        if not choice:
+            st.info("Type a VAE hub id (e.g. madebyollin/taesd) or a local path.")
+            return None
+    ui.sync_query(vae=choice)
+    return choice
+
+
+def load(ref: str):
+    try:
+        with st.spinner(f"Loading {ref} …"):
+            return resources.vae(ref)
+    except vae_lib.VAEError as err:
+        ui.user_error(str(err))
+    except Exception as err:  # an unexpected loader failure: explain, never a traceback
+        ui.user_error(f"Could not load the VAE {ref}: {type(err).__name__}: {str(err)[:200]}")
+    return None
+
+
+def latents_view(rt, vae) -> None:
+    z = rt.latents
+    C, h, w = z.shape
+    cols = st.columns(4)
+    cols[0].metric("Latent shape", f"{C}×{h}×{w}")
+    cols[1].metric("Compression", f"{rt.compression:.0f}×", help="pixels × 3 / latent numbers")
+    cols[2].metric("Value range", f"{z.min():.2f} … {z.max():.2f}")
+    cols[3].metric("Image", f"{rt.input.size[0]}×{rt.input.size[1]}")
+    left, right = st.columns([3, 1])
+    with left:
+        ui.plotly(figures.latent_grid(z), key="latent_grid", filename="latent_channels")
+        st.caption("Every latent channel as a heatmap (red positive, blue negative, one shared scale centred on 0). "
+                   "Channel numbers are in each tile's corner.")
+    with right:
+        preview = images.latent_rgb_preview(z, images.to_array(rt.input))
+        st.image(Image.fromarray((preview * 255).astype(np.uint8)).resize((w * 4, h * 4), Image.Resampling.NEAREST),
+                 caption="Latent “RGB preview”: a linear map from channels to RGB, least-squares fitted on this image "
+                         "itself (so it shows what the latents can express linearly, not a decoder).",
+                 width="stretch")
+    stats = pd.DataFrame({"channel": range(C), "mean": z.reshape(C, -1).mean(1), "std": z.reshape(C, -1).std(1),
+                          "min": z.reshape(C, -1).min(1), "max": z.reshape(C, -1).max(1)}).round(3)
+    a, b = st.columns([1, 2])
+    a.dataframe(stats, hide_index=True, height=320, width="stretch")
+    with b:
+        ui.plotly(figures.channel_histograms(z), key="histograms", filename="latent_histograms")
+        st.caption("Histogram of each channel's values (one row per channel).")
+
+
+def reconstruction_view(rt) -> None:
+    cols = st.columns(4)
+    cols[0].metric("PSNR", f"{rt.psnr:.2f} dB")
+    cols[1].metric("SSIM", f"{rt.ssim:.3f}")
+    cols[2].metric("Encode", f"{rt.encode_s * 1000:.0f} ms")
+    cols[3].metric("Decode", f"{rt.decode_s * 1000:.0f} ms")
+    original, recon = images.to_png(rt.input), images.to_png(rt.reconstruction)
+    ui.plotly(figures.side_by_side(original, recon, rt.input.size), key="compare", filename="reconstruction")
+    st.caption("Drag a box on either image to zoom both (double-click to reset): fine texture and text are where "
+               "the VAE loses most.")
+    ui.plotly(figures.difference_heatmap(images.to_array(rt.input), images.to_array(rt.reconstruction)),
+              key="difference", filename="difference")
+    st.caption("Absolute difference between original and reconstruction (mean over RGB; brighter = larger error).")
+
+
+def playground(ref: str, rt, other: np.ndarray | None) -> None:
+    """Edit the latents and decode: one channel scaled/zeroed/shifted, Gaussian noise, interpolation."""
+    z = rt.latents
+    C = z.shape[0]
+    c1, c2, c3 = st.columns(3)
+    channel = c1.number_input("Channel", 0, C - 1, 0, key="pg_channel")
+    op = c2.selectbox("Edit", ["scale", "zero", "shift"], key="pg_op")
+    amount = c3.slider("Amount", -3.0, 3.0, 2.0 if op == "scale" else 1.0, 0.1, key="pg_amount",
+                       disabled=op == "zero", help="scale: multiply; shift: add (in units of the channel's std)")
+    n1, n2 = st.columns(2)
+    sigma = n1.slider("Gaussian noise σ (× latent std)", 0.0, 2.0, 0.0, 0.05, key="pg_sigma")
+    t = n2.slider("Interpolate towards the other sample photo", 0.0, 1.0, 0.0, 0.05, key="pg_t",
+                  disabled=other is None, help="Linear interpolation of the two latents, then decode.")
+    edited = z.copy()
+    if op == "zero":
+        edited[channel] = 0
+    elif op == "scale":
+        edited[channel] *= amount
+    else:
+        edited[channel] += amount * z[channel].std()
+    if sigma > 0:
+        edited += np.random.default_rng(0).normal(size=z.shape).astype(np.float32) * sigma * z.std()
+    if other is not None and t > 0:
+        edited = (1 - t) * edited + t * other
+    try:
+        png = resources.vae_decode(ref, edited.astype(np.float32))
+    except vae_lib.VAEError as err:
+        ui.user_error(str(err))
+        return
+    a, b = st.columns(2)
+    a.image(images.to_png(rt.reconstruction), caption="decoded original latents", width="stretch")
+    b.image(png, caption=f"decoded edited latents (channel {channel}: {op}"
+            + (f" {amount:g}" if op != "zero" else "") + (f", noise σ {sigma:g}" if sigma else "")
+            + (f", {t:.0%} towards the other photo" if t and other is not None else "") + ")", width="stretch")
+
+
+def exports(rt) -> None:
+    from safetensors.numpy import save as save_safetensors
+
+    buf = io.BytesIO()
+    np.save(buf, rt.latents, allow_pickle=False)
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("⬇️ Latents (.npy)", buf.getvalue(), "latents.npy", "application/octet-stream",
+                       help=f"float32 [C, h, w] = {list(rt.latents.shape)}, scaled as the diffusion model sees them")
+    c2.download_button("⬇️ Latents (.safetensors)", save_safetensors({"latents": np.ascontiguousarray(rt.latents)}),
+                       "latents.safetensors", "application/octet-stream")
+    c3.download_button("⬇️ Reconstruction (.png)", images.to_png(rt.reconstruction), "reconstruction.png", "image/png")
