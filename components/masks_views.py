@@ -10,8 +10,12 @@ from encoderscope import figures, masks
 from encoderscope.attention import display_tokens
 
 
-def gallery(tokens: list[str], partner: list[str]) -> None:
-    """The five masks for the user's tokens; `partner` is a second (shorter/longer) tokenised sentence."""
+def gallery(tokens: list[str], partner: list[str], batch: list[str] | None = None) -> None:
+    """The five masks for the user's tokens; `partner` is a second (shorter/longer) tokenised sentence.
+
+    `batch`: the second sentence as it sits in a padded batch (with its special tokens); default `partner`.
+    """
+    batch = partner if batch is None else batch
     T = len(tokens)
     start = ui.query_int("prefix", min(max(T // 2, 1), T), 0, T)  # out-of-range links are clamped, with a notice
     prefix = st.slider(
@@ -70,10 +74,10 @@ def gallery(tokens: list[str], partner: list[str]) -> None:
                 filename=f"mask_{i}",
             )
             st.caption(caption)
-    lengths = [T, len(partner)]
+    lengths = [T, len(batch)]
     pad = masks.padding(lengths)
     width = max(lengths)
-    padded = [tokens + ["[PAD]"] * (width - T), partner + ["[PAD]"] * (width - len(partner))]
+    padded = [tokens + ["[PAD]"] * (width - T), batch + ["[PAD]"] * (width - len(batch))]
     cols = st.columns(2)
     for b in range(2):
         with cols[b]:

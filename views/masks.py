@@ -49,10 +49,13 @@ tokens = display_tokens(runs["bidirectional"].tokens)
 if len(encoder.tokenizer(text)["input_ids"]) > MAX_TOKENS:
     ui.user_warning(f"The text is longer than {MAX_TOKENS} tokens; this page uses the first {MAX_TOKENS} only.")
 partner_tokens = display_tokens(encoder.tokenizer.tokenize(partner) if partner.strip() else ["[empty]"])[:MAX_TOKENS]
+# In the padded batch the second sentence carries the same special tokens as the first.
+partner_ids = encoder.tokenizer(partner, truncation=True, max_length=MAX_TOKENS)["input_ids"]
+partner_batch = display_tokens(encoder.tokenizer.convert_ids_to_tokens(partner_ids))
 
 st.header("1 · Mask gallery")
 st.caption("Coloured = the row token may attend to the column token; grey = blocked.")
-views.gallery(tokens, partner_tokens)
+views.gallery(tokens, partner_tokens, partner_batch)
 
 st.header("2 · The same encoder under two masks")
 st.caption(

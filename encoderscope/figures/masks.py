@@ -96,7 +96,7 @@ def layer_token_similarity(
         colorbar=dict(title=dict(text="cosine", side="right"), thickness=12),
         hovertemplate="%{x} in %{y}: cosine %{z:.5f}<extra></extra>",
         texttemplate="%{z:.2f}" if sim.size <= 400 else None,
-        textfont=dict(size=9),
+        textfont=dict(size=10),
     )
     shapes, annotations = [], []
     if marker is not None and 0 <= marker <= len(tokens):
@@ -124,9 +124,9 @@ def layer_token_similarity(
     layout = dict(
         title=dict(text=title, x=0, xanchor="left", font=dict(size=14)),
         font=FONT,
-        height=int(np.clip(90 + 26 * sim.shape[0], 260, 700)),
+        height=int(np.clip(150 + 32 * sim.shape[0], 320, 760)),
         margin=dict(l=10, r=10, t=50, b=10),
-        xaxis=token_axis(tokens),
+        xaxis=token_axis(tokens, automargin=True),  # rotated labels keep their first letters
         yaxis=dict(autorange="reversed"),
         shapes=shapes,
         annotations=annotations,

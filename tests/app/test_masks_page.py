@@ -29,7 +29,7 @@ def test_gallery(page):
     cross = array(figs["Cross-attention (decoder × encoder)"]["data"][0]["z"])
     assert cross.shape == (4, T)  # "it was closed ." x encoder tokens
     pad = array(figs["Padding mask, sentence 2 of the batch"]["data"][0]["z"])
-    assert pad.shape == (T, T) and pad[:4, :4].all() and not pad[:, 4:].any()
+    assert pad.shape == (T, T) and pad[:6, :6].all() and not pad[:, 6:].any()  # [CLS] it was closed . [SEP]
 
 
 def test_prefix_slider_changes_mask(page):
