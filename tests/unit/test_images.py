@@ -1,0 +1,124 @@
+"""Image decoding and preprocessing for every kind of upload the VAE page accepts."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from encoderscope import images
+from encoderscope.images import ImageError
+
+
+def _bytes(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from sklearn.datasets import load_sample_image
+
+    return Image.fromarray(load_sample_image("flower.jpg"))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"])
+def test_formats(photo, fmt):
+    image, _ = images.open_image(_bytes(photo, fmt))
+    assert image.mode == "RGB" and image.size == photo.size
+
+
+def test_exif_orientation(photo):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    image, notes = images.open_image(_bytes(photo, "JPEG", exif=exif))
+    assert image.size == (photo.height, photo.width) and any("EXIF" in n for n in notes)
+
+
+def test_alpha_over_white():
+    rgba = Image.new("RGBA", (16, 16), (255, 0, 0, 0))  # fully transparent red
+    image, notes = images.open_image(_bytes(rgba, "PNG"))
+    assert image.getpixel((0, 0)) == (255, 255, 255) and any("white" in n for n in notes)
+
+
+def test_palette_with_transparency():
+    pal = Image.new("P", (8, 8), 0)
+    pal.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    pal.info["transparency"] = 0
+    image, _ = images.open_image(_bytes(pal, "PNG", transparency=0))
+    assert image.mode == "RGB" and image.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_sixteen_bit_greyscale():
+    arr = (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)
+    image, notes = images.open_image(_bytes(Image.fromarray(arr), "PNG"))  # saved as 16-bit PNG
+    px = np.asarray(image)
+    assert image.mode == "RGB" and px.max() == 255 and px.min() == 0 and any("bit" in n for n in notes)
+
+
+def test_cmyk_and_greyscale(photo):
+    image, notes = images.open_image(_bytes(photo.convert("CMYK"), "JPEG"))
+    assert image.mode == "RGB" and any("CMYK" in n for n in notes)
+    image, notes = images.open_image(_bytes(photo.convert("L"), "PNG"))
+    assert image.mode == "RGB" and any("Greyscale" in n for n in notes)
+
+
+def test_animated_gif_first_frame():
+    frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 0, 255))]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    image, notes = images.open_image(buf.getvalue())
+    assert image.getpixel((0, 0))[0] > 200 and any("first frame" in n for n in notes)
+
+
+@pytest.mark.parametrize("data,match", [
+    (b"", "empty"),
+    (b"this is not an image at all", "not an image"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "damaged|not an image"),
+])
+def test_bad_files(data, match):
+    with pytest.raises(ImageError, match=match):
+        images.open_image(data)
+
+
+def test_truncated_jpeg(photo):
+    data = _bytes(photo, "JPEG")
+    with pytest.raises(ImageError, match="damaged or truncated"):
+        images.open_image(data[: len(data) // 2])
+
+
+def test_decompression_bomb_refused_before_decoding():
+    # A 10000 x 10000 PNG header (100 MP) compresses to almost nothing.
+    bomb = _bytes(Image.new("L", (10_000, 10_000)), "PNG")
+    assert len(bomb) < 200_000
+    with pytest.raises(ImageError, match="limit"):
+        images.open_image(bomb, max_pixels=40_000_000)
+
+
+@pytest.mark.parametrize("size_in,fit,expected", [
+    ((1, 1), "crop", (8, 8)),
+    ((7, 5), "crop", (8, 8)),
+    ((7, 5), "pad", (256, 184)),
+    ((640, 427), "crop", (512, 336)),
+    ((640, 427), "pad", (512, 344)),
+    ((640, 427), "square", (512, 512)),
+])
+def test_prepare_sizes(size_in, fit, expected):
+    size = 256 if size_in == (7, 5) and fit == "pad" else 512 if size_in[0] > 100 else 8
+    out, notes = images.prepare(Image.new("RGB", size_in, (10, 20, 30)), size, fit)
+    assert out.size == expected and out.size[0] % 8 == 0 and out.size[1] % 8 == 0
+
+
+def test_metrics():
+    a = np.random.default_rng(0).random((32, 32, 3)).astype(np.float32)
+    assert images.psnr(a, a) == float("inf") and images.ssim(a, a) == pytest.approx(1.0)
+    assert images.psnr(a, np.clip(a + 0.1, 0, 1)) < 25 and images.ssim(a, 1 - a) < 0.5
+
+
+def test_rgb_preview_fits_colours():
+    lat = np.random.default_rng(0).normal(size=(4, 8, 8)).astype(np.float32)
+    target = np.stack([(lat[0] > 0)] * 3, -1).astype(np.float32)
+    img = np.kron(target, np.ones((8, 8, 1)))
+    preview = images.latent_rgb_preview(lat, img)
+    assert preview.shape == (8, 8, 3) and np.corrcoef(preview[..., 0].ravel(), lat[0].ravel())[0, 1] > 0.5
