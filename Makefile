@@ -22,9 +22,12 @@ venv:
 	  echo "$$want" > $(STAMP) && echo "venv installed"; \
 	fi
 
+# Local VAEs: ENCODERSCOPE_MODELS_DIR, else ../shared/models when it exists (TAEF2 weights for local use).
+MODELS_DIR ?= $(or $(ENCODERSCOPE_MODELS_DIR),$(wildcard ../shared/models))
+
 run: venv
 	@echo "Encoderscope: http://$(HOST):$(PORT)"
-	$(VENV)/bin/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+	ENCODERSCOPE_MODELS_DIR="$(MODELS_DIR)" $(VENV)/bin/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
 test: venv
 	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} $(PY) -m pytest

@@ -44,6 +44,9 @@ def start_server(env_extra: dict | None = None, timeout: float = 90) -> tuple[su
     log = SHOTS / f"server-{port}.log"
     SHOTS.mkdir(exist_ok=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
+    shared_models = ROOT.parent / "shared" / "models"
+    if shared_models.is_dir():  # the real TAEF2 weights for the VAE page
+        env.setdefault("ENCODERSCOPE_MODELS_DIR", str(shared_models))
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)

@@ -1,0 +1,124 @@
+"""The image VAE page under AppTest, with the real TAEF2 weights from ../shared/models."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.app.conftest import app, array, figures, messages, no_exceptions
+
+
+@pytest.fixture(autouse=True)
+def models_dir(taef2_dir, monkeypatch):
+    from encoderscope import settings
+
+    settings.reload({"ENCODERSCOPE_MODELS_DIR": str(taef2_dir.parent)})
+    yield
+    settings.reload()
+
+
+def _png(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _metrics(at) -> dict:
+    return {m.label: m.value for m in at.metric}
+
+
+@pytest.fixture(scope="module")
+def page(taef2_dir):
+    from encoderscope import settings
+
+    settings.reload({"ENCODERSCOPE_MODELS_DIR": str(taef2_dir.parent)})
+    at = app("vae")
+    at.run()
+    return at
+
+
+def test_sample_round_trip(page):
+    no_exceptions(page)
+    m = _metrics(page)
+    assert m["Latent shape"] == "32×42×64" and m["Image"] == "512×336"
+    assert float(m["PSNR"].split()[0]) > 22
+    assert "taef2" in page.selectbox(key="vae_select").value
+    grid = figures(page)[0]
+    z = array(grid["data"][0]["z"])
+    assert grid["data"][0]["zmid"] == 0 and grid["data"][0]["zmin"] == -grid["data"][0]["zmax"]
+    assert len(grid["layout"]["annotations"]) == 32  # one label per channel
+    assert np.isfinite(z).sum() > 32 * 40 * 40
+    assert any(d["type"] == "image" for f in figures(page) for d in f["data"])  # synced comparison
+
+
+def test_square_fit_gives_sd_shape(page):
+    page.radio(key="fit").set_value("square").run()
+    no_exceptions(page)
+    assert _metrics(page)["Latent shape"] == "32×64×64"
+
+
+def test_playground_edits_decode(page):
+    page.selectbox(key="pg_op").set_value("zero")
+    page.slider(key="pg_sigma").set_value(0.5)
+    page.slider(key="pg_t").set_value(0.5).run()
+    no_exceptions(page)
+    captions = " ".join(c for image in page.get("image") for c in image.captions)
+    assert "zero, noise σ 0.5, 50% towards the other photo" in captions
+
+
+def test_upload(page):
+    page.radio(key="image_source").set_value("Upload").run()
+    image = Image.fromarray((np.random.default_rng(0).random((100, 130, 3)) * 255).astype(np.uint8))
+    page.file_uploader(key="image_upload").set_value(("noise.webp", _png(image, "WEBP"), "image/webp")).run()
+    no_exceptions(page)
+    assert _metrics(page)["Latent shape"].startswith("32×")
+
+
+@pytest.mark.parametrize("data,expected", [
+    (b"definitely not an image", "not an image"),
+    (b"", "empty"),
+])
+def test_bad_uploads(data, expected):
+    at = app("vae")
+    at.run()
+    at.radio(key="image_source").set_value("Upload").run()
+    at.file_uploader(key="image_upload").set_value(("x.png", data, "image/png")).run()
+    no_exceptions(at)
+    assert expected in messages(at)
+
+
+def test_truncated_jpeg_and_bomb():
+    from sklearn.datasets import load_sample_image
+
+    jpeg = _png(Image.fromarray(load_sample_image("flower.jpg")), "JPEG")
+    at = app("vae")
+    at.run()
+    at.radio(key="image_source").set_value("Upload").run()
+    at.file_uploader(key="image_upload").set_value(("t.jpg", jpeg[: len(jpeg) // 2], "image/jpeg")).run()
+    no_exceptions(at)
+    assert "truncated" in messages(at)
+    bomb = _png(Image.new("L", (10_000, 10_000)))
+    at.file_uploader(key="image_upload").set_value(("bomb.png", bomb, "image/png")).run()
+    no_exceptions(at)
+    assert "limit" in messages(at)
+
+
+def test_tiny_images():
+    at = app("vae")
+    at.run()
+    at.radio(key="image_source").set_value("Upload").run()
+    for size, shape in (((1, 1), "32×64×64"), ((7, 5), "32×45×64")):  # upscaled to the working size
+        at.file_uploader(key="image_upload").set_value(("tiny.png", _png(Image.new("RGB", size, "red")), "image/png"))
+        at.run()
+        no_exceptions(at)
+        assert _metrics(at)["Latent shape"] == shape
+
+
+def test_unknown_hub_vae_offline():
+    at = app("vae", {"vae": "no-such-org/no-such-vae"})
+    at.run()
+    at.selectbox(key="vae_select").set_value("Other (hub id, folder or .safetensors)…").run()
+    at.text_input(key="vae_custom").set_value("no-such-org/no-such-vae").run()
+    no_exceptions(at)
+    assert "unreachable" in messages(at)

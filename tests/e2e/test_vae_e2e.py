@@ -1,0 +1,29 @@
+"""Real browser: upload an image through the file chooser and see it round-trip through TAEF2."""
+
+from PIL import Image
+from sklearn.datasets import load_sample_image
+
+from tests.e2e.conftest import SHOTS, exception_boxes, open_page, shot, wait_for_chart, wait_idle
+
+
+def test_vae_upload(page, app_url, taef2_dir):
+    SHOTS.mkdir(exist_ok=True)
+    upload = SHOTS / "upload_flower.jpg"
+    Image.fromarray(load_sample_image("flower.jpg")).save(upload)
+    open_page(page, app_url, "vae")
+    wait_for_chart(page)  # the sample photo round-trips first
+    page.get_by_text("Upload", exact=True).click()
+    wait_idle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(upload))
+    page.get_by_text("flower.jpg as encoded").wait_for(timeout=120_000)
+    wait_idle(page)
+    assert page.get_by_text("Latent shape").first.is_visible()
+    assert page.get_by_text("32×42×64").first.is_visible()
+    assert exception_boxes(page) == 0
+    shot(page, "vae_latents")
+    page.get_by_role("tab", name="Reconstruction").click()
+    page.wait_for_timeout(1500)
+    shot(page, "vae_reconstruction")
+    page.get_by_role("tab", name="Latent playground").click()
+    page.wait_for_timeout(1500)
+    shot(page, "vae_playground")
