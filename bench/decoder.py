@@ -1,12 +1,19 @@
 """Benchmark: the bundled decoder (GGUF load, cached load, forward) and the masks page rerun. Prints JSON.
 
-Usage: python bench/decoder.py [--repeats 5]
+Usage: HF_HUB_OFFLINE=1 python bench/decoder.py [--repeats 5]
+
+cold_gguf_load_s: GGUF -> fp32 model in a fresh process (what the first start pays, plus cache_write_s);
+cached_load_s: load_pretrained from the converted folder (with_imports: + importing torch/transformers);
+forward_with_attentions_ms: {tokens: ms} for SmolLM2 with output_attentions;
+masks_compute_all_32_tokens_ms: every array and figure of the page from scratch, no Streamlit caches;
+masks_page_rerun_32_tokens: the real page under AppTest, models cached: a new text, and a moved slider.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -17,7 +24,8 @@ from pathlib import Path
 import plotly.io as pio
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 import encoderscope as es  # noqa: E402
 from encoderscope import decoder, figures, masks  # noqa: E402
@@ -45,9 +53,11 @@ def median_ms(fn, repeats: int) -> float:
     return round(statistics.median(times) * 1000, 1)
 
 
-def text_of(tokenizer, n: int) -> str:
+def text_of(tokenizer, n: int, shift: int = 0) -> str:
+    """About `n` tokens of plain English (`shift` rotates the words, for distinct texts of the same length)."""
     words = ("the bank of the river was steep and muddy so we went fishing there on a quiet morning " * 40).split()
-    ids = tokenizer(" ".join(words))["input_ids"][:n]
+    words = words[shift:] + words[:shift]
+    ids = tokenizer(" ".join(words), add_special_tokens=False)["input_ids"][:n]
     return tokenizer.decode(ids, skip_special_tokens=True)
 
 
@@ -82,16 +92,48 @@ def masks_rerun(enc, dec, text: str) -> int:
     return sum(len(pio.to_json(f.to_dict(), validate=False)) for f in figs)
 
 
+def page_reruns(enc, repeats: int) -> dict:
+    """The real page under AppTest (both models cached in st.cache_resource): median ms per rerun.
+
+    new_text: a new 32-token text (arrays recomputed, models cached); widget: a slider moved (cached arrays).
+    """
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "views" / "masks.py"), default_timeout=600)
+    at.query_params["text"] = text_of(enc.tokenizer, 30)
+    at.run()  # loads both models, fills the caches
+    assert not at.exception, [e.value for e in at.exception]
+    texts = iter([text_of(enc.tokenizer, 30, shift=i + 1) for i in range(repeats + 1)])
+    layers = iter([i % enc.num_layers for i in range(1, repeats + 2)])
+
+    def new_text():
+        at.text_area(key="mask_text").set_value(next(texts)).run()
+
+    def widget():
+        at.slider(key="mask_layer").set_value(next(layers)).run()
+
+    result = {"new_text_ms": median_ms(new_text, repeats), "widget_ms": median_ms(widget, repeats)}
+    assert not at.exception, [e.value for e in at.exception]
+    result["charts"] = len(at.get("plotly_chart"))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
-    out: dict = {"torch_threads": torch.get_num_threads()}
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    # The machine may be shared: record how busy it was, so numbers from a loaded box are read as such.
+    out: dict = {"torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp:
         folder = str(Path(tmp) / "smollm2")
-        gguf_s, write_s = map(float, subprocess.check_output([sys.executable, "-c", COLD_LOAD, folder]).split())
+        gguf_s, write_s = map(
+            float, subprocess.check_output([sys.executable, "-c", COLD_LOAD, folder], cwd=ROOT).split()
+        )
         out["cold_gguf_load_s"], out["cache_write_s"] = round(gguf_s, 2), round(write_s, 2)
-        warm = [subprocess.check_output([sys.executable, "-c", WARM_LOAD, folder]).split() for _ in range(3)]
+        warm = [subprocess.check_output([sys.executable, "-c", WARM_LOAD, folder], cwd=ROOT).split() for _ in range(3)]
         out["cached_load_s_with_imports"] = round(statistics.median(float(w[0]) for w in warm), 2)
         out["cached_load_s"] = round(statistics.median(float(w[1]) for w in warm), 2)
     enc, dec = es.load_encoder(None), es.load_decoder(None)
@@ -103,10 +145,12 @@ def main() -> None:
             with torch.inference_mode():
                 dec.model(**ids, output_attentions=True)
 
-        out["forward_with_attentions_ms"][str(n)] = median_ms(forward, args.repeats)
+        out["forward_with_attentions_ms"][str(enc_ids["input_ids"].shape[1])] = median_ms(forward, args.repeats)
     text = text_of(enc.tokenizer, 30)  # 32 tokens with [CLS]/[SEP]
-    out["masks_rerun_32_tokens_ms"] = median_ms(lambda: masks_rerun(enc, dec, text), args.repeats)
+    out["masks_compute_all_32_tokens_ms"] = median_ms(lambda: masks_rerun(enc, dec, text), args.repeats)
     out["masks_rerun_figure_bytes"] = masks_rerun(enc, dec, text)
+    out["masks_page_rerun_32_tokens"] = page_reruns(enc, args.repeats)
+    out["load_avg_end"] = os.getloadavg()[0]
     print(json.dumps(out, indent=1))
 
 
