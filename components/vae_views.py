@@ -32,8 +32,11 @@ def image_input(key: str = "image") -> tuple[str, bytes] | None:
     if source == "Sample photo":
         name = st.selectbox("Sample", list(SAMPLES), key=f"{key}_sample")
         return name, sample_bytes(SAMPLES[name])
-    upload = st.file_uploader("PNG, JPEG, WebP, BMP, GIF (first frame) or TIFF",
-                              type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"], key=f"{key}_upload")
+    upload = st.file_uploader(
+        "PNG, JPEG, WebP, BMP, GIF (first frame) or TIFF",
+        type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"],
+        key=f"{key}_upload",
+    )
     if upload is None:
         st.info("Upload an image, or pick a sample photo.")
         return None
@@ -53,9 +56,14 @@ def vae_picker() -> str | None:
         options.append(_CUSTOM)
     wanted = ui.query_str("vae", "", 500)
     index = options.index(wanted) if wanted in options else 0
-    choice = st.selectbox("VAE", options, index=index, key="vae_select",
-                          format_func=lambda o: f"{o} (local)" if o in local else o,
-                          help="Local VAEs come from ENCODERSCOPE_MODELS_DIR; hub VAEs need internet on first use.")
+    choice = st.selectbox(
+        "VAE",
+        options,
+        index=index,
+        key="vae_select",
+        format_func=lambda o: f"{o} (local)" if o in local else o,
+        help="Local VAEs come from ENCODERSCOPE_MODELS_DIR; hub VAEs need internet on first use.",
+    )
     if choice == _CUSTOM:
         choice = st.text_input("Hub id, folder or .safetensors file", key="vae_custom", max_chars=500).strip()
         if not choice:
@@ -87,16 +95,27 @@ def latents_view(rt, vae) -> None:
     left, right = st.columns([3, 1])
     with left:
         ui.plotly(figures.latent_grid(z), key="latent_grid", filename="latent_channels")
-        st.caption("Every latent channel as a heatmap (red positive, blue negative, one shared scale centred on 0). "
-                   "Channel numbers are in each tile's corner.")
+        st.caption(
+            "Every latent channel as a heatmap (red positive, blue negative, one shared scale centred on 0). "
+            "Channel numbers are in each tile's corner."
+        )
     with right:
         preview = images.latent_rgb_preview(z, images.to_array(rt.input))
-        st.image(Image.fromarray((preview * 255).astype(np.uint8)).resize((w * 4, h * 4), Image.Resampling.NEAREST),
-                 caption="Latent “RGB preview”: a linear map from channels to RGB, least-squares fitted on this image "
-                         "itself (so it shows what the latents can express linearly, not a decoder).",
-                 width="stretch")
-    stats = pd.DataFrame({"channel": range(C), "mean": z.reshape(C, -1).mean(1), "std": z.reshape(C, -1).std(1),
-                          "min": z.reshape(C, -1).min(1), "max": z.reshape(C, -1).max(1)}).round(3)
+        st.image(
+            Image.fromarray((preview * 255).astype(np.uint8)).resize((w * 4, h * 4), Image.Resampling.NEAREST),
+            caption="Latent “RGB preview”: a linear map from channels to RGB, least-squares fitted on this image "
+            "itself (so it shows what the latents can express linearly, not a decoder).",
+            width="stretch",
+        )
+    stats = pd.DataFrame(
+        {
+            "channel": range(C),
+            "mean": z.reshape(C, -1).mean(1),
+            "std": z.reshape(C, -1).std(1),
+            "min": z.reshape(C, -1).min(1),
+            "max": z.reshape(C, -1).max(1),
+        }
+    ).round(3)
     a, b = st.columns([1, 2])
     a.dataframe(stats, hide_index=True, height=320, width="stretch")
     with b:
@@ -112,10 +131,15 @@ def reconstruction_view(rt) -> None:
     cols[3].metric("Decode", f"{rt.decode_s * 1000:.0f} ms")
     original, recon = images.to_png(rt.input), images.to_png(rt.reconstruction)
     ui.plotly(figures.side_by_side(original, recon, rt.input.size), key="compare", filename="reconstruction")
-    st.caption("Drag a box on either image to zoom both (double-click to reset): fine texture and text are where "
-               "the VAE loses most.")
-    ui.plotly(figures.difference_heatmap(images.to_array(rt.input), images.to_array(rt.reconstruction)),
-              key="difference", filename="difference")
+    st.caption(
+        "Drag a box on either image to zoom both (double-click to reset): fine texture and text are where "
+        "the VAE loses most."
+    )
+    ui.plotly(
+        figures.difference_heatmap(images.to_array(rt.input), images.to_array(rt.reconstruction)),
+        key="difference",
+        filename="difference",
+    )
     st.caption("Absolute difference between original and reconstruction (mean over RGB; brighter = larger error).")
 
 
@@ -126,12 +150,28 @@ def playground(ref: str, rt, other: np.ndarray | None) -> None:
     c1, c2, c3 = st.columns(3)
     channel = c1.number_input("Channel", 0, C - 1, 0, key="pg_channel")
     op = c2.selectbox("Edit", ["scale", "zero", "shift"], key="pg_op")
-    amount = c3.slider("Amount", -3.0, 3.0, 2.0 if op == "scale" else 1.0, 0.1, key="pg_amount",
-                       disabled=op == "zero", help="scale: multiply; shift: add (in units of the channel's std)")
+    amount = c3.slider(
+        "Amount",
+        -3.0,
+        3.0,
+        2.0 if op == "scale" else 1.0,
+        0.1,
+        key="pg_amount",
+        disabled=op == "zero",
+        help="scale: multiply; shift: add (in units of the channel's std)",
+    )
     n1, n2 = st.columns(2)
     sigma = n1.slider("Gaussian noise σ (× latent std)", 0.0, 2.0, 0.0, 0.05, key="pg_sigma")
-    t = n2.slider("Interpolate towards the other sample photo", 0.0, 1.0, 0.0, 0.05, key="pg_t",
-                  disabled=other is None, help="Linear interpolation of the two latents, then decode.")
+    t = n2.slider(
+        "Interpolate towards the other sample photo",
+        0.0,
+        1.0,
+        0.0,
+        0.05,
+        key="pg_t",
+        disabled=other is None,
+        help="Linear interpolation of the two latents, then decode.",
+    )
     edited = z.copy()
     if op == "zero":
         edited[channel] = 0
@@ -150,9 +190,15 @@ def playground(ref: str, rt, other: np.ndarray | None) -> None:
         return
     a, b = st.columns(2)
     a.image(images.to_png(rt.reconstruction), caption="decoded original latents", width="stretch")
-    b.image(png, caption=f"decoded edited latents (channel {channel}: {op}"
-            + (f" {amount:g}" if op != "zero" else "") + (f", noise σ {sigma:g}" if sigma else "")
-            + (f", {t:.0%} towards the other photo" if t and other is not None else "") + ")", width="stretch")
+    b.image(
+        png,
+        caption=f"decoded edited latents (channel {channel}: {op}"
+        + (f" {amount:g}" if op != "zero" else "")
+        + (f", noise σ {sigma:g}" if sigma else "")
+        + (f", {t:.0%} towards the other photo" if t and other is not None else "")
+        + ")",
+        width="stretch",
+    )
 
 
 def exports(rt) -> None:
@@ -161,8 +207,17 @@ def exports(rt) -> None:
     buf = io.BytesIO()
     np.save(buf, rt.latents, allow_pickle=False)
     c1, c2, c3 = st.columns(3)
-    c1.download_button("⬇️ Latents (.npy)", buf.getvalue(), "latents.npy", "application/octet-stream",
-                       help=f"float32 [C, h, w] = {list(rt.latents.shape)}, scaled as the diffusion model sees them")
-    c2.download_button("⬇️ Latents (.safetensors)", save_safetensors({"latents": np.ascontiguousarray(rt.latents)}),
-                       "latents.safetensors", "application/octet-stream")
+    c1.download_button(
+        "⬇️ Latents (.npy)",
+        buf.getvalue(),
+        "latents.npy",
+        "application/octet-stream",
+        help=f"float32 [C, h, w] = {list(rt.latents.shape)}, scaled as the diffusion model sees them",
+    )
+    c2.download_button(
+        "⬇️ Latents (.safetensors)",
+        save_safetensors({"latents": np.ascontiguousarray(rt.latents)}),
+        "latents.safetensors",
+        "application/octet-stream",
+    )
     c3.download_button("⬇️ Reconstruction (.png)", images.to_png(rt.reconstruction), "reconstruction.png", "image/png")

@@ -167,8 +167,12 @@ def latent_rgb_preview(latents: np.ndarray, image: np.ndarray) -> np.ndarray:
     `image` `[H, W, 3]` in [0, 1] is area-downsampled to the latent grid to give the fitting targets.
     """
     C, h, w = latents.shape
-    small = np.asarray(Image.fromarray((image * 255).astype(np.uint8)).resize((w, h), Image.Resampling.BOX),
-                       dtype=np.float64) / 255
+    small = (
+        np.asarray(
+            Image.fromarray((image * 255).astype(np.uint8)).resize((w, h), Image.Resampling.BOX), dtype=np.float64
+        )
+        / 255
+    )
     X = np.concatenate([latents.reshape(C, -1).T.astype(np.float64), np.ones((h * w, 1))], axis=1)  # [hw, C+1]
     coef, *_ = np.linalg.lstsq(X, small.reshape(-1, 3), rcond=None)
     return np.clip(X @ coef, 0, 1).reshape(h, w, 3).astype(np.float32)

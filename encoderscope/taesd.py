@@ -33,9 +33,16 @@ class Block(nn.Module):
         self.conv = nn.Sequential(conv(n_in, n_out), nn.ReLU(), conv(n_out, n_out), nn.ReLU(), conv(n_out, n_out))
         self.skip = nn.Conv2d(n_in, n_out, 1, bias=False) if n_in != n_out else nn.Identity()
         self.fuse = nn.ReLU()
-        self.pool = nn.Sequential(
-            nn.Conv2d(n_in, 256, 1, bias=False), nn.GroupNorm(4, 256), nn.ReLU(), nn.Conv2d(256, n_in, 1, bias=False)
-        ) if pool else None
+        self.pool = (
+            nn.Sequential(
+                nn.Conv2d(n_in, 256, 1, bias=False),
+                nn.GroupNorm(4, 256),
+                nn.ReLU(),
+                nn.Conv2d(256, n_in, 1, bias=False),
+            )
+            if pool
+            else None
+        )
 
     def forward(self, x):
         if self.pool is not None:
@@ -51,10 +58,20 @@ def encoder(latent_channels: int, pooled: set[int] = frozenset()) -> nn.Sequenti
     """`[B, 3, H, W]` in [0, 1] -> latents `[B, C, H/8, W/8]`."""
     B = lambda i: Block(64, 64, pool=i in pooled)  # noqa: E731
     return nn.Sequential(
-        conv(3, 64), B(1),
-        conv(64, 64, stride=2, bias=False), B(3), B(4), B(5),
-        conv(64, 64, stride=2, bias=False), B(7), B(8), B(9),
-        conv(64, 64, stride=2, bias=False), B(11), B(12), B(13),
+        conv(3, 64),
+        B(1),
+        conv(64, 64, stride=2, bias=False),
+        B(3),
+        B(4),
+        B(5),
+        conv(64, 64, stride=2, bias=False),
+        B(7),
+        B(8),
+        B(9),
+        conv(64, 64, stride=2, bias=False),
+        B(11),
+        B(12),
+        B(13),
         conv(64, latent_channels),
     )
 
@@ -63,11 +80,26 @@ def decoder(latent_channels: int, pooled: set[int] = frozenset()) -> nn.Sequenti
     """Latents `[B, C, h, w]` -> `[B, 3, 8h, 8w]`, roughly in [0, 1]."""
     B = lambda i: Block(64, 64, pool=i in pooled)  # noqa: E731
     return nn.Sequential(
-        Clamp(), conv(latent_channels, 64), nn.ReLU(),
-        B(3), B(4), B(5), nn.Upsample(scale_factor=2), conv(64, 64, bias=False),
-        B(8), B(9), B(10), nn.Upsample(scale_factor=2), conv(64, 64, bias=False),
-        B(13), B(14), B(15), nn.Upsample(scale_factor=2), conv(64, 64, bias=False),
-        B(18), conv(64, 3),
+        Clamp(),
+        conv(latent_channels, 64),
+        nn.ReLU(),
+        B(3),
+        B(4),
+        B(5),
+        nn.Upsample(scale_factor=2),
+        conv(64, 64, bias=False),
+        B(8),
+        B(9),
+        B(10),
+        nn.Upsample(scale_factor=2),
+        conv(64, 64, bias=False),
+        B(13),
+        B(14),
+        B(15),
+        nn.Upsample(scale_factor=2),
+        conv(64, 64, bias=False),
+        B(18),
+        conv(64, 3),
     )
 
 

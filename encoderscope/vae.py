@@ -62,7 +62,9 @@ class LoadedVAE:
             scale = f"(z − mean) × {self.scaling_factor:g} / std (per channel)"
         kind = {"kl": "AutoencoderKL", "tiny": "AutoencoderTiny", "taesd": "TAESD-family tiny autoencoder"}[self.kind]
         latents = "latent_dist.mode()" if self.kind == "kl" else "raw encoder output"
-        return f"{kind}: input in {self.input_range}; latents = {latents}, scaled {scale}; {self.latent_channels} channels"
+        return (
+            f"{kind}: input in {self.input_range}; latents = {latents}, scaled {scale}; {self.latent_channels} channels"
+        )
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -90,10 +92,16 @@ def _from_diffusers(model, name: str) -> LoadedVAE:
     if isinstance(model, AutoencoderKL):
         mean, std = getattr(cfg, "latents_mean", None), getattr(cfg, "latents_std", None)
         vae = LoadedVAE(
-            name, "kl", model, model, int(cfg.latent_channels), float(cfg.scaling_factor or 1.0),
+            name,
+            "kl",
+            model,
+            model,
+            int(cfg.latent_channels),
+            float(cfg.scaling_factor or 1.0),
             float(getattr(cfg, "shift_factor", None) or 0.0),
             torch.tensor(mean, dtype=torch.float32) if mean else None,
-            torch.tensor(std, dtype=torch.float32) if std else None, model,
+            torch.tensor(std, dtype=torch.float32) if std else None,
+            model,
         )
         return _place(vae, force_fp32=bool(getattr(cfg, "force_upcast", False)) or "sdxl" in name.lower())
     return _place(LoadedVAE(name, "tiny", model, model, int(cfg.latent_channels), module=model))
@@ -120,14 +128,20 @@ def _load_folder(folder: Path) -> LoadedVAE:
         except VAEError:
             raise
         except Exception as err:
-            raise VAEError(f"Could not load the diffusers VAE in {folder.name}: {str(err).splitlines()[0][:200]}") from err
+            raise VAEError(
+                f"Could not load the diffusers VAE in {folder.name}: {str(err).splitlines()[0][:200]}"
+            ) from err
         return _from_diffusers(model, folder.name)
     pair = taesd.find_pair(folder)
     if pair is None:
         found = sorted(p.name for p in folder.glob("*.pth"))
         if found:
-            raise VAEError(f"{folder.name} has {', '.join(found)} but not a matching *_encoder.pth + *_decoder.pth pair.")
-        raise VAEError(f"{folder.name} holds no VAE: expected config.json (diffusers) or *_encoder.pth + *_decoder.pth.")
+            raise VAEError(
+                f"{folder.name} has {', '.join(found)} but not a matching *_encoder.pth + *_decoder.pth pair."
+            )
+        raise VAEError(
+            f"{folder.name} holds no VAE: expected config.json (diffusers) or *_encoder.pth + *_decoder.pth."
+        )
     return load_taesd_pair(*pair)
 
 
@@ -164,14 +178,17 @@ def _load_single_file(path: Path) -> LoadedVAE:
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as err:
-            raise VAEError(f"{path.name} does not match its AutoencoderKL config: {str(err).splitlines()[0][:200]}") from err
+            raise VAEError(
+                f"{path.name} does not match its AutoencoderKL config: {str(err).splitlines()[0][:200]}"
+            ) from err
         return _from_diffusers(model, path.stem)
     kwargs = {} if models.hub_online() else {"local_files_only": True}
     try:
         model = AutoencoderKL.from_single_file(str(path), **kwargs)
     except Exception as err:
-        raise VAEError(f"Could not load {path.name} as a Stable Diffusion VAE checkpoint: "
-                       f"{str(err).splitlines()[0][:200]}") from err
+        raise VAEError(
+            f"Could not load {path.name} as a Stable Diffusion VAE checkpoint: {str(err).splitlines()[0][:200]}"
+        ) from err
     return _from_diffusers(model, path.stem)
 
 
@@ -187,9 +204,11 @@ def _load_hub(repo: str) -> LoadedVAE:
         raise
     except Exception as err:
         if not online:
-            raise VAEError(f"Cannot download {repo!r}: the Hugging Face Hub is unreachable (offline) and it is not in "
-                           "the local cache. Use a local VAE folder (diffusers folder or *_encoder.pth + "
-                           "*_decoder.pth) or set ENCODERSCOPE_MODELS_DIR.") from err
+            raise VAEError(
+                f"Cannot download {repo!r}: the Hugging Face Hub is unreachable (offline) and it is not in "
+                "the local cache. Use a local VAE folder (diffusers folder or *_encoder.pth + "
+                "*_decoder.pth) or set ENCODERSCOPE_MODELS_DIR."
+            ) from err
         raise VAEError(f"Could not load the VAE {repo!r}: {str(err).splitlines()[0][:200]}") from err
     return _from_diffusers(model, repo)
 
@@ -221,8 +240,10 @@ def default_vae() -> str:
         return local[0]
     if models.hub_online():
         return DEFAULT_HUB_VAE
-    raise VAEError("No VAE is available offline: set ENCODERSCOPE_MODELS_DIR to a folder with a VAE "
-                   "(e.g. TAESD's *_encoder.pth + *_decoder.pth), or connect to the internet for madebyollin/taesd.")
+    raise VAEError(
+        "No VAE is available offline: set ENCODERSCOPE_MODELS_DIR to a folder with a VAE "
+        "(e.g. TAESD's *_encoder.pth + *_decoder.pth), or connect to the internet for madebyollin/taesd."
+    )
 
 
 def load_vae(ref: str | os.PathLike | None = None) -> LoadedVAE:
@@ -246,7 +267,9 @@ def load_vae(ref: str | os.PathLike | None = None) -> LoadedVAE:
             return _load_single_file(path)
         if path.is_file() and path.suffix == ".pth":
             raise VAEError("Give the folder that holds both *_encoder.pth and *_decoder.pth, not one file.")
-        raise VAEError(f"No VAE at {text!r}: give a diffusers folder, a folder with a TAESD .pth pair, or a .safetensors file.")
+        raise VAEError(
+            f"No VAE at {text!r}: give a diffusers folder, a folder with a TAESD .pth pair, or a .safetensors file."
+        )
     if not models._HUB_ID.match(text):
         raise VAEError(f"{text!r} is not a valid hub id ('owner/name') or an existing path.")
     if not conf.allow_custom_models and text not in CURATED_VAES:
@@ -265,8 +288,14 @@ def to_tensor(image: Image.Image, vae: LoadedVAE) -> torch.Tensor:
 
 def _check_finite(t: torch.Tensor, what: str, vae: LoadedVAE) -> None:
     if not torch.isfinite(t).all():
-        hint = (" This happens with the SDXL VAE in fp16: it overflows. Load it in fp32 (the default on CPU) or use "
-                "madebyollin/sdxl-vae-fp16-fix.") if vae.dtype == torch.float16 else ""
+        hint = (
+            (
+                " This happens with the SDXL VAE in fp16: it overflows. Load it in fp32 (the default on CPU) or use "
+                "madebyollin/sdxl-vae-fp16-fix."
+            )
+            if vae.dtype == torch.float16
+            else ""
+        )
         raise VAEError(f"The {what} contains NaN or infinite values.{hint}")
 
 
@@ -337,8 +366,9 @@ class RoundTrip:
         return w * h * 3 / self.latents.size
 
 
-def round_trip(vae: LoadedVAE, image: Image.Image, size: int = 512, fit: str = "crop", sample: bool = False,
-               seed: int = 0) -> RoundTrip:
+def round_trip(
+    vae: LoadedVAE, image: Image.Image, size: int = 512, fit: str = "crop", sample: bool = False, seed: int = 0
+) -> RoundTrip:
     """Preprocess `image` (long side `size`, multiples of 8), encode, decode, and measure the loss."""
     if size < 8 or size > 2048:
         raise VAEError("The working size must be between 8 and 2048 pixels.")
@@ -351,5 +381,6 @@ def round_trip(vae: LoadedVAE, image: Image.Image, size: int = 512, fit: str = "
     end = time.perf_counter()
     recon = to_image(y)
     a, b = images.to_array(prepared), images.to_array(recon)
-    return RoundTrip(z[0].cpu().numpy(), recon, images.psnr(a, b), prepared, images.ssim(a, b),
-                     middle - start, end - middle, notes)
+    return RoundTrip(
+        z[0].cpu().numpy(), recon, images.psnr(a, b), prepared, images.ssim(a, b), middle - start, end - middle, notes
+    )

@@ -16,10 +16,20 @@ st.caption(
 left, right = st.columns([2, 1])
 with right:
     ref = views.vae_picker()
-    size = st.select_slider("Working size (long side)", list(images.SIZES), value=512, key="size",
-                            help="256 is 4× faster: the full SD-VAE takes ~15 s at 512 on a CPU.")
-    fit = st.radio("Make the sides multiples of 8 by", list(images.FITS), horizontal=True, key="fit",
-                   format_func={"crop": "centre-crop", "pad": "padding", "square": "square crop"}.get)
+    size = st.select_slider(
+        "Working size (long side)",
+        list(images.SIZES),
+        value=512,
+        key="size",
+        help="256 is 4× faster: the full SD-VAE takes ~15 s at 512 on a CPU.",
+    )
+    fit = st.radio(
+        "Make the sides multiples of 8 by",
+        list(images.FITS),
+        horizontal=True,
+        key="fit",
+        format_func={"crop": "centre-crop", "pad": "padding", "square": "square crop"}.get,
+    )
 with left:
     chosen = views.image_input()
 if chosen is None or ref is None:
@@ -33,9 +43,12 @@ sample = False
 seed = 0
 if vae.kind == "kl":
     s1, s2 = st.columns([2, 1])
-    sample = s1.toggle("Sample the latent instead of taking its mean", key="sample",
-                       help="The KL encoder outputs a Gaussian per latent value. The mean (mode) is deterministic and "
-                            "what pipelines use for img2img; a sample adds that Gaussian's noise.")
+    sample = s1.toggle(
+        "Sample the latent instead of taking its mean",
+        key="sample",
+        help="The KL encoder outputs a Gaussian per latent value. The mean (mode) is deterministic and "
+        "what pipelines use for img2img; a sample adds that Gaussian's noise.",
+    )
     seed = int(s2.number_input("Seed", 0, 2**31 - 1, 0, key="seed", disabled=not sample))
 st.caption(vae.describe())
 
@@ -51,8 +64,11 @@ except Exception as err:  # decoder failure on an odd image: explain instead of 
 
 with st.expander("Preprocessing (what was encoded)", expanded=bool(rt.notes)):
     st.text("\n".join(rt.notes) or "The image was used as it is.")
-    st.image(images.to_png(rt.input), caption=f"{ui.escape_markdown(name)} as encoded: {rt.input.size[0]}×{rt.input.size[1]}",
-             width=min(rt.input.size[0], 512))
+    st.image(
+        images.to_png(rt.input),
+        caption=f"{ui.escape_markdown(name)} as encoded: {rt.input.size[0]}×{rt.input.size[1]}",
+        width=min(rt.input.size[0], 512),
+    )
 
 tab_latents, tab_recon, tab_play = st.tabs(["Latents", "Reconstruction", "Latent playground"])
 with tab_latents:
@@ -67,7 +83,9 @@ with tab_play:
     except (images.ImageError, vae_lib.VAEError):
         other_latents = None
     if other_latents is None:
-        st.caption("Interpolation needs two latents of the same shape: pick 'square crop' to interpolate any "
-                   "image with the other sample photo.")
+        st.caption(
+            "Interpolation needs two latents of the same shape: pick 'square crop' to interpolate any "
+            "image with the other sample photo."
+        )
     views.playground(ref, rt, other_latents)
 views.exports(rt)

@@ -35,18 +35,37 @@ def latent_grid(latents: np.ndarray, max_side: int | None = None) -> go.Figure:
         z[r * (sh + 1) : r * (sh + 1) + sh, k * (sw + 1) : k * (sw + 1) + sw] = small[c]
     bound = float(np.nanpercentile(np.abs(latents), 99.5)) or 1.0
     trace = go.Heatmap(
-        z=z, zmin=-bound, zmax=bound, zmid=0, colorscale="RdBu_r", hoverongaps=False,
+        z=z,
+        zmin=-bound,
+        zmax=bound,
+        zmid=0,
+        colorscale="RdBu_r",
+        hoverongaps=False,
         colorbar=dict(title=dict(text="latent value", side="right"), thickness=12),
         hovertemplate="%{z:.3f}<extra></extra>",
     )
     # Channel numbers as labels in each tile's corner (cheaper than per-cell hover data).
-    labels = [dict(x=(c % cols) * (sw + 1), y=(c // cols) * (sh + 1), text=str(c), showarrow=False, xanchor="left",
-                   yanchor="top", font=dict(size=10, color="#111827"), bgcolor="rgba(255,255,255,0.7)")
-              for c in range(C)]
+    labels = [
+        dict(
+            x=(c % cols) * (sw + 1),
+            y=(c // cols) * (sh + 1),
+            text=str(c),
+            showarrow=False,
+            xanchor="left",
+            yanchor="top",
+            font=dict(size=10, color="#111827"),
+            bgcolor="rgba(255,255,255,0.7)",
+        )
+        for c in range(C)
+    ]
     layout = dict(
-        height=int(np.clip(90 + rows * 520 / cols * sh / sw, 260, 900)), font=FONT, margin=dict(l=10, r=10, t=10, b=10),
-        xaxis=dict(visible=False, constrain="domain"), yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"),
-        plot_bgcolor="white", annotations=labels,
+        height=int(np.clip(90 + rows * 520 / cols * sh / sw, 260, 900)),
+        font=FONT,
+        margin=dict(l=10, r=10, t=10, b=10),
+        xaxis=dict(visible=False, constrain="domain"),
+        yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"),
+        plot_bgcolor="white",
+        annotations=labels,
     )
     return go.Figure(data=[trace], layout=layout)
 
@@ -59,11 +78,21 @@ def channel_histograms(latents: np.ndarray, bins: int = 60) -> go.Figure:
     counts = np.stack([np.histogram(latents[c], bins=edges)[0] for c in range(C)]).astype(np.float32)
     counts /= counts.sum(axis=1, keepdims=True).clip(min=1)
     centres = (edges[:-1] + edges[1:]) / 2
-    trace = go.Heatmap(z=counts, x=np.round(centres, 3), y=list(range(C)), colorscale="Viridis",
-                       colorbar=dict(title=dict(text="share", side="right"), thickness=12),
-                       hovertemplate="channel %{y}, value ≈ %{x:.2f}: %{z:.1%}<extra></extra>")
-    layout = dict(height=int(np.clip(60 + 14 * C, 220, 620)), font=FONT, margin=dict(l=10, r=10, t=10, b=10),
-                  xaxis=dict(title=dict(text="latent value")), yaxis=dict(title=dict(text="channel"), autorange="reversed"))
+    trace = go.Heatmap(
+        z=counts,
+        x=np.round(centres, 3),
+        y=list(range(C)),
+        colorscale="Viridis",
+        colorbar=dict(title=dict(text="share", side="right"), thickness=12),
+        hovertemplate="channel %{y}, value ≈ %{x:.2f}: %{z:.1%}<extra></extra>",
+    )
+    layout = dict(
+        height=int(np.clip(60 + 14 * C, 220, 620)),
+        font=FONT,
+        margin=dict(l=10, r=10, t=10, b=10),
+        xaxis=dict(title=dict(text="latent value")),
+        yaxis=dict(title=dict(text="channel"), autorange="reversed"),
+    )
     return go.Figure(data=[trace], layout=layout)
 
 
@@ -73,13 +102,23 @@ def difference_heatmap(a: np.ndarray, b: np.ndarray, max_side: int = 256) -> go.
     H, W = diff.shape
     step = max(1, int(np.ceil(max(H, W) / max_side)))
     small = diff[: H // step * step, : W // step * step].reshape(H // step, step, W // step, step).mean(axis=(1, 3))
-    trace = go.Heatmap(z=np.round(small, 4), colorscale="Inferno", zmin=0, zmax=max(float(np.percentile(diff, 99.5)), 1e-3),
-                       colorbar=dict(title=dict(text="|error|", side="right"), thickness=12),
-                       hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>", x=np.arange(small.shape[1]) * step,
-                       y=np.arange(small.shape[0]) * step)
-    layout = dict(height=int(np.clip(420 * H / max(W, 1), 240, 640)), font=FONT, margin=dict(l=10, r=10, t=10, b=10),
-                  xaxis=dict(visible=False, constrain="domain"), yaxis=dict(visible=False, autorange="reversed",
-                                                                            scaleanchor="x"))
+    trace = go.Heatmap(
+        z=np.round(small, 4),
+        colorscale="Inferno",
+        zmin=0,
+        zmax=max(float(np.percentile(diff, 99.5)), 1e-3),
+        colorbar=dict(title=dict(text="|error|", side="right"), thickness=12),
+        hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>",
+        x=np.arange(small.shape[1]) * step,
+        y=np.arange(small.shape[0]) * step,
+    )
+    layout = dict(
+        height=int(np.clip(420 * H / max(W, 1), 240, 640)),
+        font=FONT,
+        margin=dict(l=10, r=10, t=10, b=10),
+        xaxis=dict(visible=False, constrain="domain"),
+        yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"),
+    )
     return go.Figure(data=[trace], layout=layout)
 
 
@@ -87,20 +126,29 @@ def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def side_by_side(left_png: bytes, right_png: bytes, size: tuple[int, int], titles=("original", "reconstruction")
-                 ) -> go.Figure:
+def side_by_side(
+    left_png: bytes, right_png: bytes, size: tuple[int, int], titles=("original", "reconstruction")
+) -> go.Figure:
     """Two images with synchronised zoom and pan (shared axes): drag a box on either to zoom both."""
     W, H = size
-    traces = [go.Image(source=_data_uri(left_png), xaxis="x", yaxis="y", hoverinfo="skip"),
-              go.Image(source=_data_uri(right_png), xaxis="x2", yaxis="y2", hoverinfo="skip")]
+    traces = [
+        go.Image(source=_data_uri(left_png), xaxis="x", yaxis="y", hoverinfo="skip"),
+        go.Image(source=_data_uri(right_png), xaxis="x2", yaxis="y2", hoverinfo="skip"),
+    ]
     axis = dict(visible=False, range=[0, W], constrain="domain")
     yaxis = dict(visible=False, range=[H, 0], scaleanchor="x")
     layout = dict(
-        height=int(np.clip(40 + 520 * H / max(W, 1), 240, 760)), font=FONT, margin=dict(l=0, r=0, t=30, b=0),
-        xaxis={**axis, "domain": [0, 0.495]}, xaxis2={**axis, "domain": [0.505, 1], "matches": "x"},
-        yaxis=yaxis, yaxis2={**yaxis, "anchor": "x2", "matches": "y", "scaleanchor": "x2"},
-        annotations=[dict(text=t, x=x, y=1.0, xref="paper", yref="paper", showarrow=False, yanchor="bottom",
-                          font=dict(size=13)) for t, x in zip(titles, (0.25, 0.75), strict=True)],
+        height=int(np.clip(40 + 520 * H / max(W, 1), 240, 760)),
+        font=FONT,
+        margin=dict(l=0, r=0, t=30, b=0),
+        xaxis={**axis, "domain": [0, 0.495]},
+        xaxis2={**axis, "domain": [0.505, 1], "matches": "x"},
+        yaxis=yaxis,
+        yaxis2={**yaxis, "anchor": "x2", "matches": "y", "scaleanchor": "x2"},
+        annotations=[
+            dict(text=t, x=x, y=1.0, xref="paper", yref="paper", showarrow=False, yanchor="bottom", font=dict(size=13))
+            for t, x in zip(titles, (0.25, 0.75), strict=True)
+        ],
         dragmode="zoom",
     )
     return go.Figure(data=traces, layout=layout)

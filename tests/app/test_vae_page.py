@@ -75,10 +75,13 @@ def test_upload(page):
     assert _metrics(page)["Latent shape"].startswith("32×")
 
 
-@pytest.mark.parametrize("data,expected", [
-    (b"definitely not an image", "not an image"),
-    (b"", "empty"),
-])
+@pytest.mark.parametrize(
+    "data,expected",
+    [
+        (b"definitely not an image", "not an image"),
+        (b"", "empty"),
+    ],
+)
 def test_bad_uploads(data, expected):
     at = app("vae")
     at.run()

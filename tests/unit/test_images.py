@@ -72,11 +72,14 @@ def test_animated_gif_first_frame():
     assert image.getpixel((0, 0))[0] > 200 and any("first frame" in n for n in notes)
 
 
-@pytest.mark.parametrize("data,match", [
-    (b"", "empty"),
-    (b"this is not an image at all", "not an image"),
-    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "damaged|not an image"),
-])
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        (b"", "empty"),
+        (b"this is not an image at all", "not an image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "damaged|not an image"),
+    ],
+)
 def test_bad_files(data, match):
     with pytest.raises(ImageError, match=match):
         images.open_image(data)
@@ -96,14 +99,17 @@ def test_decompression_bomb_refused_before_decoding():
         images.open_image(bomb, max_pixels=40_000_000)
 
 
-@pytest.mark.parametrize("size_in,fit,expected", [
-    ((1, 1), "crop", (8, 8)),
-    ((7, 5), "crop", (8, 8)),
-    ((7, 5), "pad", (256, 184)),
-    ((640, 427), "crop", (512, 336)),
-    ((640, 427), "pad", (512, 344)),
-    ((640, 427), "square", (512, 512)),
-])
+@pytest.mark.parametrize(
+    "size_in,fit,expected",
+    [
+        ((1, 1), "crop", (8, 8)),
+        ((7, 5), "crop", (8, 8)),
+        ((7, 5), "pad", (256, 184)),
+        ((640, 427), "crop", (512, 336)),
+        ((640, 427), "pad", (512, 344)),
+        ((640, 427), "square", (512, 512)),
+    ],
+)
 def test_prepare_sizes(size_in, fit, expected):
     size = 256 if size_in == (7, 5) and fit == "pad" else 512 if size_in[0] > 100 else 8
     out, notes = images.prepare(Image.new("RGB", size_in, (10, 20, 30)), size, fit)

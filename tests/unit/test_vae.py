@@ -86,9 +86,15 @@ def _tiny_kl(**config):
     from diffusers import AutoencoderKL
 
     torch.manual_seed(0)
-    return AutoencoderKL(block_out_channels=[32, 64], down_block_types=["DownEncoderBlock2D"] * 2,
-                         up_block_types=["UpDecoderBlock2D"] * 2, latent_channels=4, norm_num_groups=32,
-                         sample_size=64, **config)
+    return AutoencoderKL(
+        block_out_channels=[32, 64],
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+        latent_channels=4,
+        norm_num_groups=32,
+        sample_size=64,
+        **config,
+    )
 
 
 def test_diffusers_folder_kl_scaling_both_ways(tmp_path):
@@ -108,11 +114,16 @@ def test_diffusers_folder_kl_scaling_both_ways(tmp_path):
 
 
 def test_latents_mean_std_convention(tmp_path):
-    _tiny_kl(scaling_factor=0.3, latents_mean=[0.1, 0.2, 0.3, 0.4], latents_std=[1.0, 2.0, 3.0, 4.0]).save_pretrained(tmp_path)
+    _tiny_kl(scaling_factor=0.3, latents_mean=[0.1, 0.2, 0.3, 0.4], latents_std=[1.0, 2.0, 3.0, 4.0]).save_pretrained(
+        tmp_path
+    )
     loaded = es.load_vae(str(tmp_path))
     x = vae.to_tensor(Image.new("RGB", (16, 16), (10, 200, 90)), loaded)
     raw = loaded.module.encode(x * 2 - 1).latent_dist.mode()
-    mean, std = torch.tensor([0.1, 0.2, 0.3, 0.4]).view(1, -1, 1, 1), torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, -1, 1, 1)
+    mean, std = (
+        torch.tensor([0.1, 0.2, 0.3, 0.4]).view(1, -1, 1, 1),
+        torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, -1, 1, 1),
+    )
     torch.testing.assert_close(vae.encode(loaded, x), (raw - mean) * 0.3 / std)
 
 
@@ -120,8 +131,9 @@ def test_diffusers_tiny_folder(tmp_path):
     from diffusers import AutoencoderTiny
 
     torch.manual_seed(0)
-    AutoencoderTiny(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
-                    latent_channels=4).save_pretrained(tmp_path)
+    AutoencoderTiny(
+        encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8), latent_channels=4
+    ).save_pretrained(tmp_path)
     loaded = es.load_vae(str(tmp_path))
     assert loaded.kind == "tiny" and loaded.input_range == "[-1, 1]"
     rt = es.round_trip(loaded, Image.new("RGB", (40, 40), (0, 128, 255)), size=64)
@@ -153,12 +165,15 @@ def test_nan_output_is_explained(tmp_path):
         es.round_trip(loaded, Image.new("RGB", (16, 16)), size=16)
 
 
-@pytest.mark.parametrize("ref,match", [
-    ("madebyollin/taesd", "unreachable"),
-    ("no-such/vae", "unreachable"),
-    ("../../etc/passwd", "No VAE"),
-    ("a b c", "not a valid"),
-])
+@pytest.mark.parametrize(
+    "ref,match",
+    [
+        ("madebyollin/taesd", "unreachable"),
+        ("no-such/vae", "unreachable"),
+        ("../../etc/passwd", "No VAE"),
+        ("a b c", "not a valid"),
+    ],
+)
 def test_bad_refs_offline(ref, match):
     with pytest.raises(VAEError, match=match):
         es.load_vae(ref)
