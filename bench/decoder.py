@@ -69,8 +69,7 @@ def masks_rerun(enc, dec, text: str) -> int:
     probe = masks.context_probe(
         enc, "The bank was steep and muddy near the river.", "The bank was closed for the holiday weekend."
     )
-    enc_res, dec_res = es.attention(enc, text), es.attention(dec, text)
-    preds = decoder.next_tokens(dec, text)
+    dec_res, preds = decoder.attention_and_next_tokens(dec, text, 128)
     figs = [
         figures.mask_figure(m, tokens, tokens, "m")
         for m in (masks.bidirectional(T), masks.causal(T), masks.prefix_lm(T, T // 2))
@@ -85,7 +84,7 @@ def masks_rerun(enc, dec, text: str) -> int:
     figs += [figures.layer_token_similarity(probe.similarity[m], probe.tokens_a, m, probe.diverge) for m in masks.MASKS]
     figs += [
         figures.probe_line({m: probe.similarity[m][:, 2] for m in masks.MASKS}, "bank"),
-        figures.masked_attention_figure(enc_res.weights[0].mean(0), enc_res.tokens, "e"),
+        figures.masked_attention_figure(runs["bidirectional"].weights[0].mean(0), tokens, "e"),
         figures.masked_attention_figure(dec_res.weights[0, 0], dec_res.tokens, "d", ~masks.causal(len(dec_res.tokens))),
         figures.next_token_bars(preds),
     ]

@@ -193,19 +193,23 @@ def context_probe(model_ref, revision, text_a: str, text_b: str, word: str) -> N
         )
 
 
-def decoder_side_by_side(enc_res, dec_res, dec, predictions) -> None:
-    """The encoder's and the decoder's attention for the same text, plus the decoder's next-token guess."""
+def decoder_side_by_side(enc_run, enc_name: str, dec_res, dec, predictions) -> None:
+    """The encoder's and the decoder's attention for the same text, plus the decoder's next-token guess.
+
+    `enc_run`: the encoder's bidirectional `masks.MaskedRun` (weights `[L, H, T, T]`); `dec_res`: AttentionResult.
+    """
     c1, c2 = st.columns(2)
     dec_layer = c1.slider("Decoder layer", 0, dec_res.num_layers - 1, 0, key="dec_layer")
     dec_head = c2.slider("Decoder head", 0, dec_res.num_heads - 1, 0, key="dec_head")
     left, right = st.columns(2)
     with left:
-        layer = min(dec_layer, enc_res.num_layers - 1)
+        n_enc = enc_run.weights.shape[0]  # the encoder layer at the same relative depth
+        layer = round(dec_layer * (n_enc - 1) / max(dec_res.num_layers - 1, 1))
         ui.plotly(
             figures.masked_attention_figure(
-                enc_res.weights[layer].mean(0),
-                enc_res.tokens,
-                f"Encoder ({enc_res.model_name}), layer {layer}, mean of heads",
+                enc_run.weights[layer].mean(0),
+                enc_run.tokens,
+                f"Encoder ({enc_name}), layer {layer} (same depth), mean of heads",
             ),
             key="enc_side",
             filename="encoder_attention",

@@ -95,10 +95,11 @@ def context_probe(model_ref: str | None, revision: str | None, text_a: str, text
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def next_tokens(model_ref: str | None, revision: str | None, text: str, k: int = 5) -> list:
+def decoder_view(model_ref: str | None, revision: str | None, text: str, max_length: int | None = None):
+    """(AttentionResult `[L, H, T, T]`, top-5 next tokens) of the cached decoder, from one forward pass."""
     from encoderscope import decoder as dec
 
-    return dec.next_tokens(decoder(model_ref, revision), text, k)
+    return dec.attention_and_next_tokens(decoder(model_ref, revision), text, max_length)
 
 
 

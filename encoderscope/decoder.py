@@ -83,7 +83,45 @@ def next_tokens(model, text: str, k: int = 5) -> list[tuple[str, float]]:
     if not isinstance(text, str) or not text.strip():
         raise ValueError("The text is empty.")
     ids = model.tokenizer(text, return_tensors="pt", verbose=False)["input_ids"][:, -model.max_length :]
-    logits = model.model(input_ids=ids.to(model.device)).logits[0, -1].float()
-    probs = torch.softmax(logits, dim=-1)
-    top = torch.topk(probs, k)
-    return [(model.tokenizer.decode([int(i)]), float(p)) for p, i in zip(top.values, top.indices, strict=True)]
+    return _top_k(model.model(input_ids=ids.to(model.device)).logits[0, -1], model.tokenizer, k)
+
+
+def _top_k(logits: torch.Tensor, tokenizer, k: int) -> list[tuple[str, float]]:
+    """`logits` `[vocab]` -> the k most likely tokens as (text, probability)."""
+    top = torch.topk(torch.softmax(logits.float(), dim=-1), k)
+    return [(tokenizer.decode([int(i)]), float(p)) for p, i in zip(top.values, top.indices, strict=True)]
+
+
+class _KeepLastLogits:
+    """Stands in for a causal LM for one call: forwards to it and keeps the last position's logits `[vocab]`.
+
+    A fresh object per request, so concurrent requests sharing the cached model never see each other's logits.
+    """
+
+    def __init__(self, model):
+        self.inner, self.logits = model, None
+
+    def __call__(self, *args, **kwargs):
+        out = self.inner(*args, **kwargs)
+        self.logits = out.logits[0, -1]
+        return out
+
+    def __getattr__(self, name):  # config, parameters(), ... come from the real model
+        return getattr(self.inner, name)
+
+
+def attention_and_next_tokens(model, text: str, max_length: int | None = None, k: int = 5):
+    """`(AttentionResult, top-k next tokens)` of a causal LM for `text`, from one forward pass when it fits.
+
+    The attention covers the first `max_length` tokens; when the text is longer, the next-token guess is
+    computed separately from the text's last tokens (see :func:`next_tokens`).
+    """
+    from dataclasses import replace
+
+    from .attention import attention
+
+    capture = _KeepLastLogits(model.model)
+    res = attention(replace(model, model=capture), text, max_length=max_length)
+    if res.truncated:
+        return res, next_tokens(model, text, k)
+    return res, _top_k(capture.logits, model.tokenizer, k)

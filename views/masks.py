@@ -87,9 +87,7 @@ if decoder is None:
     st.info("The encoder sections above work without a decoder.")
     st.stop()
 try:
-    enc_res = resources.attention(enc_ref, enc_rev, text, None, max_length=MAX_TOKENS)
-    dec_res = resources.attention(dec_ref, dec_rev, text, None, kind="decoder", max_length=MAX_TOKENS)
-    predictions = resources.next_tokens(dec_ref, dec_rev, text)
+    dec_res, predictions = resources.decoder_view(dec_ref, dec_rev, text, MAX_TOKENS)
 except Exception as err:
     ui.user_error(f"The decoder could not process this text: {type(err).__name__}: {str(err)[:200]}")
     st.stop()
@@ -98,4 +96,4 @@ if dec_res.truncated:
         f"For the decoder the text is {dec_res.n_input_tokens} tokens long; the attention maps show the "
         f"first {MAX_TOKENS}, the next-token guess reads the last {min(decoder.max_length, dec_res.n_input_tokens)}."
     )
-views.decoder_side_by_side(enc_res, dec_res, decoder, predictions)
+views.decoder_side_by_side(runs["bidirectional"], encoder.name, dec_res, decoder, predictions)

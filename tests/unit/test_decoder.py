@@ -145,3 +145,17 @@ def test_local_decoder_folder(tiny_gpt2):
 def test_decoder_given_as_encoder(tiny_gpt2):
     with pytest.raises(models.ModelLoadError, match="is a causal decoder"):
         es.load_encoder(str(tiny_gpt2))
+
+
+def test_attention_and_next_tokens_share_one_pass(decoder_model, tiny_gpt2):
+    text = "The capital of France is"
+    res, top = decoder.attention_and_next_tokens(decoder_model, text, max_length=128)
+    np.testing.assert_array_equal(res.weights, es.attention(decoder_model, text).weights)
+    assert [t for t, _ in top] == [t for t, _ in decoder.next_tokens(decoder_model, text)]
+    assert top[0][0] == " Paris" and res.model_name == decoder_model.name
+    # Longer than the attention window: the guess still follows the end of the text.
+    small = es.load_decoder(str(tiny_gpt2))
+    long_text = "The bank was steep and muddy near the river. " * 5
+    res, top = decoder.attention_and_next_tokens(small, long_text, max_length=8)
+    assert res.truncated and len(res.tokens) == 8
+    assert top == decoder.next_tokens(small, long_text)
