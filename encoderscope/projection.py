@@ -39,7 +39,7 @@ def _pca(X: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros((X.shape[0], dim), np.float32), np.zeros(dim)
     pca = PCA(n_components=n, random_state=0)
     coords = pca.fit_transform(X)
-    ratio = pca.explained_variance_ratio_
+    ratio = np.nan_to_num(pca.explained_variance_ratio_)  # all-identical points: 0/0
     if n < dim:  # pad so the caller always gets [N, dim]
         coords = np.hstack([coords, np.zeros((X.shape[0], dim - n))])
         ratio = np.concatenate([ratio, np.zeros(dim - n)])

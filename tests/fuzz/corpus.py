@@ -69,3 +69,104 @@ def url_numbers() -> list[tuple[str, str]]:
     values = ["-1", "-4", "99", "1000000000000000000000", "1e9", "NaN", "inf", "", " ", "0x10", "3.5",
               "mean", "<script>", "0", "5", "11"]
     return [(a, b) for a in values for b in values[::3]]
+
+
+def csv_files() -> list[tuple[str, bytes]]:
+    """(name, bytes) CSV uploads: bombs, junk, encodings, quoting."""
+    files = [
+        ("empty.csv", b""),
+        ("blank.csv", b"\n\n\n"),
+        ("header-only.csv", b"text\n"),
+        ("binary.csv", bytes(range(256)) * 40),
+        ("nul.csv", b"text\nhello\x00world\n"),
+        ("huge-field.csv", b'text\n"' + b"x" * 3_000_000 + b'"\n'),
+        ("deep-quotes.csv", b"text\n" + b'"' * 10_001 + b"\n"),
+        ("unclosed.csv", b'text\n"never closed\nmore\n'),
+        ("many-columns.csv", (",".join(f"c{i}" for i in range(5000)) + "\n" + ",".join("v" * 5000) + "\n").encode()),
+        ("ragged.csv", b"a,b\n1\n1,2,3,4\n,\n"),
+        ("latin1.csv", "text\nna\xefve caf\xe9\n".encode("latin-1")),
+        ("utf16.csv", "text\nhello\n".encode("utf-16")),
+        ("bom.csv", "\ufefftext;label\nbonjour;fr\n".encode()),
+        ("formula.csv", b"text\n=HYPERLINK(\"http://x\")\n+1+1\n@SUM(A1)\n"),
+        ("html.csv", b"text\n<script>window.__xss=1</script>\n<img src=x onerror=alert(1)>\n"),
+        ("json.csv", b'{"not": "a csv"}'),
+        ("tabs.csv", b"text\tlabel\nhello\tgreeting\n"),
+        ("only-nan.csv", b"text,label\nNaN,NaN\nnull,\n"),
+        ("newlines.csv", b'text\n"multi\nline\ncell"\n'),
+        ("rows.csv", b"text\n" + b"row\n" * 120_000),
+    ]
+    files += [(f"random-{i}.csv", bytes(_rng.randrange(256) for _ in range(_rng.randrange(1, 3000)))) for i in range(10)]
+    files += [(f"text-{i}.csv", ("text\n" + wire(t).replace("\x00", "") + "\n").encode("utf-8", "replace"))
+              for i, t in enumerate(INJECTIONS + UNICODE[:6])]
+    return files
+
+
+def npy_files() -> list[tuple[str, bytes]]:
+    """(name, bytes) vector uploads, including pickles that must be refused."""
+    import io
+
+    import numpy as np
+
+    def npy(array, allow_pickle=False) -> bytes:
+        buf = io.BytesIO()
+        np.save(buf, array, allow_pickle=allow_pickle)
+        return buf.getvalue()
+
+    return [
+        ("pickle.npy", npy(np.array([{"evil": 1}], dtype=object), allow_pickle=True)),
+        ("pickle2.npy", npy(np.array([[object()]], dtype=object), allow_pickle=True)),
+        ("1d.npy", npy(np.ones(10))),
+        ("3d.npy", npy(np.ones((2, 3, 4)))),
+        ("0d.npy", npy(np.float32(1))),
+        ("empty.npy", npy(np.zeros((0, 5)))),
+        ("nan.npy", npy(np.array([[np.nan, 0.0], [1, 2], [3, 4], [5, 6]]))),
+        ("inf.npy", npy(np.array([[np.inf, 0.0], [1, 2]]))),
+        ("strings.npy", npy(np.array([["a", "b"], ["c", "d"]]))),
+        ("complex.npy", npy(np.ones((3, 3), dtype=complex))),
+        ("bool.npy", npy(np.ones((4, 2), dtype=bool))),
+        ("one-row.npy", npy(np.ones((1, 8), dtype=np.float32))),
+        ("constant.npy", npy(np.ones((20, 8), dtype=np.float32))),
+        ("truncated.npy", npy(np.ones((50, 50)))[:300]),
+        ("garbage.npy", b"\x93NUMPY\x01\x00garbage"),
+        ("text.tsv", b"0.1\t0.2\nx\ty\n"),
+        ("ok.tsv", b"0.1\t0.2\n0.3\t0.4\n0.5\t0.1\n0.9\t0.2\n"),
+    ]
+
+
+def image_files() -> list[tuple[str, bytes]]:
+    """(name, bytes) image uploads: junk, truncation, bombs, odd modes and sizes."""
+    import io
+
+    from PIL import Image
+
+    def save(image, fmt, **kw) -> bytes:
+        buf = io.BytesIO()
+        image.save(buf, format=fmt, **kw)
+        return buf.getvalue()
+
+    rgb = Image.new("RGB", (64, 48), (200, 100, 50))
+    jpeg = save(rgb, "JPEG")
+    frames = [Image.new("RGB", (16, 16), c) for c in ("red", "blue")]
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
+    pal = Image.new("P", (16, 16))
+    return [
+        ("empty.png", b""),
+        ("text.png", b"hello, not an image"),
+        ("html.png", b"<svg onload=alert(1)></svg>"),
+        ("truncated.jpg", jpeg[: len(jpeg) // 2]),
+        ("header-only.png", b"\x89PNG\r\n\x1a\n"),
+        ("bomb.png", save(Image.new("1", (12_000, 12_000)), "PNG")),
+        ("1x1.png", save(Image.new("RGB", (1, 1)), "PNG")),
+        ("7x5.png", save(Image.new("RGB", (7, 5)), "PNG")),
+        ("wide.png", save(Image.new("RGB", (4000, 3)), "PNG")),
+        ("animated.gif", gif.getvalue()),
+        ("cmyk.jpg", save(rgb.convert("CMYK"), "JPEG")),
+        ("grey16.png", save(Image.new("I;16", (32, 32)), "PNG")),
+        ("palette-alpha.png", save(pal, "PNG", transparency=0)),
+        ("rgba.webp", save(Image.new("RGBA", (32, 32), (0, 0, 0, 0)), "WEBP")),
+        ("la.png", save(Image.new("LA", (32, 32)), "PNG")),
+        ("tiny.bmp", save(Image.new("RGB", (9, 9)), "BMP")),
+        ("float.tif", save(Image.new("F", (16, 16)), "TIFF")),
+        ("random.jpg", bytes(_rng.randrange(256) for _ in range(4000))),
+    ]
