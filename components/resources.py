@@ -152,15 +152,38 @@ def anisotropy(model_ref: str | None, revision: str | None, texts: tuple[str, ..
 # --- vae page -------------------------------------------------------------------------------
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def vae_round_trip(ref: str, image_bytes: bytes, size: int, fit: str, sample: bool, seed: int):
-    """`encoderscope.vae.round_trip` of an uploaded image (bytes as the key, so reruns reuse it)."""
+@st.cache_resource(show_spinner=False)
+def _vae_results() -> dict:
+    """A bounded LRU of round trips, shared by sessions. Not st.cache_data: the computation reports progress
+    into the caller's page, and st.cache_data would replay those elements on a hit (CacheReplayClosureError)."""
+    import threading
+    from collections import OrderedDict
+
+    return {"lock": threading.Lock(), "items": OrderedDict(), "max": 16}
+
+
+def vae_round_trip(ref: str, image_bytes: bytes, size: int, fit: str, sample: bool, seed: int, progress=None):
+    """`encoderscope.vae.round_trip` of an uploaded image, memoised on (ref, sha256(bytes), options).
+
+    The result is shared: treat it as read-only. `progress(fraction, text)` only runs on a miss."""
+    import hashlib
+
     from encoderscope import images
     from encoderscope import vae as vae_lib
 
+    key = (ref, hashlib.sha256(image_bytes).hexdigest(), size, fit, sample, seed)
+    memo = _vae_results()
+    with memo["lock"]:
+        if key in memo["items"]:
+            memo["items"].move_to_end(key)
+            return memo["items"][key]
     image, notes = images.open_image(image_bytes)
-    result = vae_lib.round_trip(vae(ref), image, size, fit, sample, seed)
+    result = vae_lib.round_trip(vae(ref), image, size, fit, sample, seed, progress=progress)
     result.notes = notes + result.notes
+    with memo["lock"]:
+        memo["items"][key] = result
+        while len(memo["items"]) > memo["max"]:
+            memo["items"].popitem(last=False)
     return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -143,22 +144,25 @@ def reconstruction_view(rt) -> None:
     st.caption("Absolute difference between original and reconstruction (mean over RGB; brighter = larger error).")
 
 
-def playground(ref: str, rt, other: np.ndarray | None) -> None:
-    """Edit the latents and decode: one channel scaled/zeroed/shifted, Gaussian noise, interpolation."""
+@st.fragment
+def playground(ref: str, rt, other: Callable[[], np.ndarray | None]) -> None:
+    """Edit the latents `[C, h, w]` and decode: one channel scaled/zeroed/shifted, Gaussian noise, interpolation
+    towards `other()` (the other sample photo's latents, computed only when asked for). A fragment: moving a
+    slider reruns only this section."""
     z = rt.latents
     C = z.shape[0]
     c1, c2, c3 = st.columns(3)
-    channel = c1.number_input("Channel", 0, C - 1, 0, key="pg_channel")
+    channel = int(c1.number_input("Channel", 0, C - 1, 0, key="pg_channel"))
     op = c2.selectbox("Edit", ["scale", "zero", "shift"], key="pg_op")
     amount = c3.slider(
         "Amount",
         -3.0,
         3.0,
-        2.0 if op == "scale" else 1.0,
+        1.0 if op == "scale" else 0.0,
         0.1,
-        key="pg_amount",
+        key=f"pg_amount_{op}",
         disabled=op == "zero",
-        help="scale: multiply; shift: add (in units of the channel's std)",
+        help="scale: multiply the channel; shift: add this many of the channel's standard deviations",
     )
     n1, n2 = st.columns(2)
     sigma = n1.slider("Gaussian noise σ (× latent std)", 0.0, 2.0, 0.0, 0.05, key="pg_sigma")
@@ -169,8 +173,7 @@ def playground(ref: str, rt, other: np.ndarray | None) -> None:
         0.0,
         0.05,
         key="pg_t",
-        disabled=other is None,
-        help="Linear interpolation of the two latents, then decode.",
+        help="Linear interpolation of the two latents, then decode. Both need the same latent shape.",
     )
     edited = z.copy()
     if op == "zero":
@@ -181,24 +184,37 @@ def playground(ref: str, rt, other: np.ndarray | None) -> None:
         edited[channel] += amount * z[channel].std()
     if sigma > 0:
         edited += np.random.default_rng(0).normal(size=z.shape).astype(np.float32) * sigma * z.std()
-    if other is not None and t > 0:
-        edited = (1 - t) * edited + t * other
-    try:
-        png = resources.vae_decode(ref, edited.astype(np.float32))
-    except vae_lib.VAEError as err:
-        ui.user_error(str(err))
-        return
+    towards = None
+    if t > 0:
+        towards = other()
+        if towards is None or towards.shape != z.shape:
+            st.info(
+                "Interpolation needs two latents of the same shape: pick 'square crop' to interpolate any image "
+                "with the other sample photo."
+            )
+            towards = None
+        else:
+            edited = (1 - t) * edited + t * towards
+    original = images.to_png(rt.reconstruction)
+    if np.array_equal(edited, z):
+        png = original  # nothing edited yet: no need to run the decoder
+        caption = "decoded latents, unedited (move a slider above to edit them)"
+    else:
+        try:
+            png = resources.vae_decode(ref, edited.astype(np.float32))
+        except vae_lib.VAEError as err:
+            ui.user_error(str(err))
+            return
+        caption = (
+            f"decoded edited latents (channel {channel}: {op}"
+            + (f" {amount:g}" if op != "zero" else "")
+            + (f", noise σ {sigma:g}" if sigma else "")
+            + (f", {t:.0%} towards the other photo" if towards is not None else "")
+            + ")"
+        )
     a, b = st.columns(2)
-    a.image(images.to_png(rt.reconstruction), caption="decoded original latents", width="stretch")
-    b.image(
-        png,
-        caption=f"decoded edited latents (channel {channel}: {op}"
-        + (f" {amount:g}" if op != "zero" else "")
-        + (f", noise σ {sigma:g}" if sigma else "")
-        + (f", {t:.0%} towards the other photo" if t and other is not None else "")
-        + ")",
-        width="stretch",
-    )
+    a.image(original, caption="decoded original latents", width="stretch")
+    b.image(png, caption=caption, width="stretch")
 
 
 def exports(rt) -> None:

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -299,6 +302,49 @@ def _check_finite(t: torch.Tensor, what: str, vae: LoadedVAE) -> None:
         raise VAEError(f"The {what} contains NaN or infinite values.{hint}")
 
 
+Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is running)
+
+
+def _stages(vae: LoadedVAE, part: str) -> list[torch.nn.Module]:
+    """The encoder's or decoder's top-level stages, in run order (one progress tick each)."""
+    if vae.kind == "taesd":
+        return list(vae.encoder if part == "encoder" else vae.decoder)
+    coder = getattr(vae.module, part)
+    if vae.kind == "tiny":
+        return list(coder.layers)
+    blocks = [*coder.down_blocks, coder.mid_block] if part == "encoder" else [coder.mid_block, *coder.up_blocks]
+    return [b for b in blocks if b is not None]
+
+
+@contextmanager
+def progress_hooks(vae: LoadedVAE, part: str, progress: Progress | None, start: float, span: float) -> Iterator[None]:
+    """Report `start + span * (stages done / stages)` after each stage of `part` ("encoder" / "decoder").
+
+    Forward hooks on a model that other threads may share: only calls from this thread report.
+    """
+    if progress is None:
+        yield
+        return
+    stages, owner = _stages(vae, part), threading.get_ident()
+    label = "Encoding" if part == "encoder" else "Decoding"
+
+    def hook(index: int):
+        def report(*_):
+            if threading.get_ident() == owner:
+                progress(
+                    min(1.0, start + span * (index + 1) / len(stages)), f"{label}: stage {index + 1}/{len(stages)}"
+                )
+
+        return report
+
+    handles = [stage.register_forward_hook(hook(i)) for i, stage in enumerate(stages)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 @torch.inference_mode()
 def encode(vae: LoadedVAE, x01: torch.Tensor, sample: bool = False, seed: int = 0) -> torch.Tensor:
     """Image `[1, 3, H, W]` in [0, 1] -> scaled latents `[1, C, H/8, W/8]` (float32)."""
@@ -367,17 +413,29 @@ class RoundTrip:
 
 
 def round_trip(
-    vae: LoadedVAE, image: Image.Image, size: int = 512, fit: str = "crop", sample: bool = False, seed: int = 0
+    vae: LoadedVAE,
+    image: Image.Image,
+    size: int = 512,
+    fit: str = "crop",
+    sample: bool = False,
+    seed: int = 0,
+    progress: Progress | None = None,
 ) -> RoundTrip:
-    """Preprocess `image` (long side `size`, multiples of 8), encode, decode, and measure the loss."""
+    """Preprocess `image` (long side `size`, multiples of 8), encode, decode, and measure the loss.
+
+    `progress(fraction, text)`, if given, is called after each encoder/decoder stage (for slow VAEs).
+    """
     if size < 8 or size > 2048:
         raise VAEError("The working size must be between 8 and 2048 pixels.")
     prepared, notes = images.prepare(images.to_rgb(image, []), size, fit)
     x = to_tensor(prepared, vae)
+    share = 0.3 if vae.kind == "kl" else 0.5  # the KL decoder takes about twice as long as its encoder
     start = time.perf_counter()
-    z = encode(vae, x, sample, seed)
+    with progress_hooks(vae, "encoder", progress, 0.0, share):
+        z = encode(vae, x, sample, seed)
     middle = time.perf_counter()
-    y = decode(vae, z)
+    with progress_hooks(vae, "decoder", progress, share, 1.0 - share):
+        y = decode(vae, z)
     end = time.perf_counter()
     recon = to_image(y)
     a, b = images.to_array(prepared), images.to_array(recon)

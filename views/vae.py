@@ -52,15 +52,27 @@ if vae.kind == "kl":
     seed = int(s2.number_input("Seed", 0, 2**31 - 1, 0, key="seed", disabled=not sample))
 st.caption(vae.describe())
 
+if vae.kind == "kl" and size > 256 and vae.device.type == "cpu":
+    st.info(f"A full AutoencoderKL at {size} px takes 15-20 s on a small CPU; 256 px is about 4× faster.")
+bar = st.empty()
+if vae.kind == "kl":
+    bar.progress(0.0, text=f"Encoding with {vae.name} at {size} px …")
+
+
+def report(fraction: float, text: str) -> None:
+    bar.progress(fraction, text=f"{text} ({vae.name}, {size} px)")
+
+
 try:
-    with st.spinner(f"Encoding and decoding with {vae.name} at {size} px (the full SD-VAE takes a while on CPU) …"):
-        rt = resources.vae_round_trip(ref, data, size, fit, sample, seed)
+    rt = resources.vae_round_trip(ref, data, size, fit, sample, seed, progress=report)
 except (images.ImageError, vae_lib.VAEError) as err:
     ui.user_error(str(err))
     st.stop()
 except Exception as err:  # decoder failure on an odd image: explain instead of a traceback
     ui.user_error(f"The VAE failed on this image: {type(err).__name__}: {str(err)[:200]}")
     st.stop()
+finally:
+    bar.empty()
 
 with st.expander("Preprocessing (what was encoded)", expanded=bool(rt.notes)):
     st.text("\n".join(rt.notes) or "The image was used as it is.")
@@ -77,15 +89,13 @@ with tab_recon:
     views.reconstruction_view(rt)
 with tab_play:
     other_name = next(n for n in views.SAMPLES if n != name)
-    try:
-        other = resources.vae_round_trip(ref, views.sample_bytes(views.SAMPLES[other_name]), size, fit, sample, seed)
-        other_latents = other.latents if other.latents.shape == rt.latents.shape else None
-    except (images.ImageError, vae_lib.VAEError):
-        other_latents = None
-    if other_latents is None:
-        st.caption(
-            "Interpolation needs two latents of the same shape: pick 'square crop' to interpolate any "
-            "image with the other sample photo."
-        )
+
+    def other_latents():
+        try:
+            data = views.sample_bytes(views.SAMPLES[other_name])
+            return resources.vae_round_trip(ref, data, size, fit, sample, seed).latents
+        except (images.ImageError, vae_lib.VAEError):
+            return None
+
     views.playground(ref, rt, other_latents)
 views.exports(rt)

@@ -59,6 +59,12 @@ def test_square_fit_gives_sd_shape(page):
 
 
 def test_playground_edits_decode(page):
+    captions = " ".join(c for image in page.get("image") for c in image.captions)
+    assert "unedited" in captions  # no edit yet: the decoder does not run again
+    page.selectbox(key="pg_op").set_value("shift").run()
+    page.slider(key="pg_amount_shift").set_value(1.5).run()
+    no_exceptions(page)
+    assert "channel 0: shift 1.5)" in " ".join(c for image in page.get("image") for c in image.captions)
     page.selectbox(key="pg_op").set_value("zero")
     page.slider(key="pg_sigma").set_value(0.5)
     page.slider(key="pg_t").set_value(0.5).run()
@@ -125,3 +131,35 @@ def test_unknown_hub_vae_offline():
     at.text_input(key="vae_custom").set_value("no-such-org/no-such-vae").run()
     no_exceptions(at)
     assert "unreachable" in messages(at)
+
+
+def test_upload_over_the_size_limit():
+    from encoderscope import settings
+
+    at = app("vae")
+    at.run()
+    settings.reload({"ENCODERSCOPE_MODELS_DIR": settings.get().models_dir, "ENCODERSCOPE_MAX_UPLOAD_MB": "1"})
+    at.radio(key="image_source").set_value("Upload").run()
+    noise = Image.fromarray((np.random.default_rng(1).random((800, 800, 3)) * 255).astype(np.uint8))
+    data = _png(noise)
+    assert len(data) > 1_000_000
+    at.file_uploader(key="image_upload").set_value(("big.png", data, "image/png")).run()
+    no_exceptions(at)
+    assert "the limit is 1 MB" in messages(at)
+
+
+@pytest.mark.parametrize("broken", ["missing_decoder", "not_a_state_dict"])
+def test_broken_vae_folder(broken, taef2_dir, tmp_path):
+    import shutil
+
+    import torch
+
+    shutil.copy(taef2_dir / "taef2_encoder.pth", tmp_path / "x_encoder.pth")
+    if broken == "not_a_state_dict":
+        torch.save(["not", "weights"], tmp_path / "x_decoder.pth")
+    at = app("vae")
+    at.run()
+    at.selectbox(key="vae_select").set_value("Other (hub id, folder or .safetensors)…").run()
+    at.text_input(key="vae_custom").set_value(str(tmp_path)).run()
+    no_exceptions(at)
+    assert ("pair" if broken == "missing_decoder" else "state dict") in messages(at)

@@ -196,3 +196,14 @@ def test_models_dir_scan(taef2_dir, monkeypatch):
         assert vae.default_vae() == str(taef2_dir)
     finally:
         settings.reload()
+
+
+def test_progress_reports_every_stage(tmp_path):
+    _tiny_kl().save_pretrained(tmp_path)
+    loaded = es.load_vae(str(tmp_path))
+    seen = []
+    es.round_trip(loaded, Image.new("RGB", (16, 16)), size=16, progress=lambda f, text: seen.append((f, text)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert any(t.startswith("Encoding") for _, t in seen) and any(t.startswith("Decoding") for _, t in seen)
+    assert not any(m._forward_hooks for m in loaded.module.modules())  # hooks removed afterwards
