@@ -1,7 +1,7 @@
 """The bundled causal decoder: SmolLM2-135M-Instruct shipped as a Q4_1 GGUF, converted once to safetensors.
 
 transformers dequantises a GGUF to fp32 on every load (~20 s here). We convert it once into
-`<cache_dir>/decoders/<name>-<size>/` (config, tokenizer, model.safetensors), later loads take ~2 s.
+`<cache_dir>/decoders/<name>-<size>-v<FORMAT>/` (config, tokenizer, model.safetensors); later loads take ~2 s.
 The conversion writes into a temporary sibling folder and renames it into place, so an interrupted
 conversion never leaves a half-written cache behind.
 """
@@ -17,10 +17,12 @@ import torch
 
 from . import settings
 
+FORMAT = 2  # bump when the converted folder's layout changes; older versions are removed after a conversion
+
 
 def cache_folder(gguf: Path) -> Path:
     """Where the converted model for `gguf` lives; keyed by file name and size (a new wheel -> new folder)."""
-    return Path(settings.get().cache_dir) / "decoders" / f"{gguf.stem}-{gguf.stat().st_size}"
+    return Path(settings.get().cache_dir) / "decoders" / f"{gguf.stem}-{gguf.stat().st_size}-v{FORMAT}"
 
 
 def is_complete(folder: Path) -> bool:
@@ -36,12 +38,26 @@ def load_gguf(gguf: Path):
     return tokenizer, model.eval()
 
 
+def _untied_state(model) -> dict:
+    """The state dict without tied copies: `lm_head.weight` is dropped when it is `embed_tokens.weight`.
+
+    Keeping the source key (not the alias safetensors would pick) lets from_pretrained load every parameter
+    directly instead of initialising one at random and tying it afterwards.
+    """
+    state = model.state_dict()
+    tied = getattr(model, "_tied_weights_keys", None) or {}
+    for target, source in tied.items() if isinstance(tied, dict) else []:
+        if target in state and source in state and state[target].data_ptr() == state[source].data_ptr():
+            del state[target]
+    return {name: tensor.contiguous() for name, tensor in state.items()}
+
+
 def convert(gguf: Path, dest: Path, loaded=None) -> Path:
     """Convert `gguf` into a plain safetensors model folder at `dest` (atomic). Returns `dest`.
 
     `loaded`: an already loaded (tokenizer, model) pair from `load_gguf(gguf)`, to skip loading it again.
     """
-    from safetensors.torch import save_model
+    from safetensors.torch import save_file
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tokenizer, model = loaded or load_gguf(gguf)
@@ -51,8 +67,9 @@ def convert(gguf: Path, dest: Path, loaded=None) -> Path:
         config = model.config
         if hasattr(config, "quantization_config"):
             del config.quantization_config
+        config.architectures = [type(model).__name__]  # so folder scans recognise a causal LM
         config.save_pretrained(tmp)
-        save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})  # handles tied weights
+        save_file(_untied_state(model), str(tmp / "model.safetensors"), metadata={"format": "pt"})
         tokenizer.save_pretrained(tmp)
         if dest.exists():  # another process finished first: keep theirs
             shutil.rmtree(tmp, ignore_errors=True)
@@ -71,6 +88,9 @@ def ensure_converted(gguf: Path) -> Path:
         shutil.rmtree(folder, ignore_errors=True)
     if not folder.exists():
         convert(gguf, folder)
+        for stale in folder.parent.glob(f"{gguf.stem}-*"):  # earlier formats of the same file
+            if stale != folder:
+                shutil.rmtree(stale, ignore_errors=True)
     return folder
 
 

@@ -52,6 +52,10 @@ def test_conversion_matches_gguf_logits(gguf, loaded, tmp_path):
     folder = decoder.convert(gguf, tmp_path / "smollm2", loaded=loaded)
     assert decoder.is_complete(folder)
     assert not list(tmp_path.glob(".smollm2.*"))  # the temporary folder was renamed away
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:  # one copy of the tied embedding, by its own name
+        assert "model.embed_tokens.weight" in f.keys() and "lm_head.weight" not in f.keys()
     ref = models.ModelRef("local", str(folder), "converted")
     converted = models.load_pretrained(ref, str(folder), "decoder")
     ids = loaded[0]("The capital of France is", return_tensors="pt")["input_ids"]
@@ -59,6 +63,8 @@ def test_conversion_matches_gguf_logits(gguf, loaded, tmp_path):
         expected = loaded[1](ids).logits
         got = converted.model(ids).logits
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    assert converted.model.lm_head.weight.data_ptr() == converted.model.model.embed_tokens.weight.data_ptr()
+    assert converted.config.architectures == ["LlamaForCausalLM"]
 
 
 def test_interrupted_conversion_leaves_no_broken_cache(gguf, loaded, tmp_path):
@@ -93,8 +99,8 @@ def test_failed_write_cleans_up(monkeypatch, tmp_path, gguf):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(safetensors.torch, "save_model", boom)
-    tiny = (lambda: None, torch.nn.Linear(1, 1))  # never reaches the tokenizer: save_model fails first
+    monkeypatch.setattr(safetensors.torch, "save_file", boom)
+    tiny = (lambda: None, torch.nn.Linear(1, 1))  # never reaches the tokenizer: save_file fails first
     tiny[1].config = type("C", (), {"save_pretrained": lambda self, p: None})()
     with pytest.raises(OSError, match="disk full"):
         decoder.convert(gguf, tmp_path / "dest", loaded=tiny)
