@@ -27,3 +27,18 @@ def test_vae_upload(page, app_url, taef2_dir):
     page.get_by_role("tab", name="Latent playground").click()
     page.wait_for_timeout(1500)
     shot(page, "vae_playground")
+
+
+def test_vae_bad_upload(page, app_url, taef2_dir):
+    SHOTS.mkdir(exist_ok=True)
+    bad = SHOTS / "not_an_image.png"
+    bad.write_bytes(b"this is text, not a PNG")
+    open_page(page, app_url, "vae")
+    page.get_by_text("Upload", exact=True).click()
+    wait_idle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(bad))
+    page.get_by_text("not an image format we can read").wait_for(timeout=60_000)
+    wait_idle(page)
+    assert exception_boxes(page) == 0
+    assert page.locator(".js-plotly-plot").count() == 0
+    shot(page, "vae_bad_upload", full_page=False)
