@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,7 @@ def project_with_info(X: np.ndarray, method: str = "umap", dim: int = 2, seed: i
     if method == "umap":
         import umap
 
+        _mark_use()
         k = min(max(2, int(n_neighbors)), N - 1)
         if k != n_neighbors:
             notices.append(f"n_neighbors was set to {k} (it must be between 2 and N − 1 = {N - 1}).")
@@ -105,13 +107,20 @@ def sample_indices(n: int, cap: int, seed: int = 0) -> np.ndarray | None:
 # --- warm-up --------------------------------------------------------------------------------
 
 LARGE_N = 4096  # from here on UMAP builds its kNN graph with pynndescent: a second, slower compile
-_small_ready, _all_ready = threading.Event(), threading.Event()
+IDLE_BEFORE_LARGE_S = 20.0  # the large-N compile waits for a quiet moment so it never slows a user's projection
+_small_ready, _all_ready, _large_wanted = threading.Event(), threading.Event(), threading.Event()
 _warm_lock = threading.Lock()
 _warm_started = False
+_last_use = [0.0]
 
 
-def warm_up() -> None:
-    """Compile UMAP's numba code for both paths: small N first (what most users need), then N >= 4096."""
+def _mark_use() -> None:
+    _last_use[0] = time.monotonic()
+
+
+def warm_up(idle_before_large: float = IDLE_BEFORE_LARGE_S) -> None:
+    """Compile UMAP's numba code for both paths: small N first (what most users need), then N >= 4096
+    once no projection has run for `idle_before_large` seconds (or at once if a user is waiting for it)."""
     global _warm_started
     with _warm_lock:
         if _warm_started:
@@ -122,6 +131,8 @@ def warm_up() -> None:
     try:
         project(rng.normal(size=(64, 16)).astype(np.float32), "umap", 2, n_neighbors=10)
         _small_ready.set()
+        while not _large_wanted.is_set() and time.monotonic() - _last_use[0] < idle_before_large:
+            _large_wanted.wait(1.0)
         project(rng.normal(size=(LARGE_N + 100, 16)).astype(np.float32), "umap", 2, n_neighbors=10)
     finally:
         _small_ready.set()
@@ -138,8 +149,11 @@ def start_warm_up() -> None:
 
 def ready_event(n_points: int) -> threading.Event:
     """The event to wait on before projecting `n_points` with UMAP (set once that code path is compiled)."""
-    return _all_ready if n_points >= LARGE_N else _small_ready
+    if n_points >= LARGE_N:
+        _large_wanted.set()
+        return _all_ready
+    return _small_ready
 
 
 def is_warm(n_points: int = 0) -> bool:
-    return ready_event(n_points).is_set()
+    return (_all_ready if n_points >= LARGE_N else _small_ready).is_set()
