@@ -23,11 +23,12 @@ venv:
 	fi
 
 # Local VAEs: ENCODERSCOPE_MODELS_DIR, else ../shared/models when it exists (TAEF2 weights for local use).
+# MALLOC_ARENA_MAX=2: Streamlit runs each session in a thread; glibc's per-thread arenas would let RSS creep.
 MODELS_DIR ?= $(or $(ENCODERSCOPE_MODELS_DIR),$(wildcard ../shared/models))
 
 run: venv
 	@echo "Encoderscope: http://$(HOST):$(PORT)"
-	ENCODERSCOPE_MODELS_DIR="$(MODELS_DIR)" $(VENV)/bin/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+	ENCODERSCOPE_MODELS_DIR="$(MODELS_DIR)" MALLOC_ARENA_MAX=2 $(VENV)/bin/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
 test: venv
 	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} $(PY) -m pytest

@@ -89,7 +89,8 @@ class User:
 
     async def embeddings(self, step: int) -> None:
         await self.timed("open embeddings", lambda: self.page.goto(f"{self.url}/embeddings"))
-        box = self.page.get_by_label("Sentences", exact=False)
+        await self.timed("pick typed sentences", lambda: self.page.get_by_text("Your sentences").click())
+        box = self.page.get_by_label("Sentences (one per line)")
         if await box.count():
             lines = "\n".join(f"{SENTENCES[i % len(SENTENCES)]} #{self.index}-{step}-{i}" for i in range(200))
 
@@ -101,13 +102,15 @@ class User:
 
     async def vae(self, step: int) -> None:
         await self.timed("open vae", lambda: self.page.goto(f"{self.url}/vae"))
+        await self.timed("pick upload", lambda: self.page.get_by_text("Upload", exact=True).click())
         chooser = self.page.locator('[data-testid="stFileUploaderDropzoneInput"]')
         if await chooser.count():
             await self.timed("upload image", lambda: chooser.first.set_input_files(str(IMAGE)))
 
     async def run(self, deadline: float, max_rounds: int) -> None:
-        self.page = await self.context.new_page()
-        self.page.set_default_timeout(120_000)
+        if self.page is None:
+            self.page = await self.context.new_page()
+            self.page.set_default_timeout(120_000)
         mix = [self.attention] + [getattr(self, p) for p in ("embeddings", "vae") if p in self.pages]
         for step in range(max_rounds):
             if time.monotonic() >= deadline:
@@ -132,12 +135,14 @@ async def _session(url: str, users: int, seconds: float, max_rounds: int, on_war
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         pages = {"embeddings", "vae"}  # each action checks that its widgets exist before using them
-        # Warm-up: one user visits every page once so models are loaded before measuring.
-        warm = User(await browser.new_context(), url, 0, pages)
-        await warm.run(time.monotonic() + 120, 1 + len(pages))
-        on_warm()
         crowd = [User(await browser.new_context(viewport={"width": 1280, "height": 900}), url, i + 1, pages)
                  for i in range(users)]
+        # Warm-up: every user runs one round of each page (models load, caches and allocator arenas fill),
+        # then the measured run starts from that steady state.
+        await asyncio.gather(*(user.run(time.monotonic() + 300, 1 + len(pages)) for user in crowd))
+        for user in crowd:
+            user.latency, user.errors, user.exception_boxes = {}, [], 0
+        on_warm()
         deadline = time.monotonic() + seconds
         await asyncio.gather(*(user.run(deadline, max_rounds) for user in crowd))
         await browser.close()
@@ -145,7 +150,7 @@ async def _session(url: str, users: int, seconds: float, max_rounds: int, on_war
 
 
 def run(users: int, seconds: float, max_rounds: int) -> dict:
-    proc, url, _ = start_server()
+    proc, url, _ = start_server({"MALLOC_ARENA_MAX": "2"})  # as `make run` serves it
     samples: list[float] = []
     marks: dict[str, float] = {}
     stop = threading.Event()

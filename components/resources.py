@@ -117,7 +117,7 @@ def umap_warm_up() -> bool:
     return True
 
 
-@st.cache_data(max_entries=2_000, show_spinner=False)
+@st.cache_data(max_entries=512, show_spinner=False)
 def embed_block(model_ref: str | None, revision: str | None, texts: tuple[str, ...], pooling: str):
     """Sentence embeddings `[len(texts), D]` of one block (see `encoderscope.embeddings.embed`)."""
     from encoderscope import embeddings
