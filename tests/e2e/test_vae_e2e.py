@@ -11,7 +11,7 @@ def test_vae_upload(page, app_url, taef2_dir):
     upload = SHOTS / "upload_flower.jpg"
     Image.fromarray(load_sample_image("flower.jpg")).save(upload)
     open_page(page, app_url, "vae")
-    wait_for_chart(page)  # the sample photo round-trips first
+    wait_for_chart(page, timeout=300_000)  # the sample photo round-trips first (slow when the machine is busy)
     page.get_by_text("Upload", exact=True).click()
     wait_idle(page)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(upload))
@@ -26,6 +26,12 @@ def test_vae_upload(page, app_url, taef2_dir):
     shot(page, "vae_reconstruction")
     page.get_by_role("tab", name="Latent playground").click()
     page.wait_for_timeout(1500)
+    # Zero channel 0: the fragment reruns and decodes the edited latents.
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Edit").click()
+    page.get_by_role("option", name="zero", exact=True).click()
+    page.get_by_text("decoded edited latents (channel 0: zero)").wait_for(timeout=120_000)
+    wait_idle(page)
+    assert exception_boxes(page) == 0
     shot(page, "vae_playground")
 
 
