@@ -193,6 +193,11 @@ def context_probe(model_ref, revision, text_a: str, text_b: str, word: str) -> N
         )
 
 
+def _short(name: str) -> str:
+    """A model name short enough for a chart title: no "(bundled)" suffix, no hub owner."""
+    return name.removesuffix(" (bundled)").rsplit("/", 1)[-1][:40]
+
+
 def decoder_side_by_side(enc_run, enc_name: str, dec_res, dec, predictions) -> None:
     """The encoder's and the decoder's attention for the same text, plus the decoder's next-token guess.
 
@@ -209,7 +214,7 @@ def decoder_side_by_side(enc_run, enc_name: str, dec_res, dec, predictions) -> N
             figures.masked_attention_figure(
                 enc_run.weights[layer].mean(0),
                 enc_run.tokens,
-                f"Encoder ({enc_name}), layer {layer} (same depth), mean of heads",
+                f"Encoder ({_short(enc_name)}), layer {layer}, mean of heads",
             ),
             key="enc_side",
             filename="encoder_attention",
@@ -220,7 +225,7 @@ def decoder_side_by_side(enc_run, enc_name: str, dec_res, dec, predictions) -> N
             figures.masked_attention_figure(
                 dec_res.weights[dec_layer, dec_head],
                 dec_res.tokens,
-                f"Decoder ({dec.name}), layer {dec_layer}, head {dec_head}",
+                f"Decoder ({_short(dec.name)}), layer {dec_layer}, head {dec_head}",
                 blocked=~masks.causal(T),
             ),
             key="dec_side",
@@ -233,7 +238,10 @@ def decoder_side_by_side(enc_run, enc_name: str, dec_res, dec, predictions) -> N
         if kv < dec.num_heads
         else ""
     )
-    st.caption(note + " The decoder's upper triangle is exactly zero: no token sees its future.")
+    st.caption(
+        note + f" The decoder's upper triangle is exactly zero: no token sees its future. The encoder map shows "
+        f"layer {layer} of {n_enc}, at the same relative depth as decoder layer {dec_layer} of {dec_res.num_layers}."
+    )
     st.markdown("**Next-token prediction** (what the causal mask is for)")
     ui.plotly(figures.next_token_bars(predictions), key="next_tokens", filename="next_tokens")
     st.caption("The decoder's top 5 guesses for the token after your text, with probabilities.")

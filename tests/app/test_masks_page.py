@@ -67,6 +67,11 @@ def test_decoder_side_by_side(page):
     bars = [f for f in figures(page) if f["data"][0]["type"] == "bar"]
     assert len(bars) == 1 and len(bars[0]["data"][0]["y"]) == 5
     assert "Grouped-query attention: 3 key/value heads" in " ".join(c.value for c in page.caption)
+    assert "Encoder (all-MiniLM-L6-v2), layer 0, mean of heads" in figs
+    page.slider(key="dec_layer").set_value(29).run()  # the last decoder layer faces the last encoder layer
+    titles = _by_title(page)
+    assert "Encoder (all-MiniLM-L6-v2), layer 5, mean of heads" in titles
+    assert "Decoder (SmolLM2-135M-Instruct), layer 29, head 0" in titles
 
 
 @pytest.mark.parametrize(
