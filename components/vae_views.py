@@ -130,14 +130,14 @@ def reconstruction_view(rt) -> None:
     cols[1].metric("SSIM", f"{rt.ssim:.3f}")
     cols[2].metric("Encode", f"{rt.encode_s * 1000:.0f} ms")
     cols[3].metric("Decode", f"{rt.decode_s * 1000:.0f} ms")
-    original, recon = images.to_png(rt.input), images.to_png(rt.reconstruction)
-    ui.plotly(figures.side_by_side(original, recon, rt.input.size), key="compare", filename="reconstruction")
+    original, recon = np.asarray(rt.input), np.asarray(rt.reconstruction)
+    ui.plotly(figures.side_by_side(original, recon), key="compare", filename="reconstruction")
     st.caption(
         "Drag a box on either image to zoom both (double-click to reset): fine texture and text are where "
         "the VAE loses most."
     )
     ui.plotly(
-        figures.difference_heatmap(images.to_array(rt.input), images.to_array(rt.reconstruction)),
+        figures.difference_heatmap(original / 255.0, recon / 255.0),
         key="difference",
         filename="difference",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 
 import numpy as np
 import plotly.graph_objects as go
@@ -11,16 +12,17 @@ from .common import FONT, block_mean
 
 __all__ = ["latent_grid", "channel_histograms", "difference_heatmap", "side_by_side"]
 
-MAX_SIDE = 64  # latent maps are downsampled to at most this many cells a side in the grid
+MAX_SIDE = 64  # latent maps are downsampled to at most this many cells a side in the grid (fewer for many channels)
 
 
 def latent_grid(latents: np.ndarray, max_side: int | None = None) -> go.Figure:
     """All channels `[C, h, w]` as a mosaic of heatmaps, one diverging colour scale centred on 0 and shared.
 
-    Channels are downsampled to `max_side` cells a side (64, or 48 above 16 channels) to bound the payload.
+    Channels are downsampled to `max_side` cells a side (64 up to 4 channels, 48 up to 16, then 32) so the
+    figure stays near 200 KB whatever the VAE.
     """
     C, h, w = latents.shape
-    max_side = max_side or (MAX_SIDE if C <= 16 else 48)
+    max_side = max_side or (MAX_SIDE if C <= 4 else 48 if C <= 16 else 32)
     small = block_mean(latents, max_side) if max(h, w) > max_side and h == w else latents
     if max(small.shape[1:]) > max_side:  # non-square: subsample rows/columns evenly
         ri = np.linspace(0, h - 1, min(h, max_side)).astype(int)
@@ -96,7 +98,7 @@ def channel_histograms(latents: np.ndarray, bins: int = 60) -> go.Figure:
     return go.Figure(data=[trace], layout=layout)
 
 
-def difference_heatmap(a: np.ndarray, b: np.ndarray, max_side: int = 256) -> go.Figure:
+def difference_heatmap(a: np.ndarray, b: np.ndarray, max_side: int = 192) -> go.Figure:
     """Mean absolute difference over RGB of two `[H, W, 3]` images in [0, 1], downsampled for the browser."""
     diff = np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=-1)
     H, W = diff.shape
@@ -122,18 +124,24 @@ def difference_heatmap(a: np.ndarray, b: np.ndarray, max_side: int = 256) -> go.
     return go.Figure(data=[trace], layout=layout)
 
 
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode()
+def _data_uri(image: np.ndarray) -> str:
+    """`[H, W, 3]` (uint8, or float in [0, 1]) as a lossless WebP data URI: exact pixels, about 15% smaller
+    than PNG and several times faster to encode."""
+    from PIL import Image
+
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="WEBP", lossless=True, quality=0, method=0)
+    return "data:image/webp;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def side_by_side(
-    left_png: bytes, right_png: bytes, size: tuple[int, int], titles=("original", "reconstruction")
-) -> go.Figure:
-    """Two images with synchronised zoom and pan (shared axes): drag a box on either to zoom both."""
-    W, H = size
+def side_by_side(left: np.ndarray, right: np.ndarray, titles=("original", "reconstruction")) -> go.Figure:
+    """Two `[H, W, 3]` images with synchronised zoom and pan (shared axes): drag a box on either to zoom both."""
+    H, W = left.shape[:2]
     traces = [
-        go.Image(source=_data_uri(left_png), xaxis="x", yaxis="y", hoverinfo="skip"),
-        go.Image(source=_data_uri(right_png), xaxis="x2", yaxis="y2", hoverinfo="skip"),
+        go.Image(source=_data_uri(left), xaxis="x", yaxis="y", hoverinfo="skip"),
+        go.Image(source=_data_uri(right), xaxis="x2", yaxis="y2", hoverinfo="skip"),
     ]
     axis = dict(visible=False, range=[0, W], constrain="domain")
     yaxis = dict(visible=False, range=[H, 0], scaleanchor="x")

@@ -207,3 +207,22 @@ def test_progress_reports_every_stage(tmp_path):
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert any(t.startswith("Encoding") for _, t in seen) and any(t.startswith("Decoding") for _, t in seen)
     assert not any(m._forward_hooks for m in loaded.module.modules())  # hooks removed afterwards
+
+
+def test_figures_stay_small_and_centred():
+    import plotly.io as pio
+
+    from encoderscope.figures import vae as fv
+
+    rng = np.random.default_rng(0)
+    for shape in [(4, 64, 64), (32, 64, 64), (16, 42, 96)]:
+        fig = fv.latent_grid(rng.normal(size=shape).astype(np.float32))
+        trace = fig.data[0]
+        assert trace.zmid == 0 and trace.zmin == -trace.zmax and len(fig.layout.annotations) == shape[0]
+        assert len(pio.to_json(fig.to_dict(), validate=False)) < 300_000
+    a = rng.random((336, 512, 3)).astype(np.float32)
+    diff = fv.difference_heatmap(a, np.clip(a + 0.1, 0, 1))
+    assert diff.data[0].zmin == 0 and max(np.asarray(diff.data[0].z).shape) <= 192
+    pair = fv.side_by_side((a * 255).astype(np.uint8), a)
+    assert all(t.source.startswith("data:image/webp;base64,") for t in pair.data)
+    assert pair.layout.xaxis2.matches == "x" and pair.layout.yaxis2.matches == "y"
