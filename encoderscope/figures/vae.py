@@ -8,11 +8,23 @@ import io
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import FONT, block_mean
+from .common import FONT
 
 __all__ = ["latent_grid", "channel_histograms", "difference_heatmap", "side_by_side"]
 
 MAX_SIDE = 64  # latent maps are downsampled to at most this many cells a side in the grid (fewer for many channels)
+
+
+def _area_downsample(a: np.ndarray, max_side: int) -> np.ndarray:
+    """`[C, h, w]` -> `[C, h', w']` with max(h', w') <= max_side, by block means; keeps the aspect ratio."""
+    C, h, w = a.shape
+    if max(h, w) <= max_side:
+        return a
+    scale = max_side / max(h, w)
+    rows = np.linspace(0, h, max(1, round(h * scale)) + 1).astype(int)
+    cols = np.linspace(0, w, max(1, round(w * scale)) + 1).astype(int)
+    out = np.add.reduceat(a, cols[:-1], axis=2) / np.diff(cols)[None, None, :]
+    return np.add.reduceat(out, rows[:-1], axis=1) / np.diff(rows)[None, :, None]
 
 
 def latent_grid(latents: np.ndarray, max_side: int | None = None) -> go.Figure:
@@ -23,11 +35,7 @@ def latent_grid(latents: np.ndarray, max_side: int | None = None) -> go.Figure:
     """
     C, h, w = latents.shape
     max_side = max_side or (MAX_SIDE if C <= 4 else 48 if C <= 16 else 32)
-    small = block_mean(latents, max_side) if max(h, w) > max_side and h == w else latents
-    if max(small.shape[1:]) > max_side:  # non-square: subsample rows/columns evenly
-        ri = np.linspace(0, h - 1, min(h, max_side)).astype(int)
-        ci = np.linspace(0, w - 1, min(w, max_side)).astype(int)
-        small = latents[:, ri][:, :, ci]
+    small = _area_downsample(latents, max_side)
     _, sh, sw = small.shape
     cols = int(np.ceil(np.sqrt(C * sh / sw)))
     rows = int(np.ceil(C / cols))

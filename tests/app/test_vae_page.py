@@ -48,7 +48,7 @@ def test_sample_round_trip(page):
     z = array(grid["data"][0]["z"])
     assert grid["data"][0]["zmid"] == 0 and grid["data"][0]["zmin"] == -grid["data"][0]["zmax"]
     assert len(grid["layout"]["annotations"]) == 32  # one label per channel
-    assert np.isfinite(z).sum() == 32 * 32 * 32  # each channel downsampled to 32 × 32 cells (payload bound)
+    assert np.isfinite(z).sum() == 32 * 21 * 32  # each 42×64 channel area-averaged to 21×32 cells (payload bound)
     assert any(d["type"] == "image" for f in figures(page) for d in f["data"])  # synced comparison
 
 
