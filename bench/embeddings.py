@@ -70,8 +70,11 @@ def first_projection_after_start(n: int = 200, delay: float = 10.0) -> dict:
                 " && document.querySelector('.js-plotly-plot .scatterlayer')"
             )
             wait_idle(page)
-            result = {"sentences": n, "opened_at_s": round(t0 - started, 1),
-                      "paste_to_plot_s": round(time.perf_counter() - t0, 2)}
+            result = {
+                "sentences": n,
+                "opened_at_s": round(t0 - started, 1),
+                "paste_to_plot_s": round(time.perf_counter() - t0, 2),
+            }
             browser.close()
     finally:
         stop_server(proc)
@@ -93,8 +96,11 @@ def main() -> None:
     ours = median_s(lambda: es.embed(enc, texts, batch_size=32), args.repeats)
     theirs = median_s(lambda: st_model.encode(texts, batch_size=32, normalize_embeddings=True), args.repeats)
     out: dict = {
-        "throughput_sent_per_s": {"encoderscope": round(1000 / ours, 1), "sentence_transformers": round(1000 / theirs, 1),
-                                  "ratio": round(theirs / ours, 3)},
+        "throughput_sent_per_s": {
+            "encoderscope": round(1000 / ours, 1),
+            "sentence_transformers": round(1000 / theirs, 1),
+            "ratio": round(theirs / ours, 3),
+        },
         "umap_s": {},
     }
     rng = np.random.default_rng(0)

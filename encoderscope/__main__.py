@@ -28,8 +28,13 @@ def _embed(args) -> int:
     for notice in table.notices:
         print(f"note: {notice}", file=sys.stderr)
     with tqdm(total=len(texts), unit="sent", desc=f"embedding with {model.name}") as bar:
-        vectors = embeddings.embed(model, texts, batch_size=args.batch_size, pooling=args.pooling,
-                                   progress=lambda done, total: bar.update(done - bar.n))
+        vectors = embeddings.embed(
+            model,
+            texts,
+            batch_size=args.batch_size,
+            pooling=args.pooling,
+            progress=lambda done, total: bar.update(done - bar.n),
+        )
     out = Path(args.out)
     np.save(out, vectors, allow_pickle=False)
     import pandas as pd

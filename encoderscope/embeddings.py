@@ -53,8 +53,9 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 
 
 @torch.inference_mode()
-def embed(model: LoadedModel, texts: list[str], batch_size: int = 32, pooling: str = "auto",
-          progress: Progress | None = None) -> np.ndarray:
+def embed(
+    model: LoadedModel, texts: list[str], batch_size: int = 32, pooling: str = "auto", progress: Progress | None = None
+) -> np.ndarray:
     """Sentence embeddings `[N, D]`, float32, L2-normalised.
 
     Sentence-transformers models use their own pooling and length limit (so the result matches
@@ -68,8 +69,9 @@ def embed(model: LoadedModel, texts: list[str], batch_size: int = 32, pooling: s
     out = np.zeros((len(texts), dim), np.float32)
     for start in range(0, len(texts), batch_size):
         idx = order[start : start + batch_size]
-        enc = model.tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=pool.max_length,
-                              return_tensors="pt").to(model.device)
+        enc = model.tokenizer(
+            [texts[i] for i in idx], padding=True, truncation=True, max_length=pool.max_length, return_tensors="pt"
+        ).to(model.device)
         inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         hidden = model.model(**inputs).last_hidden_state  # [B, T, D]
         if pool.mode == "cls":
@@ -112,8 +114,9 @@ def _word_spans(text: str, word: str) -> list[tuple[int, int]]:
 
 
 @torch.inference_mode()
-def word_occurrences(model: LoadedModel, texts: list[str], word: str, batch_size: int = 16,
-                     max_occurrences: int = 5000) -> WordOccurrences:
+def word_occurrences(
+    model: LoadedModel, texts: list[str], word: str, batch_size: int = 16, max_occurrences: int = 5000
+) -> WordOccurrences:
     """Embed every occurrence of `word` (case-insensitive, whole word) across `texts`, at every layer."""
     word = word.strip()
     if not _WORD.fullmatch(word or ""):
@@ -126,10 +129,18 @@ def word_occurrences(model: LoadedModel, texts: list[str], word: str, batch_size
     owners: list[int] = []
     for start in range(0, len(hits), batch_size):
         chunk = hits[start : start + batch_size]
-        enc = model.tokenizer([texts[i] for i, _ in chunk], padding=True, truncation=True,
-                              max_length=model.max_length, return_offsets_mapping=True, return_tensors="pt")
+        enc = model.tokenizer(
+            [texts[i] for i, _ in chunk],
+            padding=True,
+            truncation=True,
+            max_length=model.max_length,
+            return_offsets_mapping=True,
+            return_tensors="pt",
+        )
         offsets = enc.pop("offset_mapping")
-        inputs = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        inputs = {
+            k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")
+        }
         hidden = torch.stack(model.model(**inputs, output_hidden_states=True).hidden_states)  # [L+1, B, T, D]
         # Layer 0 is the static token embedding (the embedding-matrix row, before position embeddings),
         # so every occurrence of a word is the same point there.
@@ -164,8 +175,9 @@ def self_similarity(vectors: np.ndarray) -> np.ndarray:
 
 
 @torch.inference_mode()
-def anisotropy(model: LoadedModel, texts: list[str], n_pairs: int = 2000, seed: int = 0,
-               max_sentences: int = 200) -> np.ndarray:
+def anisotropy(
+    model: LoadedModel, texts: list[str], n_pairs: int = 2000, seed: int = 0, max_sentences: int = 200
+) -> np.ndarray:
     """Baseline: mean cosine between random (non-special) tokens of different sentences, per layer `[L + 1]`."""
     rng = np.random.default_rng(seed)
     chosen = [texts[i] for i in rng.permutation(len(texts))[:max_sentences]]
@@ -173,10 +185,13 @@ def anisotropy(model: LoadedModel, texts: list[str], n_pairs: int = 2000, seed: 
     owners: list[int] = []
     for start in range(0, len(chosen), 16):
         batch = chosen[start : start + 16]
-        enc = model.tokenizer(batch, padding=True, truncation=True, max_length=128, return_tensors="pt",
-                              return_special_tokens_mask=True)
+        enc = model.tokenizer(
+            batch, padding=True, truncation=True, max_length=128, return_tensors="pt", return_special_tokens_mask=True
+        )
         special = enc.pop("special_tokens_mask").bool() | ~enc["attention_mask"].bool()
-        inputs = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        inputs = {
+            k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")
+        }
         hidden = torch.stack(model.model(**inputs, output_hidden_states=True).hidden_states)  # [L+1, B, T, D]
         hidden[0] = model.model.get_input_embeddings()(inputs["input_ids"])  # static, as in word_occurrences
         keep = ~special

@@ -19,6 +19,7 @@ import numpy as np
 from . import settings
 
 METHODS = ("umap", "pca", "tsne")
+NAMES = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(settings.get().cache_dir) / "numba"))
 
 
@@ -36,7 +37,7 @@ def _pca(X: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.decomposition import PCA
 
     n = min(dim, X.shape[0], X.shape[1])
-    if X.shape[0] < 2:
+    if X.shape[0] < 2 or _spread(X) == 0:  # one point, or identical points (PCA would magnify float noise)
         return np.zeros((X.shape[0], dim), np.float32), np.zeros(dim)
     pca = PCA(n_components=n, random_state=0)
     coords = pca.fit_transform(X)
@@ -47,8 +48,34 @@ def _pca(X: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
     return coords.astype(np.float32), ratio
 
 
-def project_with_info(X: np.ndarray, method: str = "umap", dim: int = 2, seed: int = 0, n_neighbors: int = 15,
-                      min_dist: float = 0.1, perplexity: float = 30.0, metric: str = "cosine") -> Projection:
+def _spread(X: np.ndarray) -> float:
+    """Largest distance of a point from the mean, with float noise (below 1e-6 of the scale) counted as 0."""
+    centred = X - X.mean(axis=0)
+    scale = float(np.abs(X).max()) or 1.0
+    spread = float(np.abs(centred).max())
+    return 0.0 if spread <= 1e-6 * scale else spread
+
+
+def _distinct(X: np.ndarray, limit: int) -> int:
+    """Number of distinct rows (rounded to 6 decimals), counting only up to `limit` + 1 cheaply."""
+    if _spread(X) == 0:
+        return 1
+    head = np.unique(np.round(X[: 4 * limit + 64], 6), axis=0).shape[0]
+    if head > limit or len(X) <= 4 * limit + 64:
+        return min(head, limit + 1)
+    return min(np.unique(np.round(X, 6), axis=0).shape[0], limit + 1)
+
+
+def project_with_info(
+    X: np.ndarray,
+    method: str = "umap",
+    dim: int = 2,
+    seed: int = 0,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    perplexity: float = 30.0,
+    metric: str = "cosine",
+) -> Projection:
     """Project `X` `[N, D]` to `[N, dim]`; clamps parameters that the data size makes invalid, with a notice."""
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2 or X.shape[0] == 0:
@@ -62,7 +89,11 @@ def project_with_info(X: np.ndarray, method: str = "umap", dim: int = 2, seed: i
     N = X.shape[0]
     notices: list[str] = []
     if method != "pca" and N <= 3:
-        notices.append(f"{N} point(s) are too few for {method.upper()}; showing PCA instead.")
+        notices.append(f"{N} point(s) are too few for {NAMES[method]}; showing PCA instead.")
+        method = "pca"
+    elif method != "pca" and (distinct := _distinct(X, 3)) <= 3:
+        what = "all the same" if distinct == 1 else f"only {distinct} distinct vectors"
+        notices.append(f"The {N} points are {what}: too few for {NAMES[method]}; showing PCA instead.")
         method = "pca"
     if method == "pca":
         coords, ratio = _pca(X, dim)
@@ -77,8 +108,15 @@ def project_with_info(X: np.ndarray, method: str = "umap", dim: int = 2, seed: i
         md = float(np.clip(min_dist, 0.0, 0.99))
         if md != min_dist:
             notices.append(f"min_dist was clamped to {md} (valid range 0–0.99).")
-        reducer = umap.UMAP(n_components=dim, n_neighbors=k, min_dist=md, metric=metric, random_state=seed,
-                            n_jobs=1, init="spectral" if N > dim + 1 else "random")
+        reducer = umap.UMAP(
+            n_components=dim,
+            n_neighbors=k,
+            min_dist=md,
+            metric=metric,
+            random_state=seed,
+            n_jobs=1,
+            init="spectral" if N > dim + 1 else "random",
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # n_jobs/random_state and small-graph warnings
             coords = reducer.fit_transform(X)
@@ -131,6 +169,7 @@ def warm_up(idle_before_large: float = IDLE_BEFORE_LARGE_S) -> None:
     try:
         project(rng.normal(size=(64, 16)).astype(np.float32), "umap", 2, n_neighbors=10)
         _small_ready.set()
+        _last_use[0] = max(_last_use[0], time.monotonic())  # the idle wait counts from now: users come first
         while not _large_wanted.is_set() and time.monotonic() - _last_use[0] < idle_before_large:
             _large_wanted.wait(1.0)
         project(rng.normal(size=(LARGE_N + 100, 16)).astype(np.float32), "umap", 2, n_neighbors=10)

@@ -66,8 +66,16 @@ def read_csv(data: bytes, max_bytes: int | None = None, max_rows: int | None = N
     sep = _delimiter(text)
     csv.field_size_limit(max_bytes)  # a huge quoted field is bounded by the file size limit
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=True,
-                            nrows=max_rows + 1, engine="python", on_bad_lines="skip")
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=True,
+            nrows=max_rows + 1,
+            engine="python",
+            on_bad_lines="skip",
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error, ValueError) as err:
         raise UploadError(f"Could not read the file as CSV: {str(err).splitlines()[0][:200]}") from err
     if frame.shape[1] == 0 or frame.empty:
@@ -97,26 +105,64 @@ def texts_and_labels(frame: pd.DataFrame, text_column: str, label_column: str | 
     return texts[keep].tolist(), labels[keep.to_numpy()].tolist()
 
 
+def _size(n: int) -> str:
+    return f"{n:,} bytes" if n < 1_000_000 else f"{n / 1e6:,.1f} MB"
+
+
+def _check_npy_size(data: bytes) -> None:
+    """Refuse a .npy whose header promises more data than the file holds (before allocating anything)."""
+    from numpy.lib import format as npy
+
+    buf = io.BytesIO(data)
+    try:
+        version = npy.read_magic(buf)
+        read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, _, dtype = read_header(buf, max_header_size=10_000)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as err:
+        raise UploadError(f"Could not read the .npy file: its header is damaged ({str(err)[:120]}).") from err
+    if dtype.hasobject:
+        raise UploadError("This .npy holds Python objects (a pickle); only numeric arrays are accepted.")
+    expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if expected > len(data) - buf.tell():
+        raise UploadError(
+            f"The .npy header says shape {shape} ({_size(expected)}) but the file holds "
+            f"{_size(len(data) - buf.tell())} of data: it is truncated or damaged."
+        )
+
+
 def read_vectors(data: bytes, name: str = "vectors.npy") -> np.ndarray:
     """Embeddings `[N, D]` from a `.npy` (no pickles) or a TSV/CSV of numbers (Embedding Projector format)."""
     if not data:
         raise UploadError("The vectors file is empty (0 bytes).")
-    if name.lower().endswith(".npy") or data[:6] == b"\x93NUMPY":
+    if data[:4] == b"PK\x03\x04":
+        raise UploadError("This is a zip/.npz archive; upload one array saved with np.save (.npy).")
+    if data[:6] == b"\x93NUMPY":
+        _check_npy_size(data)
         try:
             array = np.load(io.BytesIO(data), allow_pickle=False)
         except ValueError as err:
             if "pickle" in str(err).lower():
-                raise UploadError("This .npy holds Python objects (a pickle); only numeric arrays are accepted.") from err
-            raise UploadError(f"Could not read the .npy file: {str(err)[:200]}") from err
+                raise UploadError(
+                    "This .npy holds Python objects (a pickle); only numeric arrays are accepted."
+                ) from err
+            raise UploadError(f"Could not read the .npy file: its header is damaged ({str(err)[:120]}).") from err
         except (OSError, EOFError) as err:
-            raise UploadError(f"Could not read the .npy file: {str(err)[:200]}") from err
+            raise UploadError(f"Could not read the .npy file: it is truncated or damaged ({str(err)[:120]}).") from err
+    elif name.lower().endswith(".npy"):
+        raise UploadError("This is not a .npy file (no NumPy header); save the array with np.save.")
+    elif len(data) > settings.get().max_csv_bytes:
+        raise UploadError(
+            f"The text vectors file is {len(data) / 1e6:.1f} MB; the limit is "
+            f"{settings.get().max_csv_bytes / 1e6:.0f} MB (a .npy file has no limit but the upload's)."
+        )
     else:
         if _looks_binary(data):
             raise UploadError("The vectors file is neither a .npy array nor text.")
         text, _ = decode_text(data)
         try:
-            array = np.loadtxt(io.StringIO(text), delimiter="\t" if "\t" in text[:10_000] else ",", dtype=np.float64,
-                               ndmin=2)
+            array = np.loadtxt(
+                io.StringIO(text), delimiter="\t" if "\t" in text[:10_000] else ",", dtype=np.float64, ndmin=2
+            )
         except ValueError as err:
             raise UploadError(f"The vectors file has non-numeric values: {str(err)[:200]}") from err
     if array.dtype.kind not in "fiu":
@@ -151,6 +197,9 @@ def read_metadata(data: bytes, n_vectors: int) -> tuple[list[str], list[str], li
     if len(frame) != n_vectors:
         raise UploadError(f"The metadata has {len(frame)} rows but there are {n_vectors} vectors; they must match.")
     texts = frame[text_col].fillna("").astype(str).tolist() if text_col else [f"#{i}" for i in range(n_vectors)]
-    labels = frame[label_col].fillna("").astype(str).replace("", "(no label)").tolist() if label_col else \
-        ["(no label)"] * n_vectors
+    labels = (
+        frame[label_col].fillna("").astype(str).replace("", "(no label)").tolist()
+        if label_col
+        else ["(no label)"] * n_vectors
+    )
     return texts, labels, table.notices

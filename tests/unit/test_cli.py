@@ -11,8 +11,24 @@ def test_embed_cli(tmp_path):
     csv = tmp_path / "corpus.csv"
     csv.write_text("sentence;topic\nThe striker scored.;sports\nStocks fell.;finance\n\n", encoding="utf-8")
     out = tmp_path / "emb.npy"
-    run = subprocess.run([sys.executable, "-m", "encoderscope", "embed", str(csv), "--text-column", "sentence",
-                          "--label-column", "topic", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "encoderscope",
+            "embed",
+            str(csv),
+            "--text-column",
+            "sentence",
+            "--label-column",
+            "topic",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     vectors = np.load(out, allow_pickle=False)
     assert vectors.shape == (2, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
@@ -23,6 +39,10 @@ def test_embed_cli(tmp_path):
 def test_cli_bad_column(tmp_path):
     csv = tmp_path / "c.csv"
     csv.write_text("a\nx\n")
-    run = subprocess.run([sys.executable, "-m", "encoderscope", "embed", str(csv), "--out", str(tmp_path / "o.npy")],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "encoderscope", "embed", str(csv), "--out", str(tmp_path / "o.npy")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 2 and "no column 'text'" in run.stderr

@@ -42,8 +42,7 @@ def test_layer0_is_static_and_contexts_split(encoder, senses):
 
 
 def test_word_pieces_are_averaged(encoder):
-    occ = embeddings.word_occurrences(encoder, ["Echolocation helps bats.", "They study echolocation."],
-                                      "echolocation")
+    occ = embeddings.word_occurrences(encoder, ["Echolocation helps bats.", "They study echolocation."], "echolocation")
     assert occ.count == 2 and occ.vectors.shape[1] == 2
 
 

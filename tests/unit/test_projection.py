@@ -60,3 +60,16 @@ def test_sampling():
     assert projection.sample_indices(10, 20) is None
     idx = projection.sample_indices(30_000, 20_000, seed=1)
     assert len(idx) == 20_000 and len(np.unique(idx)) == 20_000 and (np.diff(idx) > 0).all()
+
+
+@pytest.mark.parametrize("method", ["umap", "tsne", "pca"])
+def test_identical_points_collapse_to_one_place(method):
+    same = np.tile(np.random.default_rng(0).normal(size=(1, 8)).astype(np.float32), (12, 1))
+    result = projection.project_with_info(same, method, 2)
+    assert result.method == "pca" and np.abs(result.coords).max() == 0
+    assert method == "pca" or "all the same" in result.notices[0]
+
+
+def test_few_distinct_points_fall_back():
+    data = np.repeat(np.random.default_rng(0).normal(size=(3, 8)), 40, axis=0)  # duplicates beyond the first rows
+    assert "3 distinct" in projection.project_with_info(data, "umap", 2).notices[0]

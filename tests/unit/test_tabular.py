@@ -28,11 +28,14 @@ def test_delimiters(sep):
     assert table.frame["text"][0] == "hello, world" and table.frame["label"][0] == "x"
 
 
-@pytest.mark.parametrize("data,match", [
-    (b"", "empty"),
-    (b"\x00\x01\x02binary\xff\xfe" * 50, "binary"),
-    (b"text\n", "no data rows"),
-])
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        (b"", "empty"),
+        (b"\x00\x01\x02binary\xff\xfe" * 50, "binary"),
+        (b"text\n", "no data rows"),
+    ],
+)
 def test_bad_csv(data, match):
     with pytest.raises(UploadError, match=match):
         tabular.read_csv(data)
@@ -70,15 +73,18 @@ def test_vectors_ok():
     assert tabular.read_vectors(b"0.1\t0.2\n0.3\t0.4\n", "v.tsv").shape == (2, 2)
 
 
-@pytest.mark.parametrize("array,match", [
-    (np.ones(4), "2 dimensions"),
-    (np.ones((2, 2, 2)), "2 dimensions"),
-    (np.array([[1.0, np.nan], [1, 2]]), "NaN"),
-    (np.array([[1.0, np.inf]]), "NaN"),
-    (np.array([[{"a": 1}]], dtype=object), "pickle"),
-    (np.array([["a", "b"]]), "dtype"),
-    (np.zeros((0, 3)), "empty"),
-])
+@pytest.mark.parametrize(
+    "array,match",
+    [
+        (np.ones(4), "2 dimensions"),
+        (np.ones((2, 2, 2)), "2 dimensions"),
+        (np.array([[1.0, np.nan], [1, 2]]), "NaN"),
+        (np.array([[1.0, np.inf]]), "NaN"),
+        (np.array([[{"a": 1}]], dtype=object), "pickle"),
+        (np.array([["a", "b"]]), "dtype"),
+        (np.zeros((0, 3)), "empty"),
+    ],
+)
 def test_bad_vectors(array, match):
     with pytest.raises(UploadError, match=match):
         tabular.read_vectors(_npy(array), "v.npy")
@@ -100,3 +106,17 @@ def test_metadata():
     assert labels == ["sports", "finance"]
     with pytest.raises(UploadError, match="must match"):
         tabular.read_metadata(b"text,label\nhi,a\n", 3)
+
+
+def test_npy_header_bombs_and_wrong_formats():
+    good = _npy(np.ones((3, 4)))
+    with pytest.raises(UploadError, match="truncated"):
+        tabular.read_vectors(good.replace(b"(3, 4)", b"(1000000000000, 4)"), "v.npy")  # refused before allocating
+    with pytest.raises(UploadError, match="truncated"):
+        tabular.read_vectors(good[:-8], "v.npy")
+    with pytest.raises(UploadError, match="npz"):
+        tabular.read_vectors(b"PK\x03\x04rest", "v.npy")
+    with pytest.raises(UploadError, match="no NumPy header"):
+        tabular.read_vectors(b"1,2\n3,4\n", "v.npy")
+    with pytest.raises(UploadError, match="dtype"):
+        tabular.read_vectors(_npy(np.zeros(2, dtype=[("a", "f4")])), "v.npy")
