@@ -56,8 +56,12 @@ def corpus_input() -> Corpus | None:
 
 
 def _csv_input() -> Corpus | None:
-    upload = st.file_uploader("CSV or TSV file", type=["csv", "tsv", "txt"], key="csv_upload",
-                              help="UTF-8 (BOM ok) or Latin-1; comma, semicolon or tab separated.")
+    upload = st.file_uploader(
+        "CSV or TSV file",
+        type=["csv", "tsv", "txt"],
+        key="csv_upload",
+        help="UTF-8 (BOM ok) or Latin-1; comma, semicolon or tab separated.",
+    )
     if upload is None:
         st.info("Upload a CSV file with a text column (and optionally a label column).")
         return None
@@ -82,10 +86,12 @@ def _csv_input() -> Corpus | None:
 
 def _vectors_input() -> Corpus | None:
     c1, c2 = st.columns(2)
-    vec = c1.file_uploader("Vectors: .npy [N, D] or TSV of numbers", type=["npy", "tsv", "csv", "txt"],
-                           key="vec_upload")
-    meta = c2.file_uploader("Metadata (optional): CSV/TSV with text and label columns", type=["csv", "tsv", "txt"],
-                            key="meta_upload")
+    vec = c1.file_uploader(
+        "Vectors: .npy [N, D] or TSV of numbers", type=["npy", "tsv", "csv", "txt"], key="vec_upload"
+    )
+    meta = c2.file_uploader(
+        "Metadata (optional): CSV/TSV with text and label columns", type=["csv", "tsv", "txt"], key="meta_upload"
+    )
     if vec is None:
         st.info("Upload an embeddings array, e.g. from `python -m encoderscope embed` or the Embedding Projector.")
         return None
@@ -122,7 +128,9 @@ def projection_controls(n_points: int) -> dict:
     dim = c2.radio("Dimensions", [2, 3], horizontal=True, key="dim", format_func=lambda d: f"{d}-D")
     colour = c3.selectbox("Colour by", ["label", "k-means cluster"], key="colour")
     k = c4.number_input("k (clusters)", 2, 50, 5, key="k", disabled=colour == "label")
-    params = dict(method=method, dim=dim, colour=colour, k=int(k), seed=0, n_neighbors=15, min_dist=0.1, perplexity=30.0)
+    params = dict(
+        method=method, dim=dim, colour=colour, k=int(k), seed=0, n_neighbors=15, min_dist=0.1, perplexity=30.0
+    )
     with st.expander("Projection parameters"):
         p1, p2, p3, p4 = st.columns(4)
         params["n_neighbors"] = int(p1.number_input("UMAP n_neighbors", 2, 200, 15, key="n_neighbors"))
@@ -144,9 +152,16 @@ def wait_for_umap(n_points: int) -> None:
 def project(X: np.ndarray, params: dict):
     if params["method"] == "umap":
         wait_for_umap(len(X))
-    with st.spinner(f"Projecting {len(X):,} points with {params['method'].upper()} …"):
-        return resources.projection(X, params["method"], params["dim"], params["seed"], params["n_neighbors"],
-                                    params["min_dist"], params["perplexity"])
+    with st.spinner(f"Projecting {len(X):,} points with {projection.NAMES[params['method']]} …"):
+        return resources.projection(
+            X,
+            params["method"],
+            params["dim"],
+            params["seed"],
+            params["n_neighbors"],
+            params["min_dist"],
+            params["perplexity"],
+        )
 
 
 def kmeans(X: np.ndarray, k: int, seed: int) -> list[str]:
@@ -169,8 +184,13 @@ def exports(coords: np.ndarray, texts: list[str], labels: list[str], clusters: l
     np.save(buf, X.astype(np.float32), allow_pickle=False)
     c1, c2 = st.columns(2)
     c1.download_button("⬇️ Projected points (.csv)", frame.to_csv(index=False).encode(), "projection.csv", "text/csv")
-    c2.download_button("⬇️ Embeddings (.npy)", buf.getvalue(), "embeddings.npy", "application/octet-stream",
-                       help=f"float32 [N, D] = {list(X.shape)}")
+    c2.download_button(
+        "⬇️ Embeddings (.npy)",
+        buf.getvalue(),
+        "embeddings.npy",
+        "application/octet-stream",
+        help=f"float32 [N, D] = {list(X.shape)}",
+    )
 
 
 def neighbours(X: np.ndarray, texts: list[str], query_vec: np.ndarray | None, k: int):
@@ -178,8 +198,12 @@ def neighbours(X: np.ndarray, texts: list[str], query_vec: np.ndarray | None, k:
     if query_vec is None:
         return {}
     idx, scores = nearest(query_vec, X, k)
-    st.table(pd.DataFrame({"cosine": [f"{s:.4f}" for s in scores], "sentence": [texts[i] for i in idx]},
-                          index=pd.RangeIndex(1, len(idx) + 1, name="rank")))
+    st.table(
+        pd.DataFrame(
+            {"cosine": [f"{s:.4f}" for s in scores], "sentence": [texts[i] for i in idx]},
+            index=pd.RangeIndex(1, len(idx) + 1, name="rank"),
+        )
+    )
     return {int(i): f"#{r + 1} neighbour, cosine {s:.3f}" for r, (i, s) in enumerate(zip(idx, scores, strict=True))}
 
 
@@ -204,9 +228,18 @@ def word_in_context(model_ref, revision, corpus: Corpus, params: dict) -> None:
         proj = project(occ.vectors[layer], {**params, "dim": 2})
         for notice in proj.notices:
             st.caption(notice)
-        ui.plotly(figures.projection_scatter(proj.coords, texts, labels,
-                                             title=f"“{word}” at layer {layer} ({proj.method.upper()})"),
-                  key="word_scatter", filename=f"word_{word}_layer{layer}")
+        name = projection.NAMES[proj.method]
+        ui.plotly(
+            figures.projection_scatter(
+                proj.coords,
+                texts,
+                labels,
+                title=f"“{word}” at layer {layer} ({name})",
+                axis_titles=(f"{name} 1", f"{name} 2"),
+            ),
+            key="word_scatter",
+            filename=f"word_{word}_layer{layer}",
+        )
     base = resources.anisotropy(model_ref, revision, tuple(corpus.texts))
     sim = self_similarity(occ.vectors)
     ui.plotly(figures.self_similarity_chart(sim, base, word), key="self_sim", filename=f"self_similarity_{word}")

@@ -18,8 +18,12 @@ st.caption(
 left, right = st.columns([2, 1])
 with right:
     model_ref, revision = ui.model_picker("encoder", key="model")
-    pooling = st.selectbox("Pooling", ["auto", "mean", "cls"], key="pooling",
-                           help="auto = the model's own pooling (sentence-transformers config), else masked mean.")
+    pooling = st.selectbox(
+        "Pooling",
+        ["auto", "mean", "cls"],
+        key="pooling",
+        help="auto = the model's own pooling (sentence-transformers config), else masked mean.",
+    )
 with left:
     corpus = views.corpus_input()
 if corpus is None:
@@ -53,8 +57,10 @@ with tab_sent:
     sample = projection.sample_indices(N, cap, params["seed"])
     texts, labels, Xp = corpus.texts, corpus.labels, X
     if sample is not None:
-        ui.user_warning(f"{N:,} points exceed the projection cap of {cap:,}: showing a random sample of {cap:,} "
-                        "(nearest-neighbour search still uses all of them).")
+        ui.user_warning(
+            f"{N:,} points exceed the projection cap of {cap:,}: showing a random sample of {cap:,} "
+            "(nearest-neighbour search still uses all of them)."
+        )
         texts, labels, Xp = [texts[i] for i in sample], [labels[i] for i in sample], X[sample]
     try:
         proj = views.project(Xp, params)
@@ -65,8 +71,14 @@ with tab_sent:
         ui.user_warning(notice)
     clusters = views.kmeans(Xp, params["k"], params["seed"]) if params["colour"] != "label" and len(Xp) > 1 else None
     q1, q2 = st.columns([4, 1])
-    query = q1.text_input("Nearest-neighbour search: type a query", "", key="query", max_chars=1000,
-                          placeholder="e.g. How do I bake bread?", disabled=model is None)
+    query = q1.text_input(
+        "Nearest-neighbour search: type a query",
+        "",
+        key="query",
+        max_chars=1000,
+        placeholder="e.g. How do I bake bread?",
+        disabled=model is None,
+    )
     k = int(q2.number_input("top-k", 1, 50, 5, key="top_k"))
     query_vec = None
     if query.strip() and model is not None:
@@ -77,18 +89,32 @@ with tab_sent:
         found = views.neighbours(X, corpus.texts, query_vec, k)
         # Highlight neighbours that are in the (possibly sampled) projection; place the query at their centroid.
         position = {int(j): p for p, j in enumerate(sample)} if sample is not None else None
-        highlight = {position[i] if position else i: note for i, note in found.items()
-                     if position is None or i in position}
+        highlight = {
+            position[i] if position else i: note for i, note in found.items() if position is None or i in position
+        }
         if highlight:
             query_xy = proj.coords[list(highlight)].mean(axis=0)
     colour = clusters if clusters is not None else labels
-    axis = {"pca": "PC", "umap": "UMAP ", "tsne": "t-SNE "}[proj.method]
-    ui.plotly(figures.projection_scatter(proj.coords, texts, colour, highlight=highlight, query=query_xy,
-                                         axis_titles=tuple(f"{axis}{i + 1}" for i in range(params["dim"]))),
-              key="scatter", filename="embeddings")
-    st.caption("Each point is one sentence; nearby points have similar embeddings. Hover for the text. "
-               + ("The query (star) is drawn at the centroid of its neighbours (rings)." if query_xy is not None else ""))
-    if proj.explained_variance is not None:
+    axis = "PC" if proj.method == "pca" else projection.NAMES[proj.method] + " "
+    ui.plotly(
+        figures.projection_scatter(
+            proj.coords,
+            texts,
+            colour,
+            highlight=highlight,
+            query=query_xy,
+            axis_titles=tuple(f"{axis}{i + 1}" for i in range(params["dim"])),
+        ),
+        key="scatter",
+        filename="embeddings",
+    )
+    st.caption(
+        "Each point is one sentence; nearby points have similar embeddings. Hover for the text. "
+        + ("The query (star) is drawn at the centroid of its neighbours (rings)." if query_xy is not None else "")
+    )
+    if proj.explained_variance is not None and proj.explained_variance.sum() == 0:
+        st.caption("All points coincide: there is no variance to explain.")
+    elif proj.explained_variance is not None:
         ui.plotly(figures.explained_variance_chart(proj.explained_variance), key="variance", filename="pca_variance")
         st.caption(f"PCA keeps {proj.explained_variance.sum():.1%} of the variance in {params['dim']} components.")
     views.exports(proj.coords, texts, labels, clusters, X)

@@ -74,8 +74,10 @@ def test_typed_sentences_small_and_duplicates():
 def test_csv_upload_and_columns():
     at = _run(app("embeddings"))
     at.radio(key="source").set_value("CSV upload").run()
-    data = "\ufefftopic;sentence\nsports;The striker scored.\nfinance;Stocks fell.\ncooking;Knead the dough.\n" \
-           "sports;The keeper saved it.\n"
+    data = (
+        "\ufefftopic;sentence\nsports;The striker scored.\nfinance;Stocks fell.\ncooking;Knead the dough.\n"
+        "sports;The keeper saved it.\n"
+    )
     at.file_uploader(key="csv_upload").set_value(("c.csv", data.encode(), "text/csv")).run()
     no_exceptions(at)
     assert at.selectbox(key="text_col").value == "sentence"
@@ -84,11 +86,14 @@ def test_csv_upload_and_columns():
     assert {d["name"] for d in figures(at)[0]["data"]} >= {"sports", "finance"}
 
 
-@pytest.mark.parametrize("data,expected", [
-    (b"", "empty"),
-    (b"\x00\xff\x00binary" * 100, "binary"),
-    (b"col\n", "no data rows"),
-])
+@pytest.mark.parametrize(
+    "data,expected",
+    [
+        (b"", "empty"),
+        (b"\x00\xff\x00binary" * 100, "binary"),
+        (b"col\n", "no data rows"),
+    ],
+)
 def test_bad_csv_messages(data, expected):
     at = _run(app("embeddings"))
     at.radio(key="source").set_value("CSV upload").run()
@@ -114,11 +119,14 @@ def test_precomputed_vectors_with_metadata():
     assert {d["name"] for d in figures(at)[0]["data"]} == {"a", "b"}
 
 
-@pytest.mark.parametrize("array,allow,expected", [
-    (np.array([[{"x": 1}]], dtype=object), True, "pickle"),
-    (np.ones(5), False, "2 dimensions"),
-    (np.array([[np.nan, 1.0], [2, 3]]), False, "NaN"),
-])
+@pytest.mark.parametrize(
+    "array,allow,expected",
+    [
+        (np.array([[{"x": 1}]], dtype=object), True, "pickle"),
+        (np.ones(5), False, "2 dimensions"),
+        (np.array([[np.nan, 1.0], [2, 3]]), False, "NaN"),
+    ],
+)
 def test_bad_vectors(array, allow, expected):
     at = _run(app("embeddings"))
     at.radio(key="source").set_value("Precomputed embeddings").run()
@@ -141,3 +149,21 @@ def test_projection_parameter_out_of_range(page):
     page.number_input(key="n_neighbors").set_value(200).run()
     no_exceptions(page)
     assert "n_neighbors was set to" in messages(page)
+
+
+def test_word_layer0_is_one_point(page):
+    page.text_input(key="word").set_value("bank").run()
+    page.slider(key="word_layer").set_value(0).run()
+    no_exceptions(page)
+    scatter = next(f for f in figures(page) if "at layer 0" in f["layout"].get("title", {}).get("text", ""))
+    xs = np.concatenate([array(d["x"]) for d in scatter["data"]])
+    assert len(xs) == 12 and np.ptp(xs) == 0  # every occurrence of "bank" is the same static vector
+
+
+def test_truncated_npy_message():
+    at = _run(app("embeddings"))
+    at.radio(key="source").set_value("Precomputed embeddings").run()
+    data = _npy(np.ones((50, 8), np.float32))[:-40]
+    at.file_uploader(key="vec_upload").set_value(("v.npy", data, "application/octet-stream")).run()
+    no_exceptions(at)
+    assert "truncated" in messages(at)

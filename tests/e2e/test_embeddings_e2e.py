@@ -1,4 +1,5 @@
-"""Real browser: the embeddings page projects the example corpus and answers a query."""
+"""Real browser: the embeddings page projects the example corpus, answers a query, follows a word across
+layers, and explains bad input instead of failing."""
 
 from tests.e2e.conftest import exception_boxes, open_page, shot, wait_for_chart, wait_idle
 
@@ -11,10 +12,40 @@ def test_embeddings_page(page, app_url):
     box.fill("a flying animal that hunts insects at night")
     box.press("Enter")
     wait_idle(page)
-    page.get_by_text("Nearest neighbours").wait_for()
+    page.get_by_text("Nearest neighbours", exact=True).wait_for()
     assert "bat" in page.locator('[data-testid="stTable"]').first.inner_text().lower()
     assert exception_boxes(page) == 0
     shot(page, "embeddings")
+
     page.get_by_role("tab", name="One word in context").click()
-    page.wait_for_timeout(1500)
+    wait_idle(page)
+    page.get_by_text("12 occurrence(s)").wait_for()
+    charts = page.locator(".js-plotly-plot:visible")
+    charts.nth(1).wait_for()  # the word's scatter and the self-similarity chart
+    assert charts.count() == 2
+    assert exception_boxes(page) == 0
     shot(page, "embeddings_word")
+
+
+def test_embeddings_bad_input(page, app_url):
+    open_page(page, app_url, "embeddings")
+    page.get_by_text("Your sentences").click()
+    wait_idle(page)
+    box = page.get_by_label("Sentences (one per line)")
+    box.fill("same\nsame\nsame")
+    box.press("Control+Enter")
+    wait_idle(page)
+    page.get_by_text("same place").wait_for()
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    assert "PCA instead" in text and exception_boxes(page) == 0
+    shot(page, "embeddings_duplicates")
+
+    page.get_by_text("Precomputed embeddings").click()
+    wait_idle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
+        files=[{"name": "bad.npy", "mimeType": "application/octet-stream", "buffer": b"\x93NUMPY not really"}]
+    )
+    wait_idle(page)
+    page.get_by_text("Could not read the .npy file").wait_for()
+    assert exception_boxes(page) == 0
+    shot(page, "embeddings_bad_npy")
