@@ -110,10 +110,10 @@ EMBED_BLOCK = 128  # sentences per cached block: progress between blocks, and ed
 
 @st.cache_resource
 def umap_warm_up() -> bool:
-    """Start compiling UMAP in a background thread, once per server process."""
-    from encoderscope import projection
+    """Start compiling UMAP in a background thread, once per server process (see components/embeddings_warmup.py)."""
+    from components import embeddings_warmup
 
-    projection.start_warm_up()
+    embeddings_warmup.start()
     return True
 
 

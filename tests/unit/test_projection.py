@@ -73,3 +73,21 @@ def test_identical_points_collapse_to_one_place(method):
 def test_few_distinct_points_fall_back():
     data = np.repeat(np.random.default_rng(0).normal(size=(3, 8)), 40, axis=0)  # duplicates beyond the first rows
     assert "3 distinct" in projection.project_with_info(data, "umap", 2).notices[0]
+
+
+def test_warm_up_lifespan_starts_the_thread_once(monkeypatch):
+    import asyncio
+
+    from components import embeddings_warmup
+
+    calls = []
+    monkeypatch.setattr(projection, "start_warm_up", lambda: calls.append(1))
+
+    async def serve():
+        async with embeddings_warmup.lifespan(None):
+            pass
+
+    asyncio.run(serve())
+    assert calls == [1]
+    assert projection.ready_event(10) is projection._small_ready
+    assert projection.ready_event(projection.LARGE_N) is projection._all_ready
