@@ -108,6 +108,14 @@ class WordOccurrences:
         return int(self.sentence.size)
 
 
+def repeated_words(texts: list[str], n: int = 8, min_length: int = 4) -> list[str]:
+    """The `n` most frequent words (case-folded, at least `min_length` letters) that occur more than once."""
+    from collections import Counter
+
+    counts = Counter(m.group(0).casefold() for t in texts[:5000] for m in _WORD.finditer(t))
+    return [w for w, c in counts.most_common() if c > 1 and len(w) >= min_length][:n]
+
+
 def _word_spans(text: str, word: str) -> list[tuple[int, int]]:
     target = word.casefold()
     return [m.span() for m in _WORD.finditer(text) if m.group(0).casefold() == target]
@@ -123,7 +131,11 @@ def word_occurrences(
         raise ValueError("Pick a single word (letters or digits, no spaces).")
     hits = [(i, spans) for i, t in enumerate(texts) if (spans := _word_spans(t, word))]
     if not hits:
-        raise ValueError(f"The word {word!r} appears in none of the sentences.")
+        common = ", ".join(repeated_words(texts, 8))
+        raise ValueError(
+            f"The word {word!r} appears in none of the sentences."
+            + (f" Words that occur more than once: {common}." if common else "")
+        )
     L, D = model.num_layers, model.config.hidden_size
     vectors: list[np.ndarray] = []
     owners: list[int] = []
