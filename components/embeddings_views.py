@@ -165,11 +165,9 @@ def project(X: np.ndarray, params: dict):
 
 
 def kmeans(X: np.ndarray, k: int, seed: int) -> list[str]:
-    from sklearn.cluster import KMeans
-
-    k = min(k, len(X))
-    labels = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(X)
-    return [f"cluster {c}" for c in labels]
+    """Cluster names `[N]` ("cluster 0" …) from k-means on `X` `[N, D]` (cached; k is capped at N)."""
+    with st.spinner(f"Clustering {len(X):,} points …"):
+        return resources.kmeans_labels(X, min(k, len(X)), seed)
 
 
 def exports(coords: np.ndarray, texts: list[str], labels: list[str], clusters: list[str] | None, X: np.ndarray) -> None:

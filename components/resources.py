@@ -135,6 +135,14 @@ def projection(X, method: str, dim: int, seed: int, n_neighbors: int, min_dist: 
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
+def kmeans_labels(X, k: int, seed: int) -> list[str]:
+    """k-means cluster names `[N]` for `X` `[N, D]`."""
+    from sklearn.cluster import KMeans
+
+    return [f"cluster {c}" for c in KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(X)]
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
 def word_occurrences(model_ref: str | None, revision: str | None, texts: tuple[str, ...], word: str):
     from encoderscope import embeddings
 
