@@ -93,20 +93,36 @@ def tuning(vae, size: int, repeats: int) -> dict:
 
     x_last = x.contiguous(memory_format=torch.channels_last)
     threads = torch.get_num_threads()
+
+    def with_threads(n, fn):
+        def run_n():
+            torch.set_num_threads(n)
+            try:
+                return fn()
+            finally:
+                torch.set_num_threads(threads)
+
+        return run_n
+
     variants = {
         "naive (autograd, contiguous)": lambda: run(contiguous, x),
         "no_grad": lambda: torch.no_grad()(run)(contiguous, x),
         "inference_mode": lambda: torch.inference_mode()(run)(contiguous, x),
         "inference_mode + channels_last": lambda: torch.inference_mode()(run)(vae, x_last),
     }
-    out = {name: median_ms(fn, repeats) for name, fn in variants.items()}
-    cores = os.cpu_count() or 1
-    if cores != threads:
-        torch.set_num_threads(cores)
-        out[f"inference_mode + channels_last + {cores} threads"] = median_ms(
-            variants["inference_mode + channels_last"], repeats
-        )
-        torch.set_num_threads(threads)
+    tuned = variants["inference_mode + channels_last"]
+    for n in sorted({1, os.cpu_count() or 1} - {threads}):
+        variants[f"inference_mode + channels_last + {n} thread(s)"] = with_threads(n, tuned)
+    # Round-robin over the variants, so that load from other processes hits them all alike.
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for fn in variants.values():
+        fn()  # warm
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    out = {name: round(statistics.median(t) * 1000, 1) for name, t in times.items()}
     out["torch_threads"] = threads
     naive = out["naive (autograd, contiguous)"]
     out["speedup_library_call"] = round(naive / out["inference_mode + channels_last"], 2)
