@@ -114,7 +114,7 @@ def difference_heatmap(a: np.ndarray, b: np.ndarray, max_side: int = 192) -> go.
     small = diff[: H // step * step, : W // step * step].reshape(H // step, step, W // step, step).mean(axis=(1, 3))
     trace = go.Heatmap(
         z=np.round(small, 4),
-        colorscale="Inferno",
+        colorscale="Plasma",  # Inferno's near-black first stop rendered purple/pink in the browser
         zmin=0,
         zmax=max(float(np.percentile(diff, 99.5)), 1e-3),
         colorbar=dict(title=dict(text="|error|", side="right"), thickness=12),
