@@ -14,7 +14,7 @@ def test_masks_page(page, app_url):
     _tall(page)
     open_page(page, app_url, "masks", "text=The+bank+was+steep+and+muddy.")
     wait_for_chart(page)
-    page.get_by_text("Next-token prediction").wait_for(timeout=180_000)
+    page.get_by_text("Next-token prediction", exact=True).wait_for(timeout=180_000)
     wait_idle(page)
     page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {N_CHARTS}", timeout=60_000)
     assert page.locator(".js-plotly-plot").count() == N_CHARTS

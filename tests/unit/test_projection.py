@@ -77,6 +77,7 @@ def test_few_distinct_points_fall_back():
 
 def test_warm_up_lifespan_starts_the_thread_once(monkeypatch):
     import asyncio
+    import threading
 
     from components import embeddings_warmup
 
@@ -87,7 +88,10 @@ def test_warm_up_lifespan_starts_the_thread_once(monkeypatch):
         async with embeddings_warmup.lifespan(None):
             pass
 
-    asyncio.run(serve())
+    # A fresh thread: an earlier test (sync Playwright) may leave an event loop running in this one.
+    runner = threading.Thread(target=asyncio.run, args=(serve(),))
+    runner.start()
+    runner.join(timeout=30)
     assert calls == [1]
     assert projection.ready_event(10) is projection._small_ready
     assert projection.ready_event(projection.LARGE_N) is projection._all_ready
