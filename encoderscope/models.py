@@ -10,6 +10,7 @@ import importlib.util
 import os
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,11 +144,22 @@ def hub_online() -> bool:
     now = time.monotonic()
     if _probe and now - float(_probe["at"]) < _PROBE_TTL_S:
         return bool(_probe["ok"])
-    try:
-        with socket.create_connection(("huggingface.co", 443), timeout=settings.get().hub_probe_timeout):
-            ok = True
-    except OSError:
-        ok = False
+    timeout = settings.get().hub_probe_timeout
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    # The socket timeout does not cover the DNS lookup, which can hang for 20 s on a dead network:
+    # probe in a daemon thread and call anything slower than the timeout offline.
+    worker = threading.Thread(target=probe, name="hub-probe", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    ok = bool(result and result[0])
     _probe.update(at=now, ok=ok)
     return ok
 

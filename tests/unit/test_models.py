@@ -30,6 +30,22 @@ def test_hub_id_offline_fails_fast_with_hint(ref, monkeypatch):
     assert "bundled" in str(err.value) and "local model folder" in str(err.value)
 
 
+def test_hub_probe_is_bounded_even_when_dns_hangs(monkeypatch):
+    """Without HF_HUB_OFFLINE, a dead network (DNS hanging) still fails a hub id within about 2 s."""
+    import socket
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(models, "_probe", {})
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: time.sleep(30))
+    start = time.monotonic()
+    with pytest.raises(models.ModelLoadError) as err:
+        es.load_encoder("bert-base-uncased")
+    assert time.monotonic() - start < 2.5
+    assert "unreachable" in str(err.value) and "bundled" in str(err.value)
+    assert models.hub_online() is False  # cached: the second call does not probe again
+    assert time.monotonic() - start < 2.6
+
+
 @pytest.mark.parametrize("ref", ["a b", "x" * 400, "bad\x00id", "http://evil/x", "owner/name/extra/../.."])
 def test_invalid_ids(ref):
     with pytest.raises(models.ModelLoadError):
