@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -102,13 +100,11 @@ def head_summary(stats: pd.DataFrame) -> None:
 
 
 def downloads(res: AttentionResult, matrix: np.ndarray, layer: int, head) -> None:
-    buf = io.BytesIO()
-    np.save(buf, res.weights, allow_pickle=False)
     tokens = display_tokens(res.tokens)
     frame = pd.DataFrame(matrix, index=[f"{i}:{t}" for i, t in enumerate(tokens)],
                          columns=[f"{i}:{t}" for i, t in enumerate(tokens)])
     left, right = st.columns(2)
-    left.download_button("⬇️ Attention tensor (.npy)", buf.getvalue(), "attention.npy", "application/octet-stream",
+    left.download_button("⬇️ Attention tensor (.npy)", ui.npy_bytes(res.weights), "attention.npy", "application/octet-stream",
                          help=f"float32 array [layers, heads, T, T] = {list(res.weights.shape)}")
-    right.download_button("⬇️ Selected head (.csv)", frame.to_csv().encode(), f"attention_L{layer}_H{head}.csv",
+    right.download_button("⬇️ Selected head (.csv)", lambda: frame.to_csv().encode(), f"attention_L{layer}_H{head}.csv",
                           "text/csv")

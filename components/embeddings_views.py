@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -178,13 +177,11 @@ def exports(coords: np.ndarray, texts: list[str], labels: list[str], clusters: l
     # Cells starting with = + - @ would run as formulas in a spreadsheet: prefix them with a quote.
     for col in ("text", "label"):
         frame[col] = frame[col].map(lambda v: "'" + v if str(v)[:1] in "=+-@" else v)
-    buf = io.BytesIO()
-    np.save(buf, X.astype(np.float32), allow_pickle=False)
     c1, c2 = st.columns(2)
-    c1.download_button("⬇️ Projected points (.csv)", frame.to_csv(index=False).encode(), "projection.csv", "text/csv")
+    c1.download_button("⬇️ Projected points (.csv)", lambda: frame.to_csv(index=False).encode(), "projection.csv", "text/csv")
     c2.download_button(
         "⬇️ Embeddings (.npy)",
-        buf.getvalue(),
+        ui.npy_bytes(X.astype(np.float32, copy=False)),
         "embeddings.npy",
         "application/octet-stream",
         help=f"float32 [N, D] = {list(X.shape)}",

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import io
 import re
 import unicodedata
 from collections.abc import Callable
 
+import numpy as np
 import streamlit as st
 
 from components import resources
 from encoderscope import models, settings
+
+# --- downloads ------------------------------------------------------------------------------
+
+
+def npy_bytes(array: np.ndarray) -> Callable[[], bytes]:
+    """Deferred `.npy` bytes for `st.download_button(data=...)`: built only when the user clicks, so a
+    151 MB attention tensor is not serialised on every rerun."""
+    return lambda: _npy(array)
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
 
 # --- safe text ------------------------------------------------------------------------------
 

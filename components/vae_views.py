@@ -220,20 +220,18 @@ def playground(ref: str, rt, other: Callable[[], np.ndarray | None]) -> None:
 def exports(rt) -> None:
     from safetensors.numpy import save as save_safetensors
 
-    buf = io.BytesIO()
-    np.save(buf, rt.latents, allow_pickle=False)
     c1, c2, c3 = st.columns(3)
     c1.download_button(
         "⬇️ Latents (.npy)",
-        buf.getvalue(),
+        ui.npy_bytes(rt.latents),
         "latents.npy",
         "application/octet-stream",
         help=f"float32 [C, h, w] = {list(rt.latents.shape)}, scaled as the diffusion model sees them",
     )
     c2.download_button(
         "⬇️ Latents (.safetensors)",
-        save_safetensors({"latents": np.ascontiguousarray(rt.latents)}),
+        lambda: save_safetensors({"latents": np.ascontiguousarray(rt.latents)}),
         "latents.safetensors",
         "application/octet-stream",
     )
-    c3.download_button("⬇️ Reconstruction (.png)", images.to_png(rt.reconstruction), "reconstruction.png", "image/png")
+    c3.download_button("⬇️ Reconstruction (.png)", lambda: images.to_png(rt.reconstruction), "reconstruction.png", "image/png")
