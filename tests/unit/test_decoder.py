@@ -1,8 +1,11 @@
 """The bundled causal decoder: GGUF conversion cache, causal attention, a known answer (real weights)."""
 
+import os
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,20 +70,119 @@ def test_conversion_matches_gguf_logits(gguf, loaded, tmp_path):
     assert converted.config.architectures == ["LlamaForCausalLM"]
 
 
-def test_interrupted_conversion_leaves_no_broken_cache(gguf, loaded, tmp_path):
-    dest = tmp_path / "cache" / "smollm2"
-    code = (
-        "from pathlib import Path; from encoderscope import decoder, models;"
-        f"decoder.convert(models.bundled_decoder_gguf(), Path({str(dest)!r}))"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code])
-    time.sleep(12)  # mid-way: dequantising or writing the safetensors file
-    proc.kill()
-    proc.wait()
-    assert not dest.exists() or decoder.is_complete(dest)  # never a half-written folder at the final path
-    # The next start recovers: the conversion runs again and completes.
-    decoder.convert(gguf, dest, loaded=loaded)
-    assert decoder.is_complete(dest)
+# The child parks after writing model.safetensors (before the tokenizer files), so however slowly this machine
+# loads the GGUF, the kill lands mid-conversion; polling usually sees the file while it is still being written.
+_PARKED_CONVERSION = """
+import time
+import safetensors.torch as st
+real = st.save_file
+def save_then_park(*args, **kwargs):
+    real(*args, **kwargs)
+    time.sleep(3600)
+st.save_file = save_then_park
+from encoderscope import decoder, models
+decoder.ensure_converted(models.bundled_decoder_gguf())
+"""
+
+
+def test_interrupted_conversion_leaves_no_broken_cache(gguf, loaded, tmp_path, monkeypatch):
+    from encoderscope import settings
+
+    cache = tmp_path / "cache"  # never the user's real cache
+    decoders = cache / "decoders"
+    env = {**os.environ, "ENCODERSCOPE_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", _PARKED_CONVERSION], env=env)
+    try:
+        deadline = time.monotonic() + 180
+        while not (temps := list(decoders.glob(".*/model.safetensors"))):
+            if proc.poll() is not None:
+                pytest.fail(f"the conversion exited (code {proc.returncode}) before writing its temporary folder")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no temporary folder with model.safetensors appeared under {decoders} within 180 s")
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    temp = temps[0].parent
+    assert temp.name.startswith(".") and temp.exists()  # the kill really landed mid-conversion
+    settings.reload({"ENCODERSCOPE_CACHE_DIR": str(cache)})
+    try:
+        final = decoder.cache_folder(gguf)
+        assert not final.exists() or decoder.is_complete(final)  # never a half-written folder at the final path
+        # The next start recovers: the stale temporary folder goes, the conversion runs again (reusing the
+        # already dequantised GGUF to save ~20 s) and the model works.
+        monkeypatch.setattr(decoder, "load_gguf", lambda g: loaded)
+        dec = es.load_decoder(None)
+    finally:
+        settings.reload()
+    assert not temp.exists() and not list(decoders.glob(".*"))
+    assert decoder.is_complete(final) and dec.source == "bundled"
+    assert decoder.next_tokens(dec, "The capital of France is")[0][0] == " Paris"
+
+
+def _temp(parent: Path, name: str, age_s: float = 0.0) -> Path:
+    folder = parent / name
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"partial")
+    when = time.time() - age_s
+    for path in (folder / "model.safetensors", folder):
+        os.utime(path, (when, when))
+    return folder
+
+
+def test_stale_temp_folders_are_removed(tmp_path, monkeypatch):
+    """Killed conversions' folders go; a live conversion's folder (any process still running) stays."""
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    me, host, stem = os.getpid(), decoder._host(), "Model.Q4_1"
+    d = tmp_path / "decoders"
+    gone = [
+        _temp(d, f".{stem}-1-v2.{host}.pid{dead.pid}.a1b2"),  # owner dead: removed at once
+        _temp(d, f".{stem}-1-v2.{host}.pid{me}.c3d4", age_s=2 * 3600),  # pid alive but idle for hours (reused)
+        _temp(d, f".{stem}-1-v2.otherhost.pid{me}.e5f6", age_s=3600),  # another host, idle
+        _temp(d, f".{stem}-1-v2.x9y8z7w6", age_s=3600),  # the older naming (no owner), idle
+        _temp(d, f".{stem}-99-v1.{host}.pid{dead.pid}.g7h8"),  # an older format's killed conversion
+    ]
+    kept = [
+        _temp(d, f".{stem}-1-v2.{host}.pid{me}.i9j0"),  # a live conversion
+        _temp(d, f".{stem}-1-v2.otherhost.pid{dead.pid}.k1l2"),  # another host's pid means nothing here
+        _temp(d, f".{stem}-1-v2.m3n4o5p6"),  # older naming, still being written
+        _temp(d, f".Other-1-v2.{host}.pid{dead.pid}.q7r8"),  # another model's
+    ]
+    busy = _temp(d, f".{stem}-1-v2.s9t0u1v2", age_s=3600)
+    (busy / "model.safetensors").touch()  # an old folder whose file is still growing
+    kept.append(busy)
+    assert sorted(decoder.remove_stale_temps(d, stem)) == sorted(gone)
+    assert all(p.exists() for p in kept) and not any(p.exists() for p in gone)
+    # ensure_converted cleans up before converting (and on a cache hit, too).
+    again = _temp(d, f".{stem}-1-v2.{host}.pid{dead.pid}.w3x4")
+    monkeypatch.setattr(decoder, "cache_folder", lambda g: d / f"{stem}-1-v2")
+    monkeypatch.setattr(decoder, "convert", lambda g, dest, loaded=None: dest.mkdir() or dest)
+    fake_gguf = tmp_path / f"{stem}.gguf"
+    assert decoder.ensure_converted(fake_gguf) == d / f"{stem}-1-v2" and not again.exists()
+    assert all(p.exists() for p in kept)
+
+
+class _FakeConfig:
+    def save_pretrained(self, folder):
+        (Path(folder) / "config.json").write_text("{}")
+
+
+class _FakeTokenizer:
+    def save_pretrained(self, folder):
+        (Path(folder) / "tokenizer_config.json").write_text("{}")
+
+
+def test_conversion_finished_by_another_process_is_kept(tmp_path, gguf):
+    """Two processes convert at once: the second rename finds a complete folder, keeps it and cleans up."""
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer_config.json"):
+        (dest / name).write_text("theirs")
+    model = torch.nn.Linear(1, 1)
+    model.config = _FakeConfig()
+    assert decoder.convert(gguf, dest, loaded=(_FakeTokenizer(), model)) == dest
+    assert (dest / "model.safetensors").read_text() == "theirs" and list(tmp_path.iterdir()) == [dest]
 
 
 def test_broken_cache_is_rebuilt(monkeypatch, tmp_path, gguf):
