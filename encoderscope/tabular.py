@@ -6,6 +6,7 @@ Every function takes raw bytes and raises `UploadError` with a user-facing messa
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from dataclasses import dataclass, field
 
@@ -19,10 +20,65 @@ class UploadError(ValueError):
     """An upload could not be used; `str(err)` says why, for the user."""
 
 
+def _as_upload_error(what: str):
+    """Decorator: any unexpected exception of the wrapped parser becomes an UploadError naming `what`.
+
+    The pages only catch UploadError, so a parser bug or an input nobody thought of still ends in a message,
+    never a traceback. UploadError itself passes through unchanged.
+    """
+
+    def wrap(func):
+        @functools.wraps(func)
+        def inner(*args, **kwargs):
+            try:
+                return func(*args, **kwargs)
+            except UploadError:
+                raise
+            except MemoryError as err:
+                raise UploadError(f"Could not read {what}: it does not fit in memory.") from err
+            except Exception as err:  # the point: no raw traceback reaches the UI
+                detail = (str(err).splitlines() or [""])[0][:200]
+                raise UploadError(f"Could not read {what}: {type(err).__name__}: {detail}".rstrip(": ")) from err
+
+        return inner
+
+    return wrap
+
+
 @dataclass
 class Table:
+    """`frame`: `[rows, columns]` of str (NaN for cells a short row lacks), unique stripped column names.
+
+    `header`: the header row exactly as in the file (before stripping and de-duplication), one str per column.
+    """
+
     frame: pd.DataFrame
     notices: list[str] = field(default_factory=list)
+    header: list[str] = field(default_factory=list)
+
+
+def unique_names(names: list[str]) -> tuple[list[str], list[str]]:
+    """(column names, notices): names stripped, empty ones -> "column N", repeats -> "name (2)", "name (3)".
+
+    A generated name never collides with another column's name (e.g. a header "a,a,a (2)").
+    """
+    base = [str(name).strip() or f"column {i + 1}" for i, name in enumerate(names)]
+    taken = set(base)
+    out: list[str] = []
+    renamed: list[str] = []
+    for i, name in enumerate(base):
+        if name in out:
+            k = 2
+            while f"{name} ({k})" in taken:
+                k += 1
+            renamed.append(f"column {i + 1} {name!r} -> {name + f' ({k})'!r}")
+            name = f"{name} ({k})"
+            taken.add(name)
+        out.append(name)
+    notices = [f"Repeated column names were renamed: {', '.join(renamed[:5])}."] if renamed else []
+    if len(renamed) > 5:
+        notices[0] = notices[0][:-1] + f" and {len(renamed) - 5} more."
+    return out, notices
 
 
 def _looks_binary(data: bytes) -> bool:
@@ -50,9 +106,14 @@ def _delimiter(text: str) -> str:
         return max(counts, key=counts.get) if any(counts.values()) else ","
 
 
+@_as_upload_error("the file as CSV")
 def read_csv(data: bytes, max_bytes: int | None = None, max_rows: int | None = None) -> Table:
-    """A CSV/TSV upload as a DataFrame of strings. Sniffs `,` `;` tab `|`; quoted newlines are kept;
-    empty rows are dropped; over `max_rows` rows the first rows are kept, with a notice."""
+    """A CSV/TSV upload as a `[rows, columns]` DataFrame of strings. Sniffs `,` `;` tab `|`; quoted newlines
+    are kept; empty rows are dropped; over `max_rows` rows the first rows are kept, with a notice.
+
+    Column names are the header's, stripped and made unique (see :func:`unique_names`), so `frame[name]` is
+    always one column. Rows with more fields than the header are skipped.
+    """
     conf = settings.get()
     max_bytes = conf.max_csv_bytes if max_bytes is None else max_bytes
     max_rows = conf.max_csv_rows if max_rows is None else max_rows
@@ -66,36 +127,46 @@ def read_csv(data: bytes, max_bytes: int | None = None, max_rows: int | None = N
     sep = _delimiter(text)
     csv.field_size_limit(max_bytes)  # a huge quoted field is bounded by the file size limit
     try:
-        frame = pd.read_csv(
+        # header=None: the header row comes back verbatim (pandas would rename repeats to "a.1" and empty
+        # names to "Unnamed: 1", and keep "a" and "a " apart); unique_names below does it explicitly.
+        raw = pd.read_csv(
             io.StringIO(text),
             sep=sep,
+            header=None,
             dtype=str,
             keep_default_na=False,
             skip_blank_lines=True,
-            nrows=max_rows + 1,
+            nrows=max_rows + 2,  # the header row and one row past the cap (to tell the user)
             engine="python",
             on_bad_lines="skip",
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error, ValueError) as err:
-        raise UploadError(f"Could not read the file as CSV: {str(err).splitlines()[0][:200]}") from err
-    if frame.shape[1] == 0 or frame.empty:
+        raise UploadError(f"Could not read the file as CSV: {(str(err).splitlines() or [''])[0][:200]}") from err
+    if raw.shape[1] == 0 or len(raw) < 2:
         raise UploadError("The CSV has no data rows.")
-    frame.columns = [str(c).strip() or f"column {i + 1}" for i, c in enumerate(frame.columns)]
+    header = ["" if pd.isna(name) else str(name) for name in raw.iloc[0]]
+    names, renamed = unique_names(header)
+    notices += renamed
+    frame = raw.iloc[1:].set_axis(names, axis=1)
     frame = frame[~(frame.apply(lambda col: col.str.strip()) == "").all(axis=1)]  # rows that are all empty
     if len(frame) > max_rows:
         frame = frame.head(max_rows)
         notices.append(f"The file has more than {max_rows:,} rows; the first {max_rows:,} are used.")
     if sep != ",":
         notices.append(f"Detected {'tab' if sep == chr(9) else repr(sep)} as the delimiter.")
-    return Table(frame.reset_index(drop=True), notices)
+    return Table(frame.reset_index(drop=True), notices, header)
 
 
+@_as_upload_error("the columns")
 def texts_and_labels(frame: pd.DataFrame, text_column: str, label_column: str | None) -> tuple[list[str], list[str]]:
     """Non-empty texts of `text_column` and their labels ("(no label)" for empty/NaN labels)."""
     if text_column not in frame:
         raise UploadError(f"There is no column {text_column!r} in the file.")
     if label_column and label_column not in frame:
         raise UploadError(f"There is no column {label_column!r} in the file.")
+    for name in {text_column, label_column} - {None}:
+        if isinstance(frame[name], pd.DataFrame):  # a frame not from read_csv, whose names are unique
+            raise UploadError(f"There are several columns named {name!r}; give them different names.")
     texts = frame[text_column].fillna("").astype(str).str.strip()
     keep = texts != ""
     if not keep.any():
@@ -130,6 +201,7 @@ def _check_npy_size(data: bytes) -> None:
         )
 
 
+@_as_upload_error("the vectors file")
 def read_vectors(data: bytes, name: str = "vectors.npy") -> np.ndarray:
     """Embeddings `[N, D]` from a `.npy` (no pickles) or a TSV/CSV of numbers (Embedding Projector format)."""
     if not data:
@@ -177,6 +249,7 @@ def read_vectors(data: bytes, name: str = "vectors.npy") -> np.ndarray:
     return array.astype(np.float32)
 
 
+@_as_upload_error("the metadata file")
 def read_metadata(data: bytes, n_vectors: int) -> tuple[list[str], list[str], list[str]]:
     """(texts, labels, notices) from a metadata CSV/TSV with one row per vector.
 
@@ -191,7 +264,8 @@ def read_metadata(data: bytes, n_vectors: int) -> tuple[list[str], list[str], li
     if text_col is None and label_col is None:
         if frame.shape[1] == 1:  # headerless single column: the header row is data too
             label_col = frame.columns[0]
-            frame = pd.concat([pd.DataFrame({label_col: [label_col]}), frame], ignore_index=True)
+            first = pd.DataFrame({label_col: [table.header[0].strip()]})  # the label as written, not "column 1"
+            frame = pd.concat([first, frame], ignore_index=True)
         else:
             text_col, label_col = frame.columns[0], frame.columns[1]
     if len(frame) != n_vectors:

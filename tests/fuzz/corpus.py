@@ -94,6 +94,11 @@ def csv_files() -> list[tuple[str, bytes]]:
         ("only-nan.csv", b"text,label\nNaN,NaN\nnull,\n"),
         ("newlines.csv", b'text\n"multi\nline\ncell"\n'),
         ("rows.csv", b"text\n" + b"row\n" * 120_000),
+        ("collide-stripped.csv", b"text,text \nx,y\n"),  # the same name once whitespace is stripped
+        ("collide-exact.csv", b"text,text,label,label\nx,y,a,b\n"),
+        ("collide-generated.csv", b"text,text,text (2)\nx,y,z\n"),
+        ("empty-names.csv", b",,\nx,y,z\n"),
+        ("empty-and-generated.csv", b" ,column 1\nx,y\n"),
     ]
     files += [(f"random-{i}.csv", bytes(_rng.randrange(256) for _ in range(_rng.randrange(1, 3000)))) for i in range(10)]
     files += [(f"text-{i}.csv", ("text\n" + wire(t).replace("\x00", "") + "\n").encode("utf-8", "replace"))

@@ -120,3 +120,60 @@ def test_npy_header_bombs_and_wrong_formats():
         tabular.read_vectors(b"1,2\n3,4\n", "v.npy")
     with pytest.raises(UploadError, match="dtype"):
         tabular.read_vectors(_npy(np.zeros(2, dtype=[("a", "f4")])), "v.npy")
+
+
+@pytest.mark.parametrize(
+    "data,columns,renamed",
+    [
+        (b"text,text \nx,y\n", ["text", "text (2)"], True),  # the same name once stripped
+        (b"text,text\nx,y\n", ["text", "text (2)"], True),  # the same name outright (pandas: "text.1")
+        (b" text ,text,text\nx,y,z\n", ["text", "text (2)", "text (3)"], True),
+        (b"a,a,a (2)\nx,y,z\n", ["a", "a (3)", "a (2)"], True),  # a new name never takes an existing one
+        (b",\nx,y\n", ["column 1", "column 2"], False),  # empty names (pandas: "Unnamed: 0")
+        (b"text, ,\nx,y,z\n", ["text", "column 2", "column 3"], False),
+        (b",column 1\nx,y\n", ["column 1", "column 1 (2)"], True),
+    ],
+)
+def test_colliding_and_empty_header_names(data, columns, renamed):
+    table = tabular.read_csv(data)
+    assert list(table.frame.columns) == columns and table.frame.columns.is_unique
+    assert table.header == data.split(b"\n")[0].decode().split(",")  # the header as written
+    if "text" in columns:
+        texts, labels = tabular.texts_and_labels(table.frame, "text", columns[1])
+        assert texts == ["x"] and labels == ["y"]
+    assert any("renamed" in n for n in table.notices) == renamed
+
+
+def test_metadata_with_colliding_names():
+    texts, labels, notices = tabular.read_metadata(b"text,text \nhi,a\nyo,b\n", 2)
+    assert texts == ["hi", "yo"] and labels == ["(no label)"] * 2 and "renamed" in notices[0]
+    texts, labels, _ = tabular.read_metadata(b"label,label,text\na,x,hi\nb,y,yo\n", 2)
+    assert texts == ["hi", "yo"] and labels == ["a", "b"]
+    _, labels, _ = tabular.read_metadata(b" sports \nfinance\n", 2)  # headerless: the first label as written
+    assert labels == ["sports", "finance"]
+
+
+def test_duplicate_columns_in_a_given_frame():
+    import pandas as pd
+
+    frame = pd.DataFrame([["x", "y"]], columns=["text", "text"])
+    with pytest.raises(UploadError, match="several columns named 'text'"):
+        tabular.texts_and_labels(frame, "text", None)
+
+
+def test_unexpected_errors_become_upload_errors(monkeypatch):
+    def boom(*args, **kwargs):
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(tabular.pd, "read_csv", boom)
+    with pytest.raises(UploadError, match="Could not read the file as CSV: IndexError"):
+        tabular.read_csv(b"text\nx\n")
+    with pytest.raises(UploadError, match="Could not read the file as CSV: IndexError"):
+        tabular.read_metadata(b"text\nx\n", 1)
+    monkeypatch.undo()
+    monkeypatch.setattr(tabular.pd, "concat", boom)  # the headerless-metadata path
+    with pytest.raises(UploadError, match="Could not read the metadata file: IndexError"):
+        tabular.read_metadata(b"sports\nfinance\n", 2)
+    monkeypatch.setattr(tabular.np, "load", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
+    with pytest.raises(UploadError, match="does not fit in memory"):
+        tabular.read_vectors(_npy(np.ones((3, 4))), "v.npy")
