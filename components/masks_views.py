@@ -8,6 +8,7 @@ import streamlit as st
 from components import resources, ui
 from encoderscope import figures, masks
 from encoderscope.attention import display_tokens
+from encoderscope.figures.common import escape_hover
 
 
 def gallery(tokens: list[str], partner: list[str], batch: list[str] | None = None) -> None:
@@ -95,8 +96,8 @@ def gallery(tokens: list[str], partner: list[str], batch: list[str] | None = Non
 def two_masks(runs: dict, tokens: list[str], num_layers: int, num_heads: int) -> None:
     """The same encoder run with its bidirectional mask and with a causal mask."""
     c1, c2 = st.columns(2)
-    layer = c1.slider("Layer", 0, num_layers - 1, 0, key="mask_layer")
-    head = c2.slider("Head", 0, num_heads - 1, 0, key="mask_head")
+    layer = ui.index_slider(c1, "Layer", num_layers, key="mask_layer")
+    head = ui.index_slider(c2, "Head", num_heads, key="mask_head")
     T = len(tokens)
     left, right = st.columns(2)
     with left:
@@ -149,8 +150,8 @@ def context_probe(model_ref, revision, text_a: str, text_b: str, word: str) -> N
     if not probe.identical and probe.diverge < len(tokens):
         st.markdown(
             f"**First differing token:** position {probe.diverge}: "
-            f"`{ui.escape_markdown(display_tokens(probe.tokens_a)[probe.diverge].strip())}` vs "
-            f"`{ui.escape_markdown(display_tokens(probe.tokens_b)[probe.diverge].strip())}`"
+            f"{ui.code_span(display_tokens(probe.tokens_a)[probe.diverge].strip())} vs "
+            f"{ui.code_span(display_tokens(probe.tokens_b)[probe.diverge].strip())}"
         )
     low = float(min(np.nanmin(v) for v in probe.similarity.values()))
     cols = st.columns(2)
@@ -195,7 +196,7 @@ def context_probe(model_ref, revision, text_a: str, text_b: str, word: str) -> N
 
 def _short(name: str) -> str:
     """A model name short enough for a chart title: no "(bundled)" suffix, no hub owner."""
-    return name.removesuffix(" (bundled)").rsplit("/", 1)[-1][:40]
+    return escape_hover(name.removesuffix(" (bundled)").rsplit("/", 1)[-1][:40])
 
 
 def decoder_side_by_side(enc_run, enc_name: str, dec_res, dec, predictions) -> None:
@@ -204,8 +205,8 @@ def decoder_side_by_side(enc_run, enc_name: str, dec_res, dec, predictions) -> N
     `enc_run`: the encoder's bidirectional `masks.MaskedRun` (weights `[L, H, T, T]`); `dec_res`: AttentionResult.
     """
     c1, c2 = st.columns(2)
-    dec_layer = c1.slider("Decoder layer", 0, dec_res.num_layers - 1, 0, key="dec_layer")
-    dec_head = c2.slider("Decoder head", 0, dec_res.num_heads - 1, 0, key="dec_head")
+    dec_layer = ui.index_slider(c1, "Decoder layer", dec_res.num_layers, key="dec_layer")
+    dec_head = ui.index_slider(c2, "Decoder head", dec_res.num_heads, key="dec_head")
     left, right = st.columns(2)
     with left:
         n_enc = enc_run.weights.shape[0]  # the encoder layer at the same relative depth
@@ -232,7 +233,7 @@ def decoder_side_by_side(enc_run, enc_name: str, dec_res, dec, predictions) -> N
             filename="decoder_attention",
         )
     kv = getattr(dec.config, "num_key_value_heads", dec.num_heads) or dec.num_heads
-    note = f"{dec.name}: {dec.num_layers} layers × {dec.num_heads} query heads." + (
+    note = f"{ui.escape_markdown(dec.name)}: {dec.num_layers} layers × {dec.num_heads} query heads." + (
         f" Grouped-query attention: {kv} key/value heads, each shared by {dec.num_heads // kv} query heads, "
         "so heads in a group read the same keys but weigh them differently."
         if kv < dec.num_heads

@@ -38,6 +38,12 @@ def escape_markdown(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
+def code_span(text: str) -> str:
+    """`text` as a markdown code span: shown literally (no escapes needed or processed inside), backticks
+    replaced since they would end the span early."""
+    return "`" + (str(text).replace("`", "ˋ").replace("\n", " ") or " ") + "`"
+
+
 def user_error(message: str) -> None:
     """Show a user-facing error; the message may contain user text, so it is shown literally."""
     st.error(escape_markdown(message), icon="⚠️")
@@ -90,6 +96,16 @@ def query_int(name: str, default: int, lo: int, hi: int) -> int:
         user_warning(f"{name}={value} in the URL is out of range {lo}–{hi}; showing {clamped}.")
         return clamped
     return value
+
+
+URL_TEXT_LIMIT = 2000  # characters of text kept in a shareable link (browsers and proxies cap URL length)
+
+
+def share_texts(**texts: str) -> None:
+    """Write texts into the URL, cut to URL_TEXT_LIMIT, saying so when a link would not restore all of one."""
+    sync_query(**{name: text[:URL_TEXT_LIMIT] for name, text in texts.items()})
+    if any(len(text) > URL_TEXT_LIMIT for text in texts.values()):
+        st.caption(f"The page link keeps only the first {URL_TEXT_LIMIT:,} characters of the text.")
 
 
 def sync_query(**values) -> None:
@@ -174,13 +190,27 @@ def load_model(kind: str, ref: str | None, revision: str | None = None):
     loader: Callable = resources.encoder if kind == "encoder" else resources.decoder
     name = ref or (models.BUNDLED_ENCODER if kind == "encoder" else models.BUNDLED_DECODER)
     try:
-        with st.spinner(f"Loading {name} …"):
+        with st.spinner(f"Loading {escape_markdown(name)} …"):
             return loader(ref, revision)
     except models.ModelLoadError as err:
         user_error(str(err))
     except Exception as err:  # a broken download or folder: explain, never show a traceback
         user_error(f"Could not load {name}: {type(err).__name__}: {str(err)[:300]}")
     return None
+
+
+# --- widgets --------------------------------------------------------------------------------
+
+
+def index_slider(container, label: str, count: int, key: str, value: int = 0, **kwargs) -> int:
+    """A 0-based slider over `count` items (layers, heads). With one item there is nothing to slide
+    (st.slider refuses min == max), so it shows the fixed value instead."""
+    if count <= 1:
+        container.caption(f"{label}: 0 (the only one)")
+        return 0
+    if key not in st.session_state:
+        kwargs["value"] = min(max(value, 0), count - 1)
+    return int(container.slider(label, 0, count - 1, key=key, **kwargs))
 
 
 # --- charts ---------------------------------------------------------------------------------

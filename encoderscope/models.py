@@ -262,12 +262,14 @@ def _model_type_sets():
 
     causal = set(ma.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
     masked = set(ma.MODEL_FOR_MASKED_LM_MAPPING_NAMES)
-    return causal, masked
+    # Text encoders: anything with a masked-LM or sequence-classification head (vision/audio models have neither).
+    text = masked | set(ma.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES)
+    return causal, masked, text
 
 
 def check_kind(config, kind: str, name: str) -> None:
     """Raise ModelLoadError when `config` is not the wanted kind ("encoder" or "decoder")."""
-    causal, masked = _model_type_sets()
+    causal, masked, text = _model_type_sets()
     mtype = getattr(config, "model_type", "")
     if getattr(config, "is_encoder_decoder", False):
         raise ModelLoadError(
@@ -277,6 +279,11 @@ def check_kind(config, kind: str, name: str) -> None:
     if kind == "encoder" and is_decoder_only:
         raise ModelLoadError(
             f"{name!r} is a causal decoder ({mtype}), not an encoder. Load it as the decoder on the Masks page."
+        )
+    if kind == "encoder" and mtype not in text:
+        raise ModelLoadError(
+            f"{name!r} ({mtype or 'unknown type'}) is not a text encoder: these pages need a model that reads "
+            "tokens, such as BERT, RoBERTa, ELECTRA or MiniLM. Image VAEs live on the Image VAE page."
         )
     if kind == "decoder" and not is_decoder_only:
         raise ModelLoadError(f"{name!r} is an encoder ({mtype or 'unknown type'}), not a causal decoder.")

@@ -40,6 +40,11 @@ opt1, opt2, opt3 = st.columns(3)
 merge = opt1.toggle("Merge word-pieces into words", key="merge",
                     help="Query pieces are averaged and key pieces summed, so rows still sum to 1.")
 hide = opt2.toggle("Hide special tokens", key="hide", help="Drops [CLS]/[SEP] and renormalises each row.")
+if merge:
+    st.caption(
+        "Word-pieces merged into words: a word's row is the average of its pieces' rows (as a query), and its "
+        "column the sum of its pieces' columns (as a key), so every row still sums to 1."
+    )
 
 try:
     with st.spinner("Running the model …"):
@@ -69,12 +74,13 @@ if st.session_state.head != "mean":
     st.session_state.head = min(max(int(st.session_state.head), 0), H - 1)
 
 c1, c2 = st.columns(2)
-layer = c1.slider("Layer (0 = first)", 0, L - 1, key="layer")
+layer = ui.index_slider(c1, "Layer (0 = first)", L, key="layer")
 head = c2.select_slider("Head", options=[*range(H), "mean"], key="head",
                         help="'mean' averages the layer's heads.")
-ui.sync_query(text=text[:2000], pair=pair[:2000], layer=layer, head=head)
+ui.sync_query(layer=layer, head=head)
+ui.share_texts(text=text, pair=pair)
 
-st.caption(f"{model.name} · {L} layers × {H} heads · {len(res.tokens)} tokens")
+st.caption(f"{ui.escape_markdown(model.name)} · {L} layers × {H} heads · {len(res.tokens)} tokens")
 matrix = views.main_heatmap(res, layer, head, direction)
 views.downloads(res, matrix, layer, head)
 

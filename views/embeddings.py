@@ -48,7 +48,7 @@ N = len(X)
 unique = len(set(corpus.texts)) if corpus.vectors is None else len(np.unique(X, axis=0))
 if unique == 1 and N > 1:
     ui.user_warning("Every sentence is the same, so every point lands in the same place.")
-st.caption(f"{N:,} vectors of dimension {X.shape[1]}" + (f" from {model.name}" if model else " (uploaded)"))
+st.caption(f"{N:,} vectors of dimension {X.shape[1]}" + (f" from {ui.escape_markdown(model.name)}" if model else " (uploaded)"))
 
 tab_sent, tab_word = st.tabs(["Sentences", "One word in context"])
 with tab_sent:

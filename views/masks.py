@@ -35,7 +35,7 @@ for notice in notices + partner_notices:
 if not text.strip():
     st.info("Type a sentence above to see its masks.")
     st.stop()
-ui.sync_query(text=text[:2000])
+ui.share_texts(text=text)
 
 encoder = ui.load_model("encoder", enc_ref, enc_rev)
 if encoder is None:
@@ -59,7 +59,7 @@ views.gallery(tokens, partner_tokens, partner_batch)
 
 st.header("2 · The same encoder under two masks")
 st.caption(
-    f"{encoder.name}, run twice: with its normal bidirectional mask, and with a causal mask "
+    f"{ui.escape_markdown(encoder.name)}, run twice: with its normal bidirectional mask, and with a causal mask "
     "(a 4-D additive mask with −∞ above the diagonal)."
 )
 views.two_masks({m: r for m, r in runs.items()}, tokens, encoder.num_layers, encoder.num_heads)

@@ -75,6 +75,15 @@ def test_decoder_config_rejected_as_encoder(tmp_path):
         es.load_encoder(str(tmp_path))
 
 
+@pytest.mark.parametrize("config_name", ["CLIPConfig", "ViTConfig", "Wav2Vec2Config"])
+def test_non_text_model_rejected_as_encoder(tmp_path, config_name):
+    import transformers
+
+    getattr(transformers, config_name)().save_pretrained(tmp_path)
+    with pytest.raises(models.ModelLoadError, match="not a text encoder"):
+        es.load_encoder(str(tmp_path))
+
+
 def test_tiny_random_bert_folder_loads(tmp_path):
     # Plumbing only: a tiny random BERT saved locally loads through the same path as hub models.
     from transformers import BertConfig, BertModel
