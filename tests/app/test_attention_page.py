@@ -118,6 +118,20 @@ def test_html_is_never_rendered():
     assert all("<img" not in t for t in fig["layout"]["xaxis"]["ticktext"])
     assert all("<img" not in x for x in fig["data"][0]["x"])
     assert not [m for m in at.markdown if "<img" in m.value]
+    # The tokenizer splits "<" off as its own token: it must arrive escaped, not as a raw "<".
+    assert "&lt;" in fig["layout"]["xaxis"]["ticktext"] and "<" not in fig["layout"]["xaxis"]["ticktext"]
+
+
+def test_whole_html_tokens_are_escaped_in_figures():
+    """Tokenizers that keep markup in one token (BPE, or a user's own vocabulary) still give escaped labels."""
+    from encoderscope import figures as figs
+    from encoderscope.figures.common import token_labels
+
+    tokens = ["<img src=x onerror=alert(1)>", "<script>", "a&b"]
+    assert token_labels(tokens) == ["0·&lt;img src=x onerror=alert(1)&gt;", "1·&lt;script&gt;", "2·a&amp;b"]
+    fig = figs.attention_heatmap(np.eye(3, dtype=np.float32), tokens, 0, 0).to_dict()
+    labels = list(fig["layout"]["xaxis"]["ticktext"]) + list(fig["layout"]["yaxis"]["ticktext"])
+    assert labels and not [t for t in labels if "<" in t]
 
 
 def test_unknown_model_offline():

@@ -1,5 +1,7 @@
 """Real browser on a real server: home page and the attention explorer."""
 
+from urllib.parse import quote
+
 from tests.e2e.conftest import exception_boxes, open_page, shot, wait_for_chart, wait_idle
 
 
@@ -38,10 +40,12 @@ def test_attention_type_and_change_layer(page, app_url):
 
 
 def test_attention_bad_input_shows_message(page, app_url):
-    open_page(page, app_url, "attention", "text=%3Cscript%3Ealert(1)%3C%2Fscript%3E&layer=99&head=-4")
+    payload = quote('<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>')
+    open_page(page, app_url, "attention", f"text={payload}&layer=99&head=-4")
     wait_for_chart(page)
     assert page.get_by_text("out of range").first.is_visible()
-    # The script tag is shown as text in the box and tick labels, never executed.
+    # The markup is shown as text in the box and tick labels, never executed (it would set window.__xss).
+    assert "onerror" in page.get_by_label("Text").input_value()
     assert page.evaluate("() => window.__xss === undefined")
     assert exception_boxes(page) == 0
     shot(page, "attention_bad_input")
