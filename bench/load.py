@@ -1,8 +1,10 @@
 """Load test: N concurrent Chromium pages against a real `streamlit run` on 127.0.0.1. Prints JSON.
 
 Bounded: each run lasts --seconds (default 120) and every user stops after --max-actions actions.
-Only loopback is targeted. Reports p50/p95 latency per action, errors, exception boxes, and the server's
-RSS after warm-up, at its peak and at the end.
+Only loopback is targeted. Reports p50/p95 latency per action, errors, exception boxes, the server's RSS at
+start, after warm-up, at its peak and at the end, how often each model was loaded (from the server log: once
+means shared by every session), and a verdict against the pass criteria (0 errors, 0 exception boxes, end RSS
+within 15% of the RSS after warm-up, every model loaded once). Exit code 1 when a criterion fails.
 
 Usage: python bench/load.py --users 8 [--seconds 120] [--users 16 ...]
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import statistics
 import sys
 import threading
@@ -91,21 +94,19 @@ class User:
         await self.timed("open embeddings", lambda: self.page.goto(f"{self.url}/embeddings"))
         await self.timed("pick typed sentences", lambda: self.page.get_by_text("Your sentences").click())
         box = self.page.get_by_label("Sentences (one per line)")
-        if await box.count():
-            lines = "\n".join(f"{SENTENCES[i % len(SENTENCES)]} #{self.index}-{step}-{i}" for i in range(200))
+        lines = "\n".join(f"{SENTENCES[i % len(SENTENCES)]} #{self.index}-{step}-{i}" for i in range(200))
 
-            async def embed():
-                await box.first.fill(lines)
-                await box.first.press("Control+Enter")
+        async def embed():
+            await box.first.fill(lines)
+            await box.first.press("Control+Enter")
 
-            await self.timed("embed 200 sentences", embed)
+        await self.timed("embed 200 sentences", embed)  # a missing text box counts as an error
 
     async def vae(self, step: int) -> None:
         await self.timed("open vae", lambda: self.page.goto(f"{self.url}/vae"))
         await self.timed("pick upload", lambda: self.page.get_by_text("Upload", exact=True).click())
         chooser = self.page.locator('[data-testid="stFileUploaderDropzoneInput"]')
-        if await chooser.count():
-            await self.timed("upload image", lambda: chooser.first.set_input_files(str(IMAGE)))
+        await self.timed("upload image", lambda: chooser.first.set_input_files(str(IMAGE)))
 
     async def run(self, deadline: float, max_rounds: int) -> None:
         if self.page is None:
@@ -150,9 +151,9 @@ async def _session(url: str, users: int, seconds: float, max_rounds: int, on_war
 
 
 def run(users: int, seconds: float, max_rounds: int) -> dict:
-    proc, url, _ = start_server({"MALLOC_ARENA_MAX": "2"})  # as `make run` serves it
+    proc, url, log = start_server({"MALLOC_ARENA_MAX": "2"})  # as `make run` serves it
     samples: list[float] = []
-    marks: dict[str, float] = {}
+    marks: dict[str, float] = {"start": rss_mb(proc.pid)}
     stop = threading.Event()
 
     def sampler():
@@ -173,12 +174,27 @@ def run(users: int, seconds: float, max_rounds: int) -> dict:
     finally:
         stop.set()
         stop_server(proc)
+    loads: dict[str, int] = {}
+    for match in re.finditer(r"encoderscope: loaded (\S+ \S+)", log.read_text(errors="replace")):
+        loads[match.group(1)] = loads.get(match.group(1), 0) + 1
     latency: dict[str, list[float]] = {}
     for user in crowd:
         for name, values in user.latency.items():
             latency.setdefault(name, []).extend(values)
+    errors = [e for u in crowd for e in u.errors]
+    boxes = sum(u.exception_boxes for u in crowd)
+    growth = marks["end"] / marks["warm"] - 1
+    failed = [
+        *([f"{len(errors)} errors"] if errors else []),
+        *([f"{boxes} exception boxes"] if boxes else []),
+        *([f"RSS grew {growth:.0%} after warm-up (limit 15%)"] if growth > 0.15 else []),
+        *([f"models loaded more than once: {loads}"] if any(n > 1 for n in loads.values()) else []),
+        *(["no model load found in the server log"] if not loads else []),
+    ]
     return {
         "users": users,
+        "pass": not failed,
+        "failed": failed,
         "seconds": seconds,
         "pages": sorted(pages | {"attention"}),
         "actions": sum(map(len, latency.values())),
@@ -187,10 +203,12 @@ def run(users: int, seconds: float, max_rounds: int) -> dict:
                    "p95": round(sorted(v)[max(0, int(round(0.95 * len(v))) - 1)], 3)}
             for name, v in sorted(latency.items())
         },
-        "errors": [e for u in crowd for e in u.errors],
-        "exception_boxes": sum(u.exception_boxes for u in crowd),
-        "rss_mb": {"after_warmup": round(marks["warm"], 1), "peak": round(max(samples or [marks["warm"]]), 1),
-                   "end": round(marks["end"], 1), "end_vs_warmup": round(marks["end"] / marks["warm"] - 1, 3)},
+        "errors": errors,
+        "exception_boxes": boxes,
+        "model_loads": loads,
+        "rss_mb": {"start": round(marks["start"], 1), "after_warmup": round(marks["warm"], 1),
+                   "peak": round(max(samples or [marks["warm"]]), 1), "end": round(marks["end"], 1),
+                   "end_vs_warmup": round(growth, 3)},
     }
 
 
@@ -200,7 +218,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--max-rounds", type=int, default=60, help="action rounds per user (bounds the loop)")
     args = parser.parse_args()
-    print(json.dumps([run(n, args.seconds, args.max_rounds) for n in args.users], indent=1))
+    results = [run(n, args.seconds, args.max_rounds) for n in args.users]
+    print(json.dumps(results, indent=1))
+    sys.exit(0 if all(r["pass"] for r in results) else 1)
 
 
 if __name__ == "__main__":

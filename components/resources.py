@@ -9,33 +9,45 @@ Each page keeps its cached functions in its own section below.
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
+from streamlit.logger import get_logger
 
 import encoderscope as es
 from encoderscope import settings
 
 _MODELS = settings.get().model_cache_size
+_log = get_logger(__name__)
 
 
 # --- models (shared, bounded) ---------------------------------------------------------------
 
 
+def _logged_load(kind: str, loader, ref, *args):
+    """Load and log one line to the server log: the load test counts these to prove models are shared."""
+    start = time.perf_counter()
+    loaded = loader(ref, *args)
+    _log.info("encoderscope: loaded %s %s in %.1f s", kind, ref or "(bundled)", time.perf_counter() - start)
+    return loaded
+
+
 @st.cache_resource(max_entries=_MODELS, show_spinner=False)
 def encoder(ref: str | None, revision: str | None = None):
     """A loaded encoder (see `encoderscope.models.load_encoder`)."""
-    return es.load_encoder(ref, revision=revision)
+    return _logged_load("encoder", es.load_encoder, ref, revision)
 
 
 @st.cache_resource(max_entries=_MODELS, show_spinner=False)
 def decoder(ref: str | None, revision: str | None = None):
     """A loaded causal decoder (see `encoderscope.models.load_decoder`)."""
-    return es.load_decoder(ref, revision=revision)
+    return _logged_load("decoder", es.load_decoder, ref, revision)
 
 
 @st.cache_resource(max_entries=_MODELS, show_spinner=False)
 def vae(ref: str):
     """A loaded VAE (see `encoderscope.vae.load_vae`)."""
-    return es.load_vae(ref)
+    return _logged_load("vae", es.load_vae, ref)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
