@@ -55,7 +55,7 @@ def corpus_input() -> Corpus | None:
 
 
 def _csv_input() -> Corpus | None:
-    upload = st.file_uploader(
+    upload = ui.file_uploader(
         "CSV or TSV file",
         type=["csv", "tsv", "txt"],
         key="csv_upload",
@@ -85,12 +85,12 @@ def _csv_input() -> Corpus | None:
 
 def _vectors_input() -> Corpus | None:
     c1, c2 = st.columns(2)
-    vec = c1.file_uploader(
-        "Vectors: .npy [N, D] or TSV of numbers", type=["npy", "tsv", "csv", "txt"], key="vec_upload"
-    )
-    meta = c2.file_uploader(
-        "Metadata (optional): CSV/TSV with text and label columns", type=["csv", "tsv", "txt"], key="meta_upload"
-    )
+    with c1:
+        vec = ui.file_uploader("Vectors: .npy [N, D] or TSV of numbers", type=["npy", "tsv", "csv", "txt"],
+                               key="vec_upload")
+    with c2:
+        meta = ui.file_uploader("Metadata (optional): CSV/TSV with text and label columns",
+                                type=["csv", "tsv", "txt"], key="meta_upload")
     if vec is None:
         st.info("Upload an embeddings array, e.g. from `python -m encoderscope embed` or the Embedding Projector.")
         return None

@@ -13,6 +13,20 @@ import streamlit as st
 from components import resources
 from encoderscope import models, settings
 
+# --- uploads --------------------------------------------------------------------------------
+
+
+def file_uploader(label: str, key: str, **kwargs):
+    """st.file_uploader capped at settings.max_upload_mb (in the browser and again here, since a client can
+    skip the browser's check). Returns the upload, or None after saying why it was refused."""
+    limit_mb = settings.get().max_upload_mb
+    upload = st.file_uploader(label, key=key, max_upload_size=limit_mb, **kwargs)
+    if upload is not None and upload.size > limit_mb * 1_000_000:
+        user_error(f"{upload.name} is {upload.size / 1e6:.1f} MB; the limit on this server is {limit_mb} MB.")
+        return None
+    return upload
+
+
 # --- downloads ------------------------------------------------------------------------------
 
 

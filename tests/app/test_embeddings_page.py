@@ -167,3 +167,19 @@ def test_truncated_npy_message():
     at.file_uploader(key="vec_upload").set_value(("v.npy", data, "application/octet-stream")).run()
     no_exceptions(at)
     assert "truncated" in messages(at)
+
+
+def test_upload_over_the_server_limit_is_refused():
+    from encoderscope import settings
+
+    settings.reload({"ENCODERSCOPE_MAX_UPLOAD_MB": "1"})
+    try:
+        at = _run(app("embeddings"))
+        at.radio(key="source").set_value("Precomputed embeddings").run()
+        big = _npy(np.zeros((800, 384), np.float32))  # 1.2 MB
+        at.file_uploader(key="vec_upload").set_value(("big.npy", big, "application/octet-stream")).run()
+        no_exceptions(at)
+        assert "the limit on this server is 1 MB" in messages(at)
+        assert not figures(at)
+    finally:
+        settings.reload()
