@@ -135,11 +135,38 @@ def build(kind: str, state: dict) -> nn.Module:
     return module.eval()
 
 
-def find_pair(folder: Path) -> tuple[Path, Path] | None:
-    """The (encoder, decoder) `.pth` files in `folder`, matched by prefix (taef2_encoder / taef2_decoder)."""
-    encoders = sorted(folder.glob("*encoder.pth"))
-    for enc in encoders:
-        dec = enc.with_name(enc.name.replace("encoder.pth", "decoder.pth"))
-        if dec.is_file():
-            return enc, dec
+ENCODER_SUFFIX, DECODER_SUFFIX = "encoder.pth", "decoder.pth"
+
+
+def partner(path: Path) -> Path | None:
+    """The other file of the pair `path` belongs to (`x_encoder.pth` <-> `x_decoder.pth`), or None when
+    `path` is named like neither. The partner may not exist."""
+    name = path.name
+    if name.endswith(ENCODER_SUFFIX):
+        return path.with_name(name[: -len(ENCODER_SUFFIX)] + DECODER_SUFFIX)
+    if name.endswith(DECODER_SUFFIX):
+        return path.with_name(name[: -len(DECODER_SUFFIX)] + ENCODER_SUFFIX)
     return None
+
+
+def pair_name(encoder_path: Path) -> str:
+    """The pair's name from its encoder file: `taesdxl_encoder.pth` -> "taesdxl"."""
+    name = encoder_path.name[: -len(ENCODER_SUFFIX)].rstrip("_-.")
+    return name or encoder_path.parent.name
+
+
+def find_pairs(folder: Path) -> list[tuple[Path, Path]]:
+    """Every (encoder, decoder) `.pth` pair in `folder`, matched by prefix (taesd_encoder / taesd_decoder,
+    taesdxl_encoder / taesdxl_decoder, ...), sorted by file name. ComfyUI's `models/vae_approx` holds several."""
+    pairs = []
+    for enc in sorted(folder.glob("*" + ENCODER_SUFFIX)):
+        dec = partner(enc)
+        if dec is not None and enc.is_file() and dec.is_file():
+            pairs.append((enc, dec))
+    return pairs
+
+
+def find_pair(folder: Path) -> tuple[Path, Path] | None:
+    """The first (encoder, decoder) `.pth` pair in `folder` (see `find_pairs`), or None."""
+    pairs = find_pairs(folder)
+    return pairs[0] if pairs else None

@@ -12,6 +12,7 @@ Shapes: images `[1, 3, H, W]`, latents `[1, C, H/8, W/8]`; `RoundTrip.latents` d
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
@@ -135,8 +136,8 @@ def _load_folder(folder: Path) -> LoadedVAE:
                 f"Could not load the diffusers VAE in {folder.name}: {str(err).splitlines()[0][:200]}"
             ) from err
         return _from_diffusers(model, folder.name)
-    pair = taesd.find_pair(folder)
-    if pair is None:
+    pairs = taesd.find_pairs(folder)
+    if not pairs:
         found = sorted(p.name for p in folder.glob("*.pth"))
         if found:
             raise VAEError(
@@ -145,7 +146,14 @@ def _load_folder(folder: Path) -> LoadedVAE:
         raise VAEError(
             f"{folder.name} holds no VAE: expected config.json (diffusers) or *_encoder.pth + *_decoder.pth."
         )
-    return load_taesd_pair(*pair)
+    vae = load_taesd_pair(*pairs[0])
+    if len(pairs) > 1:
+        others = ", ".join(enc.name for enc, _ in pairs[1:])
+        vae.notes.append(
+            f"{folder.name} holds {len(pairs)} TAESD pairs; loaded {pairs[0][0].name}. "
+            f"Give the path of another *_encoder.pth to load it ({others})."
+        )
+    return vae
 
 
 def load_taesd_pair(encoder_path: Path, decoder_path: Path) -> LoadedVAE:
@@ -162,37 +170,177 @@ def load_taesd_pair(encoder_path: Path, decoder_path: Path) -> LoadedVAE:
     return _place(LoadedVAE(name, "taesd", enc, dec, c_enc))
 
 
-def _load_single_file(path: Path) -> LoadedVAE:
-    """A single `.safetensors` VAE: diffusers-format keys load into AutoencoderKL (config.json beside it, or
-    SD 1.x defaults); original (LDM) checkpoints go through AutoencoderKL.from_single_file."""
-    from diffusers import AutoencoderKL
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+# SD 1.x's AutoencoderKL (stabilityai/sd-vae-ft-mse): the fallback for a single file with no config beside it.
+SD1_KL_CONFIG = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "block_out_channels": [128, 256, 512, 512],
+    "layers_per_block": 2,
+    "act_fn": "silu",
+    "latent_channels": 4,
+    "norm_num_groups": 32,
+    "sample_size": 512,
+    "scaling_factor": 0.18215,
+}
+_LDM_PREFIXES = ("first_stage_model.", "vae.", "")  # a full SD checkpoint, some exports, a bare VAE
+_DIFFUSERS_KEY = "encoder.down_blocks.0.resnets.0.conv1.weight"
+_LDM_KEY = "encoder.down.0.block.0.conv1.weight"
+
+
+def _indices(keys, prefix: str) -> list[int]:
+    """Sorted distinct integers that follow `prefix` in `keys` ("encoder.down_blocks." -> [0, 1, 2, 3])."""
+    return sorted({int(k[len(prefix) :].split(".")[0]) for k in keys if k.startswith(prefix)})
+
+
+def default_scaling(latent_channels: int, name: str) -> tuple[float, float, str]:
+    """(scaling_factor, shift_factor, family) to assume when only the weights are known: the weights do not
+    record them. 4 channels: SD 1.x (SDXL when the name says "sdxl"); 16: SD3 (FLUX.1 when it says "flux",
+    or the file is FLUX.1's `ae`)."""
+    lowered = name.lower()
+    if latent_channels == 4:
+        return (0.13025, 0.0, "SDXL") if "sdxl" in lowered else (0.18215, 0.0, "SD 1.x")
+    if latent_channels == 16:
+        return (0.3611, 0.1159, "FLUX.1") if "flux" in lowered or lowered == "ae" else (1.5305, 0.0609, "SD3")
+    return 1.0, 0.0, f"no known family with {latent_channels} channels"
+
+
+def infer_kl_config(shapes: dict[str, tuple[int, ...]], name: str = "") -> dict:
+    """An AutoencoderKL config read from diffusers-format weight shapes (`{key: shape}`), SD 1.x values where
+    the weights say nothing (activation, norm groups; scaling from `default_scaling`).
+
+    Read from the weights: block_out_channels (each down block's conv2 `[C_i, C_i, 3, 3]`), layers_per_block
+    (resnets in down block 0), latent_channels (decoder.conv_in `[C_0', latent, 3, 3]`), in/out channels,
+    quant convs and the mid-block attention. Raises VAEError when a needed weight is missing."""
+    try:
+        downs = _indices(shapes, "encoder.down_blocks.")
+        if not downs or downs != list(range(len(downs))):
+            raise KeyError("encoder.down_blocks.0")
+        block_out = [int(shapes[f"encoder.down_blocks.{i}.resnets.0.conv2.weight"][0]) for i in downs]
+        layers = len(_indices(shapes, "encoder.down_blocks.0.resnets."))
+        latent = int(shapes["decoder.conv_in.weight"][1])
+        in_channels = int(shapes["encoder.conv_in.weight"][1])
+        out_channels = int(shapes["decoder.conv_out.weight"][0])
+        doubled = int(shapes["encoder.conv_out.weight"][0])
+    except (KeyError, IndexError, ValueError) as err:
+        raise VAEError(f"The weights lack {str(err).strip(chr(39))}: not a complete AutoencoderKL.") from err
+    if doubled != 2 * latent:
+        raise VAEError(
+            f"The encoder outputs {doubled} channels but the decoder takes {latent} latent channels "
+            f"(an AutoencoderKL outputs mean and log-variance, 2 × {latent}): not an AutoencoderKL."
+        )
+    common = math.gcd(*block_out)
+    groups = 32 if common % 32 == 0 else max(d for d in range(1, 33) if common % d == 0)
+    scale, shift, _ = default_scaling(latent, name)
+    config = {
+        **SD1_KL_CONFIG,
+        "in_channels": in_channels,
+        "out_channels": out_channels,
+        "down_block_types": ["DownEncoderBlock2D"] * len(block_out),
+        "up_block_types": ["UpDecoderBlock2D"] * len(block_out),
+        "block_out_channels": block_out,
+        "layers_per_block": layers,
+        "latent_channels": latent,
+        "norm_num_groups": groups,
+        "sample_size": 1024 if "sdxl" in name.lower() else 512,
+        "scaling_factor": scale,
+        "use_quant_conv": "quant_conv.weight" in shapes,
+        "use_post_quant_conv": "post_quant_conv.weight" in shapes,
+        "mid_block_add_attention": any(k.startswith("encoder.mid_block.attentions.") for k in shapes),
+    }
+    if shift:
+        config["shift_factor"] = shift
+    return config
+
+
+def _read_vae_tensors(path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The VAE tensors of a `.safetensors` file and their layout ("diffusers" or "ldm"), prefix removed.
+
+    Only the VAE's tensors are read, so a full SD checkpoint (`first_stage_model.*` among UNet and text
+    encoder weights) costs the VAE's memory, not the whole file's."""
+    from safetensors import SafetensorError, safe_open
 
     try:
-        state = load_file(path)
-    except (SafetensorError, OSError, ValueError) as err:
+        with safe_open(str(path), framework="pt") as f:
+            keys = list(f.keys())
+            if _DIFFUSERS_KEY in keys:
+                return {k: f.get_tensor(k) for k in keys}, "diffusers"
+            for prefix in _LDM_PREFIXES:
+                if prefix + _LDM_KEY in keys:
+                    wanted = [k for k in keys if k.startswith(prefix)]
+                    return {k[len(prefix) :]: f.get_tensor(k) for k in wanted}, "ldm"
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise VAEError(f"{path.name} is not a readable safetensors file ({str(err)[:120]}).") from err
-    if "encoder.down_blocks.0.resnets.0.conv1.weight" in state:
-        config_file = path.with_suffix(".json") if path.with_suffix(".json").is_file() else path.parent / "config.json"
-        config = json.loads(config_file.read_text()) if config_file.is_file() else {}
-        config = {k: v for k, v in config.items() if not k.startswith("_")}
-        model = AutoencoderKL.from_config(config)
+    sample = ", ".join(keys[:3]) + (" …" if len(keys) > 3 else "")
+    raise VAEError(
+        f"{path.name} holds no VAE weights: expected diffusers keys ({_DIFFUSERS_KEY}) or original Stable Diffusion "
+        f"keys ({_LDM_KEY}, optionally under first_stage_model.); found {len(keys)} tensors ({sample or 'none'})."
+    )
+
+
+def _config_beside(path: Path) -> tuple[dict, Path | None]:
+    """The AutoencoderKL config in `<name>.json` or `config.json` beside `path` (private keys dropped), or {}."""
+    for candidate in (path.with_suffix(".json"), path.parent / "config.json"):
+        if not candidate.is_file():
+            continue
         try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as err:
+            config = json.loads(candidate.read_text())
+        except (OSError, ValueError) as err:
+            raise VAEError(f"{candidate.name} beside {path.name} is not valid JSON ({str(err)[:120]}).") from err
+        if not isinstance(config, dict) or config.get("_class_name", "AutoencoderKL") != "AutoencoderKL":
+            continue  # e.g. a UNet's config.json in the same folder: not this file's
+        return {k: v for k, v in config.items() if not k.startswith("_")}, candidate
+    return {}, None
+
+
+def _load_single_file(path: Path) -> LoadedVAE:
+    """A single `.safetensors` AutoencoderKL, diffusers keys or original (LDM) Stable Diffusion keys.
+
+    The config is `<name>.json` or `config.json` beside the file when there is one; otherwise it is read from
+    the weights' shapes (`infer_kl_config`), with SD 1.x defaults for what the weights do not record. LDM keys
+    are converted with diffusers' own converter; either way every weight must load (strict), and nothing is
+    downloaded."""
+    from diffusers import AutoencoderKL
+
+    state, layout = _read_vae_tensors(path)
+    if layout == "ldm":
+        from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
+
+        blocks = len(_indices(state, "encoder.down."))
+        try:
+            state = convert_ldm_vae_checkpoint(
+                state,
+                {"down_block_types": ["DownEncoderBlock2D"] * blocks, "up_block_types": ["UpDecoderBlock2D"] * blocks},
+            )
+        except Exception as err:  # an incomplete or odd checkpoint: explain, never a traceback
             raise VAEError(
-                f"{path.name} does not match its AutoencoderKL config: {str(err).splitlines()[0][:200]}"
+                f"Could not convert {path.name} from the original Stable Diffusion layout: "
+                f"{type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"
             ) from err
-        return _from_diffusers(model, path.stem)
-    kwargs = {} if models.hub_online() else {"local_files_only": True}
+    inferred = infer_kl_config({k: tuple(v.shape) for k, v in state.items()}, path.stem)
+    given, config_file = _config_beside(path)
+    config = {**inferred, **given}
     try:
-        model = AutoencoderKL.from_single_file(str(path), **kwargs)
-    except Exception as err:
-        raise VAEError(
-            f"Could not load {path.name} as a Stable Diffusion VAE checkpoint: {str(err).splitlines()[0][:200]}"
-        ) from err
-    return _from_diffusers(model, path.stem)
+        model = AutoencoderKL.from_config(config)
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, ValueError, TypeError) as err:
+        source = config_file.name if config_file else "the config read from its weights"
+        raise VAEError(f"{path.name} does not match {source}: {str(err).splitlines()[0][:200]}") from err
+    vae = _from_diffusers(model, path.stem)
+    layout_text = "original Stable Diffusion (LDM) keys, converted" if layout == "ldm" else "diffusers keys"
+    if config_file is None:
+        _, _, family = default_scaling(int(config["latent_channels"]), path.stem)
+        vae.notes.append(
+            f"{path.name} ({layout_text}) has no config beside it: the architecture was read from the weights "
+            f"(block_out_channels {config['block_out_channels']}, {config['latent_channels']} latent channels); "
+            f"scaling {config['scaling_factor']:g}"
+            + (f", shift {config['shift_factor']:g}" if config.get("shift_factor") else "")
+            + f" assumed ({family}). Put a <name>.json or config.json beside the file to set them."
+        )
+    else:
+        vae.notes.append(f"{path.name} ({layout_text}) loaded with {config_file.name}.")
+    return vae
 
 
 def _load_hub(repo: str) -> LoadedVAE:
@@ -217,9 +365,15 @@ def _load_hub(repo: str) -> LoadedVAE:
 
 
 def local_vaes(root: str | os.PathLike | None = None) -> list[str]:
-    """VAEs found under the models folder (ENCODERSCOPE_MODELS_DIR): diffusers folders, .pth pairs, .safetensors."""
-    root = Path(root or settings.get().models_dir or "")
-    if not str(root) or not root.is_dir():
+    """VAEs found under the models folder (ENCODERSCOPE_MODELS_DIR) and its sub-folders: diffusers folders,
+    `*vae*.safetensors` files and TAESD `.pth` pairs. A folder with one pair is listed as the folder; a folder
+    with several (ComfyUI's `models/vae_approx`: taesd_, taesdxl_, taesd3_, taef1_) lists each pair as the path
+    of its `*_encoder.pth`, which `load_vae` accepts."""
+    raw = str(root or settings.get().models_dir or "").strip()
+    if not raw:  # Path("") would be the working directory
+        return []
+    root = Path(raw)
+    if not root.is_dir():
         return []
     found = []
     for folder in [root, *sorted(p for p in root.iterdir() if p.is_dir())][:200]:
@@ -228,12 +382,25 @@ def local_vaes(root: str | os.PathLike | None = None) -> list[str]:
             try:
                 if json.loads(config.read_text()).get("_class_name") in ("AutoencoderKL", "AutoencoderTiny"):
                     found.append(str(folder))
-            except (OSError, ValueError):
+            except (OSError, ValueError, AttributeError):
                 pass
-        elif taesd.find_pair(folder):
-            found.append(str(folder))
+        else:
+            pairs = taesd.find_pairs(folder)
+            if len(pairs) == 1:
+                found.append(str(folder))
+            else:
+                found += [str(enc) for enc, _ in pairs]
         found += [str(p) for p in sorted(folder.glob("*vae*.safetensors"))]
     return found
+
+
+def label(ref: str) -> str:
+    """How the picker shows a VAE reference: a TAESD `*_encoder.pth` by its pair's name
+    ("taesdxl · /models/vae_approx/taesdxl_encoder.pth"), anything else as it is."""
+    path = Path(ref)
+    if path.name.endswith(taesd.ENCODER_SUFFIX):
+        return f"{taesd.pair_name(path)} · {ref}"
+    return ref
 
 
 def default_vae() -> str:
@@ -249,34 +416,103 @@ def default_vae() -> str:
     )
 
 
-def load_vae(ref: str | os.PathLike | None = None) -> LoadedVAE:
-    """Load a VAE from a hub id, a diffusers folder, a folder with a TAESD `.pth` pair, or a `.safetensors` file.
+def _path_like(text: str) -> bool:
+    """Whether `text` reads as a filesystem path rather than a hub id, from the string alone."""
+    return (
+        text.startswith(("/", ".", "~"))
+        or "\\" in text
+        or text.count("/") > 1
+        or text.lower().endswith((".safetensors", ".pth", ".json", ".bin", ".ckpt"))
+    )
 
-    None picks `default_vae()`. Errors raise VAEError with a message for the user.
-    """
+
+def _exists(text: str) -> bool:
+    try:
+        return Path(text).expanduser().exists()
+    except (OSError, RuntimeError):
+        return False
+
+
+def refusal(text: str, listed: list[str] | None = None) -> str | None:
+    """Why this server's settings refuse the VAE reference `text`, or None when they allow it.
+
+    With local paths disabled (public mode) the decision is made on the string alone, against the curated hub
+    ids and the listed local VAEs (`listed`, default `local_vaes()`): the path is never looked at, so an existing
+    and a missing path get the same answer."""
     conf = settings.get()
+    if text in CURATED_VAES:
+        return None
+    if listed is None:
+        listed = local_vaes()
+    if text in listed:
+        return None
+    hub_like = not _path_like(text) and bool(models._HUB_ID.match(text))
+    if not conf.allow_local_paths:
+        if hub_like and conf.allow_custom_models:
+            return None
+        if not hub_like and not _path_like(text):
+            return f"{text[:100]!r} is not a valid hub id ('owner/name')."
+        if conf.allow_custom_models:
+            return "Local paths are disabled on this server: give a hub id (owner/name) or pick one of the listed VAEs."
+        return "Only the listed VAEs can be used on this server: pick one of them."
+    if hub_like and not conf.allow_custom_models and not _exists(text):
+        return "Custom VAE ids are disabled on this server. Pick one of the listed VAEs or give a local path."
+    return None
+
+
+def _load_file(path: Path) -> LoadedVAE:
+    """A `.safetensors` VAE, or one `.pth` of a TAESD pair (loaded with the other half beside it)."""
+    if path.suffix == ".safetensors":
+        return _load_single_file(path)
+    if path.suffix == ".pth":
+        other = taesd.partner(path)
+        if other is None:
+            raise VAEError(
+                f"{path.name} is not named like half of a TAESD pair: give a *_encoder.pth (with its *_decoder.pth "
+                "beside it) or the folder that holds both."
+            )
+        if not other.is_file():
+            raise VAEError(f"{path.name} needs {other.name} beside it: the other half of its TAESD pair is missing.")
+        encoder_path, decoder_path = (path, other) if path.name.endswith(taesd.ENCODER_SUFFIX) else (other, path)
+        return load_taesd_pair(encoder_path, decoder_path)
+    raise VAEError(f"{path.name} is not a VAE file: give a .safetensors file, a *_encoder.pth or a folder.")
+
+
+def load_vae(ref: str | os.PathLike | None = None) -> LoadedVAE:
+    """Load a VAE from a hub id, a diffusers folder, a folder with a TAESD `.pth` pair, a `*_encoder.pth` (with
+    its `*_decoder.pth` beside it) or a `.safetensors` file.
+
+    None picks `default_vae()`. The server's settings are checked first (`refusal`), before any path is
+    looked at. Errors raise VAEError with a message for the user.
+    """
     text = str(ref).strip() if ref is not None else ""
     if not text:
         text = default_vae()
     if "\x00" in text or len(text) > 500:
         raise VAEError("That VAE id or path is not valid.")
-    path = Path(text).expanduser()
-    if path.exists() or text.startswith(("/", ".", "~")) or "\\" in text or text.count("/") > 1:
-        if not conf.allow_local_paths and text not in local_vaes():
-            raise VAEError("Local paths are disabled on this server. Pick one of the listed VAEs.")
-        if path.is_dir():
+    if text in CURATED_VAES:
+        return _load_hub(text)
+    listed = local_vaes()
+    reason = refusal(text, listed)
+    if reason:
+        raise VAEError(reason)
+    try:
+        path = Path(text).expanduser()
+        local = text in listed or (settings.get().allow_local_paths and (_path_like(text) or path.exists()))
+        is_dir, is_file = local and path.is_dir(), local and path.is_file()
+    except (OSError, RuntimeError) as err:  # a name too long for the filesystem, "~nosuchuser"
+        raise VAEError(f"{text[:100]!r} is not a usable path ({type(err).__name__}).") from err
+    if local:
+        if is_dir:
             return _load_folder(path)
-        if path.is_file() and path.suffix == ".safetensors":
-            return _load_single_file(path)
-        if path.is_file() and path.suffix == ".pth":
-            raise VAEError("Give the folder that holds both *_encoder.pth and *_decoder.pth, not one file.")
+        if is_file and path.suffix in (".safetensors", ".pth"):
+            return _load_file(path)
         raise VAEError(
-            f"No VAE at {text!r}: give a diffusers folder, a folder with a TAESD .pth pair, or a .safetensors file."
+            f"No VAE at {text!r}: give a diffusers folder, a folder with a TAESD .pth pair, a *_encoder.pth "
+            "or a .safetensors file."
         )
     if not models._HUB_ID.match(text):
         raise VAEError(f"{text!r} is not a valid hub id ('owner/name') or an existing path.")
-    if not conf.allow_custom_models and text not in CURATED_VAES:
-        raise VAEError("Custom VAE ids are disabled on this server. Pick one of the listed VAEs.")
     return _load_hub(text)
 
 

@@ -54,3 +54,22 @@ def test_real_taef2_layout(taef2_dir):
     assert taesd._pooled(enc) == {11, 12, 13} and taesd._pooled(dec) == {3, 4, 5}  # decoder index 0 is the clamp
     assert all(v.dtype == torch.float32 for v in enc.values())
     assert taesd.find_pair(taef2_dir) == (taef2_dir / "taef2_encoder.pth", taef2_dir / "taef2_decoder.pth")
+
+
+def test_find_pairs_returns_every_pair(tmp_path):
+    """ComfyUI's models/vae_approx: several prefixes in one folder, plus a lone encoder that has no partner."""
+    for prefix in ("taesd", "taesdxl", "taef1"):
+        for part in ("encoder", "decoder"):
+            (tmp_path / f"{prefix}_{part}.pth").write_bytes(b"")
+    (tmp_path / "taesd3_encoder.pth").write_bytes(b"")
+    pairs = taesd.find_pairs(tmp_path)
+    assert [(e.name, d.name) for e, d in pairs] == [
+        ("taef1_encoder.pth", "taef1_decoder.pth"),
+        ("taesd_encoder.pth", "taesd_decoder.pth"),
+        ("taesdxl_encoder.pth", "taesdxl_decoder.pth"),
+    ]
+    assert taesd.find_pair(tmp_path) == pairs[0]
+    assert [taesd.pair_name(e) for e, _ in pairs] == ["taef1", "taesd", "taesdxl"]
+    assert taesd.partner(tmp_path / "taesd3_encoder.pth") == tmp_path / "taesd3_decoder.pth"
+    assert taesd.partner(tmp_path / "taesd_decoder.pth") == tmp_path / "taesd_encoder.pth"
+    assert taesd.partner(tmp_path / "weights.pth") is None

@@ -226,3 +226,236 @@ def test_figures_stay_small_and_centred():
     pair = fv.side_by_side((a * 255).astype(np.uint8), a)
     assert all(t.source.startswith("data:image/webp;base64,") for t in pair.data)
     assert pair.layout.xaxis2.matches == "x" and pair.layout.yaxis2.matches == "y"
+
+
+# --- single files without a config: the architecture is read from the weights -----------------------------
+
+
+def _save_single(model, path):
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
+    return path
+
+
+def _same_model(model, loaded, size=32):
+    """Every weight arrived unchanged, and the encoder gives the same latents (up to channels-last rounding)."""
+    theirs = loaded.module.state_dict()
+    assert set(theirs) == set(model.state_dict())
+    assert all(torch.equal(theirs[k], v) for k, v in model.state_dict().items())
+    x = vae.to_tensor(Image.new("RGB", (size, size), (90, 160, 30)), loaded)
+    with torch.no_grad():
+        raw = model.eval().encode(x.contiguous() * 2 - 1).latent_dist.mode()
+    expected = (raw - loaded.shift_factor) * loaded.scaling_factor
+    torch.testing.assert_close(vae.encode(loaded, x), expected, atol=1e-3, rtol=1e-3)
+
+
+def test_single_file_without_config_reads_architecture_from_weights(tmp_path):
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    model = AutoencoderKL(
+        block_out_channels=[32, 64, 64],
+        down_block_types=["DownEncoderBlock2D"] * 3,
+        up_block_types=["UpDecoderBlock2D"] * 3,
+        layers_per_block=1,
+        latent_channels=8,
+        use_quant_conv=False,
+        mid_block_add_attention=False,
+    )
+    path = _save_single(model, tmp_path / "odd-widths-vae.safetensors")  # no config.json beside it
+    loaded = es.load_vae(str(path))
+    cfg = loaded.module.config
+    assert list(cfg.block_out_channels) == [32, 64, 64] and cfg.layers_per_block == 1 and cfg.latent_channels == 8
+    assert not cfg.use_quant_conv and cfg.use_post_quant_conv and not cfg.mid_block_add_attention
+    assert loaded.scaling_factor == 1.0 and "read from the weights" in loaded.notes[0]
+    _same_model(model, loaded)
+    rt = es.round_trip(loaded, Image.new("RGB", (40, 24), (10, 20, 30)), size=32)
+    assert rt.latents.shape == (8, 4, 8)  # three blocks: two downsamplers, 4x
+
+
+@pytest.mark.parametrize("name,scale", [("my-vae", 0.18215), ("sdxl_vae", 0.13025)])
+def test_single_file_four_channels_assumes_sd_scaling(tmp_path, name, scale):
+    path = _save_single(_tiny_kl(scaling_factor=0.5), tmp_path / f"{name}.safetensors")
+    loaded = es.load_vae(str(path))
+    assert loaded.scaling_factor == pytest.approx(scale) and loaded.latent_channels == 4
+    assert ("SDXL" if "sdxl" in name else "SD 1.x") in loaded.notes[0]
+
+
+def test_sd1_shapes_give_the_sd1_config():
+    from diffusers import AutoencoderKL
+
+    with torch.device("meta"):  # shapes only: no 330 MB of weights
+        sd1 = AutoencoderKL.from_config(vae.SD1_KL_CONFIG)
+    config = vae.infer_kl_config({k: tuple(v.shape) for k, v in sd1.state_dict().items()}, "vae-ft-mse")
+    assert {k: config[k] for k in vae.SD1_KL_CONFIG} == vae.SD1_KL_CONFIG
+    assert config["use_quant_conv"] and config["mid_block_add_attention"]
+
+
+def test_single_file_that_is_no_vae(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(2, 2)}, tmp_path / "unet.safetensors")
+    with pytest.raises(VAEError, match="holds no VAE weights"):
+        es.load_vae(str(tmp_path / "unet.safetensors"))
+    state = {k: v for k, v in _tiny_kl().state_dict().items() if not k.startswith("decoder.conv_in")}
+    save_file(state, tmp_path / "partial-vae.safetensors")
+    with pytest.raises(VAEError, match="decoder.conv_in.weight"):
+        es.load_vae(str(tmp_path / "partial-vae.safetensors"))
+
+
+# --- original Stable Diffusion (LDM) checkpoints -------------------------------------------------------------
+
+
+def _to_ldm(state: dict, blocks: int) -> dict:
+    """diffusers AutoencoderKL keys -> the original CompVis/LDM names (what SD .ckpt/.safetensors files hold)."""
+    import re
+
+    out = {}
+    for key, value in state.items():
+        k = re.sub(r"encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.", r"encoder.down.\1.block.\2.", key)
+        k = re.sub(r"encoder\.down_blocks\.(\d+)\.downsamplers\.0\.", r"encoder.down.\1.downsample.", k)
+        k = re.sub(r"up_blocks\.(\d+)\.resnets\.(\d+)\.", lambda m: f"up.{blocks - 1 - int(m[1])}.block.{m[2]}.", k)
+        k = re.sub(r"up_blocks\.(\d+)\.upsamplers\.0\.", lambda m: f"up.{blocks - 1 - int(m[1])}.upsample.", k)
+        k = re.sub(r"mid_block\.resnets\.(\d+)\.", lambda m: f"mid.block_{int(m[1]) + 1}.", k)
+        k = k.replace("mid_block.attentions.0.", "mid.attn_1.").replace("conv_shortcut", "nin_shortcut")
+        k = k.replace("conv_norm_out", "norm_out")
+        for new, old in (("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out")):
+            k = k.replace(f"attn_1.{new}.", f"attn_1.{old}.")
+        if ".attn_1." in k and k.endswith(".weight") and value.ndim == 2:
+            value = value[:, :, None, None]  # LDM attention projections are 1×1 convs
+        out[k] = value.contiguous()
+    return out
+
+
+def test_ldm_checkpoint_loads_offline(tmp_path):
+    """A full-checkpoint-style file: LDM keys under first_stage_model., beside UNet weights; no config, no hub."""
+    from safetensors.torch import save_file
+
+    model = _tiny_kl()
+    ldm = {f"first_stage_model.{k}": v for k, v in _to_ldm(model.state_dict(), 2).items()}
+    assert "first_stage_model.encoder.down.0.block.0.norm1.weight" in ldm
+    ldm["model.diffusion_model.out.2.weight"] = torch.zeros(4, 4)  # not the VAE's: skipped
+    save_file(ldm, tmp_path / "tiny-sd-checkpoint.safetensors")
+    loaded = es.load_vae(str(tmp_path / "tiny-sd-checkpoint.safetensors"))
+    assert loaded.kind == "kl" and loaded.scaling_factor == pytest.approx(0.18215)
+    assert "LDM" in loaded.notes[0]
+    _same_model(model, loaded)
+
+
+def test_broken_ldm_checkpoint_is_a_clean_error(tmp_path):
+    from safetensors.torch import save_file
+
+    ldm = _to_ldm(_tiny_kl().state_dict(), 2)
+    broken = {k: v for k, v in ldm.items() if not k.startswith("decoder.up.0.")}  # a truncated export
+    save_file(broken, tmp_path / "broken-vae.safetensors")
+    with pytest.raises(VAEError) as err:
+        es.load_vae(str(tmp_path / "broken-vae.safetensors"))
+    assert "broken-vae.safetensors" in str(err.value) and "Traceback" not in str(err.value)
+    assert len(str(err.value)) < 400
+
+
+# --- public mode: refuse before looking at the path -------------------------------------------------------
+
+
+def test_local_paths_disabled_refuses_before_touching_the_filesystem(tmp_path, monkeypatch):
+    import os
+    import pathlib
+
+    from encoderscope import settings
+
+    _tiny_kl().save_pretrained(tmp_path / "real")
+    existing, missing = str(tmp_path / "real"), str(tmp_path / "missing")
+    touched = []
+    for name in ("exists", "is_dir", "is_file", "stat"):
+        original = getattr(pathlib.Path, name)
+
+        def spy(self, *args, _original=original, **kwargs):
+            touched.append(str(self))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(pathlib.Path, name, spy)
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: touched.append(str(p)) or real_stat(p, *a, **k))
+    for env in ({"ENCODERSCOPE_ALLOW_LOCAL_PATHS": "0"}, {"ENCODERSCOPE_PUBLIC": "1"}):
+        settings.reload(env)
+        try:
+            errors = []
+            for ref in (existing, missing, existing + "/config.json", "~/x.safetensors"):
+                with pytest.raises(VAEError) as err:
+                    es.load_vae(ref)
+                errors.append(str(err.value))
+        finally:
+            settings.reload()
+        assert len(set(errors)) == 1, errors  # existing and missing paths: one message
+        assert "disabled" in errors[0] or "listed VAEs" in errors[0]
+        assert not [p for p in touched if str(tmp_path) in p or p.startswith("~")], touched
+
+
+def test_public_mode_allows_only_listed_and_curated(tmp_path):
+    from encoderscope import settings
+
+    torch.manual_seed(0)
+    torch.save(taesd.encoder(4).state_dict(), tmp_path / "taesd_encoder.pth")
+    torch.save(taesd.decoder(4).state_dict(), tmp_path / "taesd_decoder.pth")
+    settings.reload({"ENCODERSCOPE_PUBLIC": "1", "ENCODERSCOPE_MODELS_DIR": str(tmp_path)})
+    try:
+        assert vae.local_vaes() == [str(tmp_path)]
+        assert es.load_vae(str(tmp_path)).latent_channels == 4  # listed: loads
+        assert vae.refusal("stabilityai/sd-vae-ft-mse") is None
+        with pytest.raises(VAEError, match="unreachable"):  # curated: goes to the hub (offline here)
+            es.load_vae("stabilityai/sd-vae-ft-mse")
+        for ref in ("someone/their-vae", str(tmp_path / "taesd_encoder.pth"), "a b c"):
+            assert vae.refusal(ref) is not None
+            with pytest.raises(VAEError, match="listed VAEs|not a valid"):
+                es.load_vae(ref)
+    finally:
+        settings.reload()
+
+
+# --- folders with several TAESD pairs (ComfyUI's models/vae_approx) -----------------------------------------
+
+
+@pytest.fixture
+def vae_approx(tmp_path):
+    """models/vae_approx with an SD (4-channel) and an SD3 (16-channel) pair of random TAESD weights."""
+    folder = tmp_path / "models" / "vae_approx"
+    folder.mkdir(parents=True)
+    torch.manual_seed(0)
+    for prefix, channels in (("taesd", 4), ("taesd3", 16)):
+        torch.save(taesd.encoder(channels).state_dict(), folder / f"{prefix}_encoder.pth")
+        torch.save(taesd.decoder(channels).state_dict(), folder / f"{prefix}_decoder.pth")
+    return folder
+
+
+def test_every_pair_of_a_folder_is_listed_and_loads(vae_approx):
+    listed = vae.local_vaes(vae_approx.parent)
+    assert listed == [str(vae_approx / "taesd3_encoder.pth"), str(vae_approx / "taesd_encoder.pth")]
+    assert vae.label(listed[0]) == f"taesd3 · {listed[0]}"
+    for ref, channels, name in ((listed[0], 16, "taesd3"), (listed[1], 4, "taesd")):
+        loaded = es.load_vae(ref)
+        assert (loaded.latent_channels, loaded.name, loaded.kind) == (channels, name, "taesd")
+    assert es.load_vae(str(vae_approx / "taesd3_decoder.pth")).latent_channels == 16  # either half of a pair
+    whole = es.load_vae(str(vae_approx))  # the folder itself: the first pair, and a note naming the others
+    assert whole.name == "taesd3" and "taesd_encoder.pth" in whole.notes[0]
+
+
+def test_listed_pairs_load_in_public_mode(vae_approx):
+    from encoderscope import settings
+
+    settings.reload({"ENCODERSCOPE_PUBLIC": "1", "ENCODERSCOPE_MODELS_DIR": str(vae_approx.parent)})
+    try:
+        assert es.load_vae(str(vae_approx / "taesd_encoder.pth")).latent_channels == 4
+        with pytest.raises(VAEError, match="listed VAEs"):
+            es.load_vae(str(vae_approx / "taesd_decoder.pth"))  # not what the listing offers
+    finally:
+        settings.reload()
+
+
+def test_encoder_pth_without_its_decoder(vae_approx):
+    (vae_approx / "taesd_decoder.pth").unlink()
+    with pytest.raises(VAEError, match="taesd_decoder.pth beside it"):
+        es.load_vae(str(vae_approx / "taesd_encoder.pth"))
+    (vae_approx / "weights.pth").write_bytes(b"")
+    with pytest.raises(VAEError, match="not named like half"):
+        es.load_vae(str(vae_approx / "weights.pth"))
