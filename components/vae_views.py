@@ -16,6 +16,7 @@ from encoderscope import vae as vae_lib
 
 SAMPLES = {"china.jpg (scikit-learn sample)": "china.jpg", "flower.jpg (scikit-learn sample)": "flower.jpg"}
 _CUSTOM = "Other (hub id, folder or .safetensors)…"
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 
 
 @st.cache_data(show_spinner=False)
@@ -35,7 +36,7 @@ def image_input(key: str = "image") -> tuple[str, bytes] | None:
         return name, sample_bytes(SAMPLES[name])
     upload = st.file_uploader(
         "PNG, JPEG, WebP, BMP, GIF (first frame) or TIFF",
-        type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"],
+        type=UPLOAD_TYPES,
         key=f"{key}_upload",
     )
     if upload is None:
@@ -49,20 +50,35 @@ def image_input(key: str = "image") -> tuple[str, bytes] | None:
 
 
 def vae_picker() -> str | None:
-    """A VAE reference: local VAEs first, then curated hub ids, then free text (when allowed)."""
+    """A VAE reference: local VAEs first, then curated hub ids, then free text (when allowed).
+
+    `?vae=` in the URL picks one. A value this server does not offer is put in the free-text box when the
+    settings allow it, and otherwise answered with a warning (never a silent switch to another VAE)."""
     conf = settings.get()
     local = vae_lib.local_vaes()
     options = [*local, *vae_lib.CURATED_VAES]
     if conf.allow_custom_models or conf.allow_local_paths:
         options.append(_CUSTOM)
-    wanted = ui.query_str("vae", "", 500)
-    index = options.index(wanted) if wanted in options else 0
+    wanted = ui.query_str("vae", "", 500).strip()
+    index = 0
+    if wanted in options:
+        index = options.index(wanted)
+    elif wanted:
+        reason = vae_lib.refusal(wanted, local)
+        if reason is None and _CUSTOM in options:
+            st.session_state.setdefault("vae_custom", wanted)
+            index = options.index(_CUSTOM)
+        else:
+            ui.user_warning(
+                f"The VAE {wanted[:100]!r} from the link is not available on this server: "
+                f"{reason or 'it is not one of the listed VAEs.'} Showing {vae_lib.label(options[0])} instead."
+            )
     choice = st.selectbox(
         "VAE",
         options,
         index=index,
         key="vae_select",
-        format_func=lambda o: f"{o} (local)" if o in local else o,
+        format_func=lambda o: f"{vae_lib.label(o)} (local)" if o in local else o,
         help="Local VAEs come from ENCODERSCOPE_MODELS_DIR; hub VAEs need internet on first use.",
     )
     if choice == _CUSTOM:
@@ -144,11 +160,47 @@ def reconstruction_view(rt) -> None:
     st.caption("Absolute difference between original and reconstruction (mean over RGB; brighter = larger error).")
 
 
+_PARTNER_SAMPLE, _PARTNER_UPLOAD = "sample", "upload"
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def fitted_png(data: bytes, size: tuple[int, int]) -> bytes:
+    """PNG bytes of the image in `data`, resized and centre-cropped to `size` = (width, height).
+
+    Raises images.ImageError for a file that is not a usable image."""
+    image, _ = images.open_image(data)
+    return images.to_png(images.fit_to(image, size)[0])
+
+
+def partner_latents(ref: str, rt, data: bytes, size: int, fit: str, sample: bool, seed: int) -> np.ndarray:
+    """Latents `[C, h, w]` of a second image, fitted to `rt.input`'s pixel size first, so they have the same
+    shape as `rt.latents`. Raises images.ImageError / vae.VAEError."""
+    png = fitted_png(data, rt.input.size)  # already W×H with sides multiples of 8: prepare() keeps it as it is
+    return resources.vae_round_trip(ref, png, size, fit, sample, seed).latents
+
+
+def _second_upload(upload, size: tuple[int, int]) -> bytes | None:
+    """The second upload's bytes, or None after a message (too large, or not a usable image). It is decoded
+    and fitted to `size` at once, so a bad file is reported before any slider moves."""
+    limit = settings.get().max_upload_mb * 1_000_000
+    if upload.size > limit:
+        ui.user_error(f"The second image is {upload.size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB.")
+        return None
+    data = upload.getvalue()
+    try:
+        fitted_png(data, size)
+    except images.ImageError as err:
+        ui.user_error(f"The second image cannot be used: {err}")
+        return None
+    return data
+
+
 @st.fragment
-def playground(ref: str, rt, other: Callable[[], np.ndarray | None]) -> None:
-    """Edit the latents `[C, h, w]` and decode: one channel scaled/zeroed/shifted, Gaussian noise, interpolation
-    towards `other()` (the other sample photo's latents, computed only when asked for). A fragment: moving a
-    slider reruns only this section."""
+def playground(ref: str, rt, other_name: str, partner: Callable[[bytes], np.ndarray]) -> None:
+    """Edit the latents `[C, h, w]` and decode: one channel scaled/zeroed/shifted, Gaussian noise, and
+    interpolation towards a second image's latents: the other sample photo (`other_name`) or a second upload.
+    `partner(image_bytes)` gives that image's latents `[C, h, w]` after fitting it to the first image's pixel
+    size (computed only when asked for). A fragment: moving a slider reruns only this section."""
     z = rt.latents
     C = z.shape[0]
     c1, c2, c3 = st.columns(3)
@@ -166,15 +218,45 @@ def playground(ref: str, rt, other: Callable[[], np.ndarray | None]) -> None:
     )
     n1, n2 = st.columns(2)
     sigma = n1.slider("Gaussian noise σ (× latent std)", 0.0, 2.0, 0.0, 0.05, key="pg_sigma")
-    t = n2.slider(
-        "Interpolate towards the other sample photo",
-        0.0,
-        1.0,
-        0.0,
-        0.05,
-        key="pg_t",
-        help="Linear interpolation of the two latents, then decode. Both need the same latent shape.",
-    )
+    with n2:
+        t = st.slider(
+            "Interpolate towards a second image",
+            0.0,
+            1.0,
+            0.0,
+            0.05,
+            key="pg_t",
+            help="Linear interpolation of the two latents, then decode. The second image is resized and "
+            "centre-cropped to this image's size first, so the latents have the same shape.",
+        )
+        source = st.radio(
+            "Second image",
+            [_PARTNER_SAMPLE, _PARTNER_UPLOAD],
+            horizontal=True,
+            key="pg_partner",
+            format_func={
+                _PARTNER_SAMPLE: f"the other sample photo ({SAMPLES[other_name]})",
+                _PARTNER_UPLOAD: "upload a second image",
+            }.get,
+        )
+        data, partner_name = None, SAMPLES[other_name]
+        if source == _PARTNER_UPLOAD:
+            upload = st.file_uploader(
+                "Second image (PNG, JPEG, WebP, BMP, GIF or TIFF)", type=UPLOAD_TYPES, key="pg_upload"
+            )
+            if upload is None:
+                if t > 0:
+                    st.info("Upload a second image to interpolate towards it.")
+            else:
+                data, partner_name = _second_upload(upload, rt.input.size), upload.name
+        elif t > 0:
+            data = sample_bytes(SAMPLES[other_name])
+        if data is not None:
+            st.image(
+                fitted_png(data, rt.input.size),
+                caption=f"{ui.escape_markdown(partner_name)}, fitted to {rt.input.size[0]}×{rt.input.size[1]}",
+                width=160,
+            )
     edited = z.copy()
     if op == "zero":
         edited[channel] = 0
@@ -185,15 +267,18 @@ def playground(ref: str, rt, other: Callable[[], np.ndarray | None]) -> None:
     if sigma > 0:
         edited += np.random.default_rng(0).normal(size=z.shape).astype(np.float32) * sigma * z.std()
     towards = None
-    if t > 0:
-        towards = other()
-        if towards is None or towards.shape != z.shape:
-            st.info(
-                "Interpolation needs two latents of the same shape: pick 'square crop' to interpolate any image "
-                "with the other sample photo."
-            )
+    if t > 0 and data is not None:
+        try:
+            with st.spinner("Encoding the second image …"):
+                towards = partner(data)
+        except (images.ImageError, vae_lib.VAEError) as err:
+            ui.user_error(f"The second image cannot be used: {err}")
+        except Exception as err:  # an odd image through the VAE: explain instead of a traceback
+            ui.user_error(f"The VAE failed on the second image: {type(err).__name__}: {str(err)[:200]}")
+        if towards is not None and towards.shape != z.shape:  # cannot happen after fitting; never crash if it does
+            ui.user_error(f"The second image's latents are {towards.shape}, not {z.shape}: cannot interpolate.")
             towards = None
-        else:
+        if towards is not None:
             edited = (1 - t) * edited + t * towards
     original = images.to_png(rt.reconstruction)
     if np.array_equal(edited, z):
@@ -205,11 +290,12 @@ def playground(ref: str, rt, other: Callable[[], np.ndarray | None]) -> None:
         except vae_lib.VAEError as err:
             ui.user_error(str(err))
             return
+        target = "the other photo" if source == _PARTNER_SAMPLE else "the second image"
         caption = (
             f"decoded edited latents (channel {channel}: {op}"
             + (f" {amount:g}" if op != "zero" else "")
             + (f", noise σ {sigma:g}" if sigma else "")
-            + (f", {t:.0%} towards the other photo" if towards is not None else "")
+            + (f", {t:.0%} towards {target}" if towards is not None else "")
             + ")"
         )
     a, b = st.columns(2)
@@ -234,4 +320,6 @@ def exports(rt) -> None:
         "latents.safetensors",
         "application/octet-stream",
     )
-    c3.download_button("⬇️ Reconstruction (.png)", lambda: images.to_png(rt.reconstruction), "reconstruction.png", "image/png")
+    c3.download_button(
+        "⬇️ Reconstruction (.png)", lambda: images.to_png(rt.reconstruction), "reconstruction.png", "image/png"
+    )

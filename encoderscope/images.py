@@ -133,6 +133,19 @@ def prepare(image: Image.Image, size: int, fit: str = "crop") -> tuple[Image.Ima
     return image, notes
 
 
+def fit_to(image: Image.Image, size: tuple[int, int]) -> tuple[Image.Image, list[str]]:
+    """Scale `image` to cover `size` = (width, height) and centre-crop the rest, so a second image matches the
+    first one's pixel size (and so its latent shape). Returns (RGB image of exactly `size`, notes)."""
+    width, height = size
+    if width < 1 or height < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    rgb = to_rgb(image, [])
+    if rgb.size == (width, height):
+        return rgb, []
+    fitted = ImageOps.fit(rgb, (width, height), Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+    return fitted, [f"Resized and centre-cropped from {rgb.size[0]}×{rgb.size[1]} to {width}×{height}."]
+
+
 def to_array(image: Image.Image) -> np.ndarray:
     """RGB image -> float32 `[H, W, 3]` in [0, 1]."""
     return np.asarray(image, dtype=np.float32) / 255.0

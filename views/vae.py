@@ -51,6 +51,8 @@ if vae.kind == "kl":
     )
     seed = int(s2.number_input("Seed", 0, 2**31 - 1, 0, key="seed", disabled=not sample))
 st.caption(vae.describe())
+for note in vae.notes:  # how the VAE was read (e.g. a config inferred from the weights, a folder with several pairs)
+    st.caption(ui.escape_markdown(note))
 
 if vae.kind == "kl" and size > 256 and vae.device.type == "cpu":
     st.info(f"A full AutoencoderKL at {size} px takes 15-20 s on a small CPU; 256 px is about 4× faster.")
@@ -89,13 +91,5 @@ with tab_recon:
     views.reconstruction_view(rt)
 with tab_play:
     other_name = next(n for n in views.SAMPLES if n != name)
-
-    def other_latents():
-        try:
-            data = views.sample_bytes(views.SAMPLES[other_name])
-            return resources.vae_round_trip(ref, data, size, fit, sample, seed).latents
-        except (images.ImageError, vae_lib.VAEError):
-            return None
-
-    views.playground(ref, rt, other_latents)
+    views.playground(ref, rt, other_name, lambda data: views.partner_latents(ref, rt, data, size, fit, sample, seed))
 views.exports(rt)

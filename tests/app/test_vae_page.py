@@ -163,3 +163,107 @@ def test_broken_vae_folder(broken, taef2_dir, tmp_path):
     at.text_input(key="vae_custom").set_value(str(tmp_path)).run()
     no_exceptions(at)
     assert ("pair" if broken == "missing_decoder" else "state dict") in messages(at)
+
+
+def _captions(at) -> str:
+    return " ".join(c for image in at.get("image") for c in image.captions)
+
+
+def test_interpolate_towards_a_second_upload_of_another_shape():
+    """The partner is fitted to the first image's pixel size, so any second image interpolates."""
+    at = app("vae")
+    at.run()
+    at.radio(key="pg_partner").set_value("upload").run()
+    portrait = Image.fromarray((np.random.default_rng(2).random((300, 100, 3)) * 255).astype(np.uint8))
+    at.file_uploader(key="pg_upload").set_value(("portrait.png", _png(portrait), "image/png")).run()
+    no_exceptions(at)
+    assert "portrait.png, fitted to 512×336" in _captions(at).replace("\\", "")
+    at.slider(key="pg_t").set_value(0.5).run()
+    no_exceptions(at)
+    assert not at.error, messages(at)
+    assert "scale 1, 50% towards the second image)" in _captions(at)
+
+
+def test_interpolate_an_upload_towards_the_other_sample():
+    """Before: shapes differed (upload 130×100 vs a 640×427 sample) and interpolation was refused."""
+    at = app("vae")
+    at.run()
+    at.radio(key="image_source").set_value("Upload").run()
+    image = Image.fromarray((np.random.default_rng(3).random((100, 130, 3)) * 255).astype(np.uint8))
+    at.file_uploader(key="image_upload").set_value(("odd.png", _png(image), "image/png")).run()
+    at.slider(key="pg_t").set_value(0.25).run()
+    no_exceptions(at)
+    assert "same shape" not in messages(at) and not at.error
+    assert "25% towards the other photo" in _captions(at)
+
+
+@pytest.mark.parametrize("data,expected", [(b"not an image at all", "not an image"), (b"", "empty")])
+def test_bad_second_upload(data, expected):
+    at = app("vae")
+    at.run()
+    at.radio(key="pg_partner").set_value("upload").run()
+    at.file_uploader(key="pg_upload").set_value(("bad.png", data, "image/png")).run()
+    no_exceptions(at)
+    assert "The second image cannot be used" in messages(at) and expected in messages(at)
+    at.slider(key="pg_t").set_value(0.5).run()
+    no_exceptions(at)
+    assert "towards" not in _captions(at)  # nothing to interpolate with: the edit is not claimed
+
+
+@pytest.mark.parametrize("wanted", ["/etc", "/no/such/folder", "someone/their-vae"])
+def test_link_to_a_vae_the_public_server_does_not_offer(taef2_dir, wanted):
+    from encoderscope import settings
+
+    settings.reload({"ENCODERSCOPE_PUBLIC": "1", "ENCODERSCOPE_MODELS_DIR": str(taef2_dir.parent)})
+    at = app("vae", {"vae": wanted})
+    at.run()
+    no_exceptions(at)
+    warning = " ".join(w.value for w in at.warning).replace("\\", "")
+    assert f"The VAE {wanted!r} from the link is not available on this server" in warning
+    assert "Only the listed VAEs" in warning and "taef2" in warning
+    assert at.selectbox(key="vae_select").value == str(taef2_dir)
+    assert _metrics(at)["Latent shape"] == "32×42×64"  # the page still works with the listed VAE
+
+
+def test_link_to_a_listed_vae_in_public_mode(taef2_dir):
+    from encoderscope import settings
+
+    settings.reload({"ENCODERSCOPE_PUBLIC": "1", "ENCODERSCOPE_MODELS_DIR": str(taef2_dir.parent)})
+    at = app("vae", {"vae": str(taef2_dir)})
+    at.run()
+    no_exceptions(at)
+    assert not at.warning and at.selectbox(key="vae_select").value == str(taef2_dir)
+
+
+def test_link_to_a_custom_vae_fills_the_free_text_box():
+    at = app("vae", {"vae": "no-such-org/no-such-vae"})
+    at.run()
+    no_exceptions(at)
+    assert at.selectbox(key="vae_select").value.startswith("Other")
+    assert at.text_input(key="vae_custom").value == "no-such-org/no-such-vae"
+    assert "unreachable" in messages(at)  # offline in tests: the loader explains
+
+
+def test_several_taesd_pairs_are_each_selectable(tmp_path):
+    import torch
+
+    from encoderscope import settings, taesd
+
+    folder = tmp_path / "vae_approx"
+    folder.mkdir()
+    torch.manual_seed(0)
+    for prefix, channels in (("taesd", 4), ("taesd3", 16)):
+        torch.save(taesd.encoder(channels).state_dict(), folder / f"{prefix}_encoder.pth")
+        torch.save(taesd.decoder(channels).state_dict(), folder / f"{prefix}_decoder.pth")
+    settings.reload({"ENCODERSCOPE_MODELS_DIR": str(tmp_path)})
+    at = app("vae")
+    at.run()
+    box = at.selectbox(key="vae_select")
+    assert box.options[:2] == [
+        f"taesd3 · {folder / 'taesd3_encoder.pth'} (local)",
+        f"taesd · {folder / 'taesd_encoder.pth'} (local)",
+    ]
+    assert _metrics(at)["Latent shape"] == "16×42×64"
+    box.set_value(str(folder / "taesd_encoder.pth")).run()
+    no_exceptions(at)
+    assert _metrics(at)["Latent shape"] == "4×42×64"

@@ -128,3 +128,21 @@ def test_rgb_preview_fits_colours():
     img = np.kron(target, np.ones((8, 8, 1)))
     preview = images.latent_rgb_preview(lat, img)
     assert preview.shape == (8, 8, 3) and np.corrcoef(preview[..., 0].ravel(), lat[0].ravel())[0, 1] > 0.5
+
+
+@pytest.mark.parametrize("source", [(640, 427), (100, 300), (7, 5), (512, 336)])
+def test_fit_to_matches_any_size_exactly(source):
+    image = Image.new("RGBA", source, (10, 200, 30, 128))
+    fitted, notes = images.fit_to(image, (512, 336))
+    assert fitted.size == (512, 336) and fitted.mode == "RGB"
+    assert bool(notes) == (source != (512, 336))
+    # already fitted: prepare() keeps it as it is, so its latents have the first image's shape
+    for fit in images.FITS[:2]:
+        assert images.prepare(fitted, 512, fit)[0].size == (512, 336)
+
+
+def test_fit_to_crops_the_centre():
+    wide = Image.new("RGB", (300, 100), "red")
+    wide.paste(Image.new("RGB", (100, 100), "blue"), (100, 0))  # blue in the middle third
+    fitted, _ = images.fit_to(wide, (64, 64))
+    assert np.asarray(fitted)[32, 32].tolist() == [0, 0, 255]
