@@ -291,13 +291,14 @@ def playground(ref: str, rt, other_name: str, partner: Callable[[bytes], np.ndar
             ui.user_error(str(err))
             return
         target = "the other photo" if source == _PARTNER_SAMPLE else "the second image"
-        caption = (
-            f"decoded edited latents (channel {channel}: {op}"
-            + (f" {amount:g}" if op != "zero" else "")
-            + (f", noise σ {sigma:g}" if sigma else "")
-            + (f", {t:.0%} towards {target}" if towards is not None else "")
-            + ")"
-        )
+        edits = []
+        if op == "zero" or amount != (1.0 if op == "scale" else 0.0):  # scale 1 / shift 0 change nothing
+            edits.append(f"channel {channel}: {op}" + (f" {amount:g}" if op != "zero" else ""))
+        if sigma:
+            edits.append(f"noise σ {sigma:g}")
+        if towards is not None:
+            edits.append(f"{t:.0%} towards {target}")
+        caption = f"decoded edited latents ({', '.join(edits)})"
     a, b = st.columns(2)
     a.image(original, caption="decoded original latents", width="stretch")
     b.image(png, caption=caption, width="stretch")

@@ -181,7 +181,7 @@ def test_interpolate_towards_a_second_upload_of_another_shape():
     at.slider(key="pg_t").set_value(0.5).run()
     no_exceptions(at)
     assert not at.error, messages(at)
-    assert "scale 1, 50% towards the second image)" in _captions(at)
+    assert "latents (50% towards the second image)" in _captions(at)  # scale 1 is no edit: not listed
 
 
 def test_interpolate_an_upload_towards_the_other_sample():
