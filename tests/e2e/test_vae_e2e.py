@@ -48,3 +48,28 @@ def test_vae_bad_upload(page, app_url, taef2_dir):
     assert exception_boxes(page) == 0
     assert page.locator(".js-plotly-plot").count() == 0
     shot(page, "vae_bad_upload", full_page=False)
+
+
+def test_vae_interpolate_towards_second_upload(page, app_url, taef2_dir):
+    """Latent playground: a portrait second image is fitted to the landscape sample and interpolated with it."""
+    SHOTS.mkdir(exist_ok=True)
+    second = SHOTS / "second_portrait.png"
+    Image.fromarray(load_sample_image("flower.jpg")[:, 150:450]).save(second)  # 300×427 portrait crop
+    open_page(page, app_url, "vae")
+    wait_for_chart(page, timeout=300_000)
+    page.get_by_role("tab", name="Latent playground").click()
+    page.get_by_text("upload a second image", exact=True).click()
+    wait_idle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').last.set_input_files(str(second))
+    page.get_by_text("second_portrait.png, fitted to 512×336").wait_for(timeout=120_000)
+    wait_idle(page)
+    slider = page.locator('[data-testid="stSlider"]').filter(has_text="Interpolate towards")
+    thumb = slider.locator('input[type="range"]')
+    thumb.focus()
+    for _ in range(10):  # 10 steps of 0.05
+        thumb.press("ArrowRight")
+    page.get_by_text("decoded edited latents (50% towards the second image)").wait_for(timeout=120_000)
+    wait_idle(page)
+    assert exception_boxes(page) == 0
+    assert page.locator('[data-testid="stAlert"]').count() == 0
+    shot(page, "vae_playground_second_image")
