@@ -328,9 +328,17 @@ def _to_ldm(state: dict, blocks: int) -> dict:
     return out
 
 
-def test_ldm_checkpoint_loads_offline(tmp_path):
+def test_ldm_checkpoint_loads_offline(tmp_path, monkeypatch):
     """A full-checkpoint-style file: LDM keys under first_stage_model., beside UNet weights; no config, no hub."""
+    import socket
+
     from safetensors.torch import save_file
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("loading a local checkpoint must not touch the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
 
     model = _tiny_kl()
     ldm = {f"first_stage_model.{k}": v for k, v in _to_ldm(model.state_dict(), 2).items()}
