@@ -210,6 +210,40 @@ def vae_round_trip(ref: str, image_bytes: bytes, size: int, fit: str, sample: bo
     return result
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def vae_encode(ref: str, image_bytes: bytes, size: int, fit: str, sample: bool, seed: int):
+    """Latents `[C, h, w]` of an image (encoder only), e.g. the playground's interpolation partner."""
+    from encoderscope import images
+    from encoderscope import vae as vae_lib
+
+    image, _ = images.open_image(image_bytes)
+    return vae_lib.encode_image(vae(ref), image, size, fit, sample, seed)
+
+
+@st.cache_data(show_spinner=False)
+def sample_image_bytes(name: str) -> bytes:
+    """PNG bytes of a scikit-learn sample photo ("china.jpg", "flower.jpg")."""
+    import io
+
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    buf = io.BytesIO()
+    Image.fromarray(load_sample_image(name)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def fitted_png(data: bytes, size: tuple[int, int]) -> bytes:
+    """PNG bytes of the image in `data`, resized and centre-cropped to `size` = (width, height).
+
+    Raises images.ImageError for a file that is not a usable image."""
+    from encoderscope import images
+
+    image, _ = images.open_image(data)
+    return images.to_png(images.fit_to(image, size)[0])
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def vae_decode(ref: str, latents) -> bytes:
     """PNG bytes of `decode(latents)` for latents `[C, h, w]` (playground edits)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import numpy as np
@@ -19,32 +18,15 @@ _CUSTOM = "Other (hub id, folder or .safetensors)…"
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 
 
-@st.cache_data(show_spinner=False)
-def sample_bytes(name: str) -> bytes:
-    from sklearn.datasets import load_sample_image
-
-    buf = io.BytesIO()
-    Image.fromarray(load_sample_image(name)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def image_input(key: str = "image") -> tuple[str, bytes] | None:
     """(name, bytes) of the chosen sample or upload; None with a message when there is none."""
     source = st.radio("Image", ["Sample photo", "Upload"], horizontal=True, key=f"{key}_source")
     if source == "Sample photo":
         name = st.selectbox("Sample", list(SAMPLES), key=f"{key}_sample")
-        return name, sample_bytes(SAMPLES[name])
-    upload = st.file_uploader(
-        "PNG, JPEG, WebP, BMP, GIF (first frame) or TIFF",
-        type=UPLOAD_TYPES,
-        key=f"{key}_upload",
-    )
+        return name, resources.sample_image_bytes(SAMPLES[name])
+    upload = ui.file_uploader("PNG, JPEG, WebP, BMP, GIF (first frame) or TIFF", type=UPLOAD_TYPES, key=f"{key}_upload")
     if upload is None:
         st.info("Upload an image, or pick a sample photo.")
-        return None
-    limit = settings.get().max_upload_mb * 1_000_000
-    if upload.size > limit:
-        ui.user_error(f"The file is {upload.size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB.")
         return None
     return upload.name, upload.getvalue()
 
@@ -163,32 +145,19 @@ def reconstruction_view(rt) -> None:
 _PARTNER_SAMPLE, _PARTNER_UPLOAD = "sample", "upload"
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def fitted_png(data: bytes, size: tuple[int, int]) -> bytes:
-    """PNG bytes of the image in `data`, resized and centre-cropped to `size` = (width, height).
-
-    Raises images.ImageError for a file that is not a usable image."""
-    image, _ = images.open_image(data)
-    return images.to_png(images.fit_to(image, size)[0])
-
-
 def partner_latents(ref: str, rt, data: bytes, size: int, fit: str, sample: bool, seed: int) -> np.ndarray:
     """Latents `[C, h, w]` of a second image, fitted to `rt.input`'s pixel size first, so they have the same
     shape as `rt.latents`. Raises images.ImageError / vae.VAEError."""
-    png = fitted_png(data, rt.input.size)  # already W×H with sides multiples of 8: prepare() keeps it as it is
-    return resources.vae_round_trip(ref, png, size, fit, sample, seed).latents
+    png = resources.fitted_png(data, rt.input.size)  # already W×H with sides multiples of 8: prepare() keeps it as it is
+    return resources.vae_encode(ref, png, size, fit, sample, seed)
 
 
 def _second_upload(upload, size: tuple[int, int]) -> bytes | None:
-    """The second upload's bytes, or None after a message (too large, or not a usable image). It is decoded
-    and fitted to `size` at once, so a bad file is reported before any slider moves."""
-    limit = settings.get().max_upload_mb * 1_000_000
-    if upload.size > limit:
-        ui.user_error(f"The second image is {upload.size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB.")
-        return None
+    """The second upload's bytes, or None after a message (not a usable image). It is decoded and fitted to
+    `size` at once, so a bad file is reported before any slider moves."""
     data = upload.getvalue()
     try:
-        fitted_png(data, size)
+        resources.fitted_png(data, size)
     except images.ImageError as err:
         ui.user_error(f"The second image cannot be used: {err}")
         return None
@@ -241,7 +210,7 @@ def playground(ref: str, rt, other_name: str, partner: Callable[[bytes], np.ndar
         )
         data, partner_name = None, SAMPLES[other_name]
         if source == _PARTNER_UPLOAD:
-            upload = st.file_uploader(
+            upload = ui.file_uploader(
                 "Second image (PNG, JPEG, WebP, BMP, GIF or TIFF)", type=UPLOAD_TYPES, key="pg_upload"
             )
             if upload is None:
@@ -250,10 +219,10 @@ def playground(ref: str, rt, other_name: str, partner: Callable[[bytes], np.ndar
             else:
                 data, partner_name = _second_upload(upload, rt.input.size), upload.name
         elif t > 0:
-            data = sample_bytes(SAMPLES[other_name])
+            data = resources.sample_image_bytes(SAMPLES[other_name])
         if data is not None:
             st.image(
-                fitted_png(data, rt.input.size),
+                resources.fitted_png(data, rt.input.size),
                 caption=f"{ui.escape_markdown(partner_name)}, fitted to {rt.input.size[0]}×{rt.input.size[1]}",
                 width=160,
             )

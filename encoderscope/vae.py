@@ -648,6 +648,16 @@ class RoundTrip:
         return w * h * 3 / self.latents.size
 
 
+def encode_image(
+    vae: LoadedVAE, image: Image.Image, size: int = 512, fit: str = "crop", sample: bool = False, seed: int = 0
+) -> np.ndarray:
+    """Latents `[C, h, w]` of `image`, preprocessed as in `round_trip` (encoder only: no decode)."""
+    if size < 8 or size > 2048:
+        raise VAEError("The working size must be between 8 and 2048 pixels.")
+    prepared, _ = images.prepare(images.to_rgb(image, []), size, fit)
+    return encode(vae, to_tensor(prepared, vae), sample, seed)[0].cpu().numpy()
+
+
 def round_trip(
     vae: LoadedVAE,
     image: Image.Image,

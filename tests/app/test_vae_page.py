@@ -145,7 +145,7 @@ def test_upload_over_the_size_limit():
     assert len(data) > 1_000_000
     at.file_uploader(key="image_upload").set_value(("big.png", data, "image/png")).run()
     no_exceptions(at)
-    assert "the limit is 1 MB" in messages(at)
+    assert "the limit on this server is 1 MB" in messages(at)
 
 
 @pytest.mark.parametrize("broken", ["missing_decoder", "not_a_state_dict"])

@@ -38,4 +38,4 @@ def assert_survived(at: AppTest, expect_message: bool = False) -> None:
     messages = [m.value for kind in ("error", "warning", "info") for m in getattr(at, kind)]
     if expect_message:
         assert messages, "input was rejected without a user-facing message"
-    assert charts or at.get("imgs") or messages, "the page showed neither a result nor a message"
+    assert charts or at.get("image") or messages, "the page showed neither a result nor a message"

@@ -88,3 +88,21 @@ def test_vae_ids(ref, public):
         assert_survived(at)
     finally:
         settings.reload()
+
+
+@pytest.mark.parametrize("name,data", corpus.image_files(), ids=lambda v: v if isinstance(v, str) else "")
+def test_vae_second_image(name, data, taef2_dir):
+    """The playground's second uploader (interpolation partner) gets the same hostile images."""
+    from encoderscope import settings
+
+    settings.reload({"ENCODERSCOPE_MODELS_DIR": str(taef2_dir.parent)})
+    try:
+        at = app("vae")
+        at.session_state["size"] = 256
+        at.run()
+        at.radio(key="pg_partner").set_value("upload").run()
+        at.file_uploader(key="pg_upload").set_value((name, data, "image/png")).run()
+        at.slider(key="pg_t").set_value(0.5).run()
+        assert_survived(at)
+    finally:
+        settings.reload()
