@@ -3,6 +3,8 @@
 For each model and length: the bare forward pass with attentions, the full rerun (extraction, head stats,
 rollout, every figure built and serialised as Streamlit does) and the figure JSON bytes sent.
 Models: the bundled MiniLM (real weights) and a bert-base-sized BertModel (random weights: timing only).
+real_page: the attention page itself under AppTest (Streamlit caches and all), for a new text and a layer change:
+MiniLM at 64 tokens, bert-base size at 512 tokens.
 Usage: python bench/attention.py [--repeats 5]
 """
 
@@ -12,6 +14,7 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,7 +22,8 @@ import numpy as np
 import plotly.io as pio
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 import encoderscope as es  # noqa: E402
 from encoderscope import figures, models  # noqa: E402
@@ -28,9 +32,9 @@ from encoderscope.attention import flag_heads, head_stats, rollout, token_focus 
 LENGTHS = (16, 64, 256, 512)
 
 
-def text_of(tokenizer, n_tokens: int) -> str:
-    """A natural-looking text that tokenizes to exactly n_tokens (with [CLS] and [SEP])."""
-    rng = np.random.default_rng(0)
+def text_of(tokenizer, n_tokens: int, shift: int = 0) -> str:
+    """A natural-looking text that tokenizes to exactly n_tokens (with [CLS] and [SEP]); `shift` varies it."""
+    rng = np.random.default_rng(shift)
     words = "the bank of a river was steep and muddy so we went fishing there on sunday morning".split()
     text = " ".join(rng.choice(words, size=n_tokens * 2))
     ids = tokenizer(text, truncation=True, max_length=n_tokens)["input_ids"]
@@ -78,11 +82,49 @@ def bert_base():
     return models.LoadedModel(model, bundled.tokenizer, "bert-base (random)", "encoder", "local")
 
 
+def bert_base_folder(folder: Path) -> str:
+    """The random bert-base-sized model saved as a local model folder (bundled tokenizer), for the real page."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    BertModel(BertConfig()).save_pretrained(folder)
+    src = models.bundled_encoder_path()
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        (folder / name).write_bytes((src / name).read_bytes())
+    return str(folder)
+
+
+def real_page(model_ref: str | None, tokenizer, n_tokens: int, repeats: int) -> dict:
+    """The attention page itself under AppTest (model cached): median ms for a new text and for a layer change."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "views" / "attention.py"), default_timeout=600)
+    if model_ref:
+        at.query_params["model"] = model_ref
+    at.query_params["text"] = text_of(tokenizer, n_tokens)
+    at.run()  # loads the model
+    assert not at.exception, [e.value for e in at.exception]
+    texts = iter(text_of(tokenizer, n_tokens, shift=i + 1) for i in range(repeats + 1))
+    layers = iter(i % 6 for i in range(1, repeats + 2))
+    new_text, _ = timed(lambda: at.text_area(key="text").set_value(next(texts)).run(), repeats)
+    layer, _ = timed(lambda: at.slider(key="layer").set_value(next(layers)).run(), repeats)
+    assert not at.exception, [e.value for e in at.exception]
+    return {"tokens": n_tokens, "new_text_ms": round(new_text, 1), "layer_change_ms": round(layer, 1),
+            "charts": len(at.get("plotly_chart"))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     out = {"torch_threads": torch.get_num_threads(), "repeats": args.repeats, "results": []}
+    bundled = es.load_encoder(None)
+    with tempfile.TemporaryDirectory() as tmp:
+        out["real_page"] = {
+            "MiniLM": real_page(None, bundled.tokenizer, 64, args.repeats),
+            "bert-base (random)": real_page(bert_base_folder(Path(tmp)), bundled.tokenizer, 512, args.repeats),
+        }
+    print(json.dumps(out["real_page"]), file=sys.stderr)
     for model in (es.load_encoder(None), bert_base()):
         for n in LENGTHS:
             text = text_of(model.tokenizer, n)
