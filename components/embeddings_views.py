@@ -10,7 +10,7 @@ import streamlit as st
 
 from components import resources, ui
 from encoderscope import corpora, figures, projection, settings, tabular
-from encoderscope.embeddings import nearest, self_similarity
+from encoderscope.embeddings import MAX_OCCURRENCES, nearest, self_similarity
 
 SOURCES = ["Example corpus", "Your sentences", "CSV upload", "Precomputed embeddings"]
 DEFAULT_SENTENCES = "\n".join(t for t, _ in corpora.TOPICS[:12])
@@ -217,6 +217,8 @@ def word_in_context(model_ref, revision, corpus: Corpus, params: dict) -> None:
     L = occ.vectors.shape[0] - 1
     layer = c2.slider("Layer (0 = static token embedding)", 0, L, L, key="word_layer")
     st.caption(f"{occ.count} occurrence(s) of “{ui.escape_markdown(word)}”. Word-pieces are averaged into the word.")
+    if occ.count >= MAX_OCCURRENCES:
+        ui.user_warning(f"Only the first {MAX_OCCURRENCES:,} occurrences are embedded and shown.")
     labels = [corpus.labels[i] for i in occ.sentence]
     texts = [corpus.texts[i] for i in occ.sentence]
     if occ.count >= 2:

@@ -17,6 +17,8 @@ import torch
 
 from .models import LoadedModel
 
+MAX_OCCURRENCES = 5000  # occurrences of one word embedded for the word view (memory: [L+1, M, D])
+
 Progress = Callable[[int, int], None]  # (done, total)
 
 
@@ -123,7 +125,7 @@ def _word_spans(text: str, word: str) -> list[tuple[int, int]]:
 
 @torch.inference_mode()
 def word_occurrences(
-    model: LoadedModel, texts: list[str], word: str, batch_size: int = 16, max_occurrences: int = 5000
+    model: LoadedModel, texts: list[str], word: str, batch_size: int = 16, max_occurrences: int = MAX_OCCURRENCES
 ) -> WordOccurrences:
     """Embed every occurrence of `word` (case-insensitive, whole word) across `texts`, at every layer."""
     word = word.strip()

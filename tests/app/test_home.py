@@ -14,3 +14,10 @@ def test_home_renders_with_status():
     assert "Device" in sidebar and "CPU" in sidebar
     assert "offline" in sidebar  # HF_HUB_OFFLINE=1 in tests
     assert "installed" in sidebar
+
+
+def test_home_cards_link_the_four_tools():
+    at = app("app")
+    at.run()
+    links = {link.proto.page for link in at.get("page_link")}
+    assert links == {"attention", "masks", "embeddings", "vae"}

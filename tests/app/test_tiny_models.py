@@ -44,3 +44,17 @@ def test_merge_word_pieces_caption_and_rows():
     after = figures(at)[0]["layout"]["xaxis"]["ticktext"]
     assert len(after) < before
     assert any("Word-pieces merged" in c.value for c in at.caption)
+
+
+def test_hide_special_tokens_and_token_focus():
+    at = app("attention", {"text": "the bank of the river"})
+    at.run()
+    assert figures(at)[0]["layout"]["xaxis"]["ticktext"][0] == "[CLS]"
+    at.toggle(key="hide").set_value(True).run()
+    no_exceptions(at)
+    ticks = figures(at)[0]["layout"]["xaxis"]["ticktext"]
+    assert ticks == ["the", "bank", "of", "the", "river"]
+    at.selectbox(key="focus_token").set_value(4).run()
+    no_exceptions(at)
+    focus = [f for f in figures(at) if "context" in f["layout"].get("title", {}).get("text", "")]
+    assert focus and "river" in focus[0]["layout"]["title"]["text"]

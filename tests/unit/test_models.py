@@ -84,6 +84,23 @@ def test_non_text_model_rejected_as_encoder(tmp_path, config_name):
         es.load_encoder(str(tmp_path))
 
 
+def test_revision_is_validated_and_passed_on(monkeypatch):
+    with pytest.raises(models.ModelLoadError, match="not a valid revision"):
+        es.load_encoder("bert-base-uncased", revision="bad rev; rm -rf /")
+    seen = {}
+
+    def config(location, **kwargs):
+        seen.update(kwargs)
+        raise OSError("stop here")
+
+    from transformers import AutoConfig
+
+    monkeypatch.setattr(AutoConfig, "from_pretrained", config)
+    with pytest.raises(models.ModelLoadError):
+        es.load_encoder("bert-base-uncased", revision="v1.0")
+    assert seen["revision"] == "v1.0"
+
+
 def test_tiny_random_bert_folder_loads(tmp_path):
     # Plumbing only: a tiny random BERT saved locally loads through the same path as hub models.
     from transformers import BertConfig, BertModel
