@@ -125,10 +125,24 @@ EMBED_BLOCK = 128  # sentences per cached block: progress between blocks, and ed
 
 @st.cache_resource
 def umap_warm_up() -> bool:
-    """Start compiling UMAP in a background thread, once per server process (see components/embeddings_warmup.py)."""
+    """Once per server process, from the first request on: compile UMAP in a background thread (see
+    components/embeddings_warmup.py) and load the bundled encoder in another, so the first page that needs
+    either does not wait for it."""
+    import threading
+
+    from streamlit.runtime.scriptrunner import add_script_run_ctx
+
     from components import embeddings_warmup
 
     embeddings_warmup.start()
+
+    def preload() -> None:
+        try:
+            encoder(None, None)  # the same cache key as the pages' load_model("encoder", None, None)
+        except Exception:  # noqa: S110 - the page that asks for it shows the error
+            pass
+
+    add_script_run_ctx(threading.Thread(target=preload, name="encoder-preload", daemon=True)).start()
     return True
 
 
