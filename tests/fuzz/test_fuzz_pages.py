@@ -56,8 +56,10 @@ def test_embeddings_typed(text):
     assert_survived(at)
 
 
+@pytest.mark.parametrize("uploader", ["image", "second image"])
 @pytest.mark.parametrize("name,data", corpus.image_files(), ids=lambda v: v if isinstance(v, str) else "")
-def test_vae_images(name, data, taef2_dir):
+def test_vae_images(name, data, uploader, taef2_dir):
+    """The main upload, and the playground's second upload (the interpolation partner)."""
     from encoderscope import settings
 
     settings.reload({"ENCODERSCOPE_MODELS_DIR": str(taef2_dir.parent)})
@@ -65,8 +67,13 @@ def test_vae_images(name, data, taef2_dir):
         at = app("vae")
         at.session_state["size"] = 256
         at.run()
-        at.radio(key="image_source").set_value("Upload").run()
-        at.file_uploader(key="image_upload").set_value((name, data, "image/png")).run()
+        if uploader == "image":
+            at.radio(key="image_source").set_value("Upload").run()
+            at.file_uploader(key="image_upload").set_value((name, data, "image/png")).run()
+        else:
+            at.radio(key="pg_partner").set_value("upload").run()
+            at.file_uploader(key="pg_upload").set_value((name, data, "image/png")).run()
+            at.slider(key="pg_t").set_value(0.5).run()
         assert_survived(at)
     finally:
         settings.reload()
@@ -85,24 +92,6 @@ def test_vae_ids(ref, public):
             at.selectbox(key="vae_select").set_value("Other (hub id, folder or .safetensors)…").run()
             at.text_input(key="vae_custom").set_value(ref[:500]).run()
             assert at.error, "a bad VAE reference must be explained"
-        assert_survived(at)
-    finally:
-        settings.reload()
-
-
-@pytest.mark.parametrize("name,data", corpus.image_files(), ids=lambda v: v if isinstance(v, str) else "")
-def test_vae_second_image(name, data, taef2_dir):
-    """The playground's second uploader (interpolation partner) gets the same hostile images."""
-    from encoderscope import settings
-
-    settings.reload({"ENCODERSCOPE_MODELS_DIR": str(taef2_dir.parent)})
-    try:
-        at = app("vae")
-        at.session_state["size"] = 256
-        at.run()
-        at.radio(key="pg_partner").set_value("upload").run()
-        at.file_uploader(key="pg_upload").set_value((name, data, "image/png")).run()
-        at.slider(key="pg_t").set_value(0.5).run()
         assert_survived(at)
     finally:
         settings.reload()
