@@ -11,28 +11,45 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from .models import LoadedModel
+from .errors import UserFacingError
+
+if TYPE_CHECKING:
+    from .models import LoadedModel
 
 MAX_OCCURRENCES = 5000  # occurrences of one word embedded for the word view (memory: [L+1, M, D])
 
 Progress = Callable[[int, int], None]  # (done, total)
 
 
+# Text towers whose model computes its own sentence vector (mode "head"), with the padding it was trained with:
+# CLIP pools at the end-of-text token, then projects (text_embeds); SigLIP pools the last position of a
+# max_length-padded input through its head (pooler_output).
+_HEADS = {"clip_text_model": True, "siglip_text_model": "max_length"}
+
+
 @dataclass(frozen=True)
 class Pooling:
-    """How a model turns token vectors into one sentence vector."""
+    """How a model turns token vectors into one sentence vector.
 
-    mode: str  # "mean" or "cls"
+    mode: "mean", "cls", or "head" (the model's own pooling head: CLIP and SigLIP text towers);
+    padding: the tokenizer's `padding` argument for a batch.
+    """
+
+    mode: str
     max_length: int
+    padding: bool | str = True
 
 
 def pooling_of(model: LoadedModel, mode: str = "auto") -> Pooling:
-    """The model's own pooling (sentence-transformers config) for mode="auto", else "mean" / "cls"."""
+    """The model's own pooling for mode="auto" (a sentence-transformers config, or the pooling head of a CLIP or
+    SigLIP text tower), else "mean" / "cls"."""
     max_length = model.max_length
+    head_padding = _HEADS.get(getattr(model.config, "model_type", ""))
     if model.is_sentence_transformer:
         folder = Path(model.path)
         sbert = folder / "sentence_bert_config.json"
@@ -43,10 +60,25 @@ def pooling_of(model: LoadedModel, mode: str = "auto") -> Pooling:
             cfg = json.loads(pool_cfg.read_text()) if pool_cfg else {}
             mode = "cls" if cfg.get("pooling_mode_cls_token") else "mean"
     if mode == "auto":
-        mode = "mean"
-    if mode not in ("mean", "cls"):
+        mode = "head" if head_padding else "mean"
+    if mode not in ("mean", "cls", "head"):
         raise ValueError(f"pooling must be 'auto', 'mean' or 'cls', not {mode!r}")
-    return Pooling(mode, max_length)
+    if mode == "head" and not head_padding:
+        raise UserFacingError(f"{model.name} has no pooling head of its own; use 'mean' or 'cls' pooling.")
+    if mode == "cls" and model.causal:
+        raise UserFacingError(
+            f"{model.name} reads left to right, so its first token sees only itself and [CLS] pooling would give "
+            "every text the same vector; use 'auto' or 'mean' pooling."
+        )
+    return Pooling(mode, max_length, head_padding if mode == "head" else True)
+
+
+def embedding_size(model: LoadedModel, pool: Pooling) -> int:
+    """D, the length of the sentence vectors `pool` gives: a pooling head's output size, else the hidden size."""
+    config = model.config
+    if pool.mode == "head":  # CLIP's projection_dim, SigLIP's projection_size
+        return int(getattr(config, "projection_dim", None) or getattr(config, "projection_size", None))
+    return int(config.hidden_size)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -61,22 +93,30 @@ def embed(
     """Sentence embeddings `[N, D]`, float32, L2-normalised.
 
     Sentence-transformers models use their own pooling and length limit (so the result matches
-    `SentenceTransformer.encode`); other encoders use attention-masked mean pooling, or the [CLS] vector.
-    Texts are batched by length (less padding), and returned in input order.
+    `SentenceTransformer.encode`); CLIP and SigLIP text towers their own pooling head (so the vectors live in
+    the shared image-text space, D = the projection size); other encoders use attention-masked mean pooling,
+    or the [CLS] vector. Texts are batched by length (less padding), and returned in input order.
     """
     texts = [str(t) for t in texts]
     pool = pooling_of(model, pooling)
     order = np.argsort([-len(t) for t in texts], kind="stable")
-    dim = model.config.hidden_size
-    out = np.zeros((len(texts), dim), np.float32)
+    out = np.zeros((len(texts), embedding_size(model, pool)), np.float32)
     for start in range(0, len(texts), batch_size):
         idx = order[start : start + batch_size]
         enc = model.tokenizer(
-            [texts[i] for i in idx], padding=True, truncation=True, max_length=pool.max_length, return_tensors="pt"
+            [texts[i] for i in idx],
+            padding=pool.padding,
+            truncation=True,
+            max_length=pool.max_length,
+            return_tensors="pt",
         ).to(model.device)
         inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-        hidden = model.model(**inputs).last_hidden_state  # [B, T, D]
-        if pool.mode == "cls":
+        output = model.model(**inputs)
+        hidden = output.last_hidden_state  # [B, T, D]
+        if pool.mode == "head":  # CLIP: text_embeds (projected); SigLIP: pooler_output
+            text_embeds = getattr(output, "text_embeds", None)
+            vec = output.pooler_output if text_embeds is None else text_embeds
+        elif pool.mode == "cls":
             vec = hidden[:, 0]
         else:
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
@@ -131,6 +171,11 @@ def word_occurrences(
     word = word.strip()
     if not _WORD.fullmatch(word or ""):
         raise ValueError("Pick a single word (letters or digits, no spaces).")
+    if not getattr(model.tokenizer, "is_fast", False):  # e.g. SigLIP's SentencePiece tokenizer
+        raise UserFacingError(
+            f"The word view needs each token's place in the text, which the tokenizer of {model.name} "
+            "(SentencePiece, without a fast version) does not report. Pick another encoder for this view."
+        )
     hits = [(i, spans) for i, t in enumerate(texts) if (spans := _word_spans(t, word))]
     if not hits:
         common = ", ".join(repeated_words(texts, 8))
@@ -200,7 +245,12 @@ def anisotropy(
     for start in range(0, len(chosen), 16):
         batch = chosen[start : start + 16]
         enc = model.tokenizer(
-            batch, padding=True, truncation=True, max_length=128, return_tensors="pt", return_special_tokens_mask=True
+            batch,
+            padding=True,
+            truncation=True,
+            max_length=min(128, model.max_length),  # CLIP's text tower has 77 positions
+            return_tensors="pt",
+            return_special_tokens_mask=True,
         )
         special = enc.pop("special_tokens_mask").bool() | ~enc["attention_mask"].bool()
         inputs = {

@@ -12,11 +12,12 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import settings
+from .errors import UserFacingError
 
 SIZES = (256, 512, 768)
 
 
-class ImageError(ValueError):
+class ImageError(UserFacingError):
     """An upload could not be used as an image; `str(err)` says why, for the user."""
 
 

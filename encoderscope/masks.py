@@ -8,12 +8,16 @@ Masks are boolean arrays, True = the query (row) may attend to the key (column):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from .attention import AttentionResult, format_attention
-from .models import LoadedModel
+from .attention_maps import format_attention
+from .tokens import piece_text, word_ids
+
+if TYPE_CHECKING:
+    from .models import LoadedModel
 
 MASKS = ("bidirectional", "causal")
 
@@ -66,21 +70,26 @@ def additive(mask: np.ndarray, dtype=torch.float32) -> torch.Tensor:
 class MaskedRun:
     """One encoder forward pass under a mask.
 
-    tokens: T tokens; hidden: `[L + 1, T, D]` (0 = embedding output); weights: `[L, H, T, T]`.
+    tokens: T tokens; hidden: `[L + 1, T, D]` (0 = embedding output); weights: `[L, H, T, T]`;
+    trained_causal: the model was trained with a causal mask (CLIP's text encoder), so its bidirectional run,
+    not its causal one, is the experiment.
     """
 
     tokens: list[str]
     hidden: np.ndarray
     weights: np.ndarray
     mask: str
-
-    def attention(self, special=None) -> AttentionResult:
-        return AttentionResult(tokens=self.tokens, weights=self.weights, special=special, causal=self.mask == "causal")
+    trained_causal: bool = False
 
 
 @torch.inference_mode()
 def run(model: LoadedModel, text: str, mask: str = "bidirectional", max_length: int | None = None) -> MaskedRun:
-    """Run `model` on `text` with its normal (bidirectional) mask or a causal one."""
+    """Run `model` on `text` with a bidirectional or a causal mask.
+
+    A mask that differs from the one the model was trained with is passed as a 4-D additive mask, which replaces
+    the model's own: a causal mask for BERT-likes and T5, an all-ones (all-zero additive) one for CLIP's causal
+    text encoder, which would otherwise apply its causal mask itself.
+    """
     if mask not in MASKS:
         raise ValueError(f"mask must be one of {MASKS}, not {mask!r}")
     if not isinstance(text, str) or not text.strip():
@@ -90,15 +99,25 @@ def run(model: LoadedModel, text: str, mask: str = "bidirectional", max_length: 
     T = ids.shape[1]
     inputs = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "token_type_ids")}
     dtype = next(model.model.parameters()).dtype
-    attn = additive(causal(T), dtype) if mask == "causal" else torch.ones((1, T), dtype=torch.long)
+    if mask == "causal":
+        attn = additive(causal(T), dtype)
+    elif model.causal:
+        attn = additive(bidirectional(T), dtype)
+    else:
+        attn = torch.ones((1, T), dtype=torch.long)
     out = model.model(**inputs, attention_mask=attn.to(model.device), output_attentions=True, output_hidden_states=True)
     hidden = torch.stack([h[0] for h in out.hidden_states]).float().cpu().numpy()
     weights = format_attention(out.attentions, T)
-    return MaskedRun(model.tokenizer.convert_ids_to_tokens(ids[0].tolist()), hidden, weights, mask)
+    tokens = model.tokenizer.convert_ids_to_tokens(ids[0].tolist())
+    return MaskedRun(tokens, hidden, weights, mask, trained_causal=model.causal)
 
 
 def hidden_states(model: LoadedModel, text: str, mask: str = "bidirectional") -> np.ndarray:
-    """Hidden states `[layers + 1, T, D]` of `text` under `mask` ("bidirectional" or "causal"); 0 = embeddings."""
+    """Hidden states `[layers + 1, T, D]` of `text` under `mask` ("bidirectional" or "causal"); 0 = embeddings.
+
+    The mask is what the name says whatever the model was trained with: CLIP's text encoder, trained causally,
+    reads both ways under "bidirectional" (an experiment) and as it was trained under "causal".
+    """
     return run(model, text, mask).hidden
 
 
@@ -145,17 +164,19 @@ def context_probe(model: LoadedModel, text_a: str, text_b: str) -> ContextProbe:
 
 
 def find_word(tokens: list[str], word: str) -> int | None:
-    """Index of the first token of `word` in a WordPiece/BPE token list (case-insensitive), or None."""
+    """Index of the first token of `word` in a token list (WordPiece, BPE, SentencePiece or CLIP pieces;
+    case-insensitive), or None. A match starts at a token and may extend over the pieces of the same word."""
     target = word.strip().lower()
     if not target:
         return None
-    clean = [t.replace("Ġ", "").replace("▁", "").lower() for t in tokens]
+    words = word_ids(tokens)
+    clean = [piece_text(t).lower() for t in tokens]
     for i in range(len(clean)):
-        joined = clean[i]
-        for j in range(i + 1, len(clean) + 1):
-            if joined == target:
-                return i
-            if j == len(clean) or not clean[j].startswith("##") or len(joined) >= len(target):
-                break
-            joined += clean[j][2:]
+        if words[i] is None or tokens[i].startswith("##"):
+            continue
+        joined, j = clean[i], i + 1
+        while joined != target and len(joined) < len(target) and j < len(clean) and words[j] == words[i]:
+            joined, j = joined + clean[j], j + 1
+        if joined == target:
+            return i
     return None

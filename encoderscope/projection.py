@@ -233,7 +233,3 @@ def ready_event(n_points: int) -> threading.Event:
         _large_wanted.set()
         return _all_ready
     return _small_ready
-
-
-def is_warm(n_points: int = 0) -> bool:
-    return (_all_ready if n_points >= LARGE_N else _small_ready).is_set()

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from . import settings
+from .errors import UserFacingError
 
 
-class UploadError(ValueError):
+class UploadError(UserFacingError):
     """An upload could not be used; `str(err)` says why, for the user."""
 
 
@@ -97,13 +98,22 @@ def decode_text(data: bytes) -> tuple[str, list[str]]:
         return data.decode("latin-1"), ["The file is not valid UTF-8; it was read as Latin-1."]
 
 
+_DELIMITERS = ",;\t|"
+
+
 def _delimiter(text: str) -> str:
+    """The delimiter of a CSV text. It must split the header line: the sniffer alone takes a ';' inside a
+    one-column file's text for the delimiter, and every row would then be dropped for having too many fields."""
     sample = text[:20_000]
+    header = next((line for line in sample.splitlines() if line.strip()), "")
+    in_header = {d: header.count(d) for d in _DELIMITERS if d in header}
+    if not in_header:
+        return ","  # one column
     try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+        sniffed = csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
     except csv.Error:
-        counts = {d: sample.count(d) for d in ",;\t|"}
-        return max(counts, key=counts.get) if any(counts.values()) else ","
+        sniffed = None
+    return sniffed if sniffed in in_header else max(in_header, key=in_header.get)
 
 
 @_as_upload_error("the file as CSV")
@@ -277,3 +287,13 @@ def read_metadata(data: bytes, n_vectors: int) -> tuple[list[str], list[str], li
         else ["(no label)"] * n_vectors
     )
     return texts, labels, table.notices
+
+
+# A cell starting with one of these runs as a formula in a spreadsheet (OWASP "CSV injection"); tab and
+# carriage return are on the list because some spreadsheets strip them and then read the next character.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """`value` with a leading quote when a spreadsheet would run it as a formula; other values unchanged."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value

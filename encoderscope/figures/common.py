@@ -7,7 +7,7 @@ import html
 import numpy as np
 import plotly.graph_objects as go
 
-from ..attention import clean_token
+from ..tokens import clean_token
 
 __all__ = ["token_labels", "token_axis", "token_heatmap", "block_mean", "escape_hover", "FONT", "BLUES"]
 

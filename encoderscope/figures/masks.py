@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from ..attention import clean_token
+from ..tokens import clean_token
 from .common import FONT, escape_hover, token_axis, token_heatmap, token_labels
 
 __all__ = ["mask_figure", "masked_attention_figure", "layer_token_similarity", "probe_line", "next_token_bars"]

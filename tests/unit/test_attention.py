@@ -5,9 +5,8 @@ import pandas as pd
 import pytest
 
 import encoderscope as es
-from encoderscope.attention import (
+from encoderscope.attention_maps import (
     AttentionResult,
-    clean_token,
     drop_special,
     flag_heads,
     format_attention,
@@ -15,6 +14,7 @@ from encoderscope.attention import (
     pair_filter,
     token_focus,
 )
+from encoderscope.tokens import clean_token
 
 
 @pytest.fixture(scope="module")

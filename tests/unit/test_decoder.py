@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import encoderscope as es
-from encoderscope import decoder, models
+from encoderscope import decoder, gguf_cache, models
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +48,12 @@ def test_cached_load_is_fast(decoder_model):
 @pytest.fixture(scope="module")
 def loaded(gguf):
     """(tokenizer, model) loaded straight from the GGUF (dequantised, ~20 s)."""
-    return decoder.load_gguf(gguf)
+    return gguf_cache.load_gguf(gguf)
 
 
 def test_conversion_matches_gguf_logits(gguf, loaded, tmp_path):
-    folder = decoder.convert(gguf, tmp_path / "smollm2", loaded=loaded)
-    assert decoder.is_complete(folder)
+    folder = gguf_cache.convert(gguf, tmp_path / "smollm2", loaded=loaded)
+    assert gguf_cache.is_complete(folder)
     assert not list(tmp_path.glob(".smollm2.*"))  # the temporary folder was renamed away
     from safetensors import safe_open
 
@@ -80,8 +80,8 @@ def save_then_park(*args, **kwargs):
     real(*args, **kwargs)
     time.sleep(3600)
 st.save_file = save_then_park
-from encoderscope import decoder, models
-decoder.ensure_converted(models.bundled_decoder_gguf())
+from encoderscope import decoder, gguf_cache, models
+gguf_cache.ensure_converted(models.bundled_decoder_gguf())
 """
 
 
@@ -107,16 +107,16 @@ def test_interrupted_conversion_leaves_no_broken_cache(gguf, loaded, tmp_path, m
     assert temp.name.startswith(".") and temp.exists()  # the kill really landed mid-conversion
     settings.reload({"ENCODERSCOPE_CACHE_DIR": str(cache)})
     try:
-        final = decoder.cache_folder(gguf)
-        assert not final.exists() or decoder.is_complete(final)  # never a half-written folder at the final path
+        final = gguf_cache.cache_folder(gguf)
+        assert not final.exists() or gguf_cache.is_complete(final)  # never a half-written folder at the final path
         # The next start recovers: the stale temporary folder goes, the conversion runs again (reusing the
         # already dequantised GGUF to save ~20 s) and the model works.
-        monkeypatch.setattr(decoder, "load_gguf", lambda g: loaded)
+        monkeypatch.setattr(gguf_cache, "load_gguf", lambda g: loaded)
         dec = es.load_decoder(None)
     finally:
         settings.reload()
     assert not temp.exists() and not list(decoders.glob(".*"))
-    assert decoder.is_complete(final) and dec.source == "bundled"
+    assert gguf_cache.is_complete(final) and dec.source == "bundled"
     assert decoder.next_tokens(dec, "The capital of France is")[0][0] == " Paris"
 
 
@@ -134,7 +134,7 @@ def test_stale_temp_folders_are_removed(tmp_path, monkeypatch):
     """Killed conversions' folders go; a live conversion's folder (any process still running) stays."""
     dead = subprocess.Popen([sys.executable, "-c", ""])
     dead.wait()
-    me, host, stem = os.getpid(), decoder._host(), "Model.Q4_1"
+    me, host, stem = os.getpid(), gguf_cache._host(), "Model.Q4_1"
     d = tmp_path / "decoders"
     gone = [
         _temp(d, f".{stem}-1-v2.{host}.pid{dead.pid}.a1b2"),  # owner dead: removed at once
@@ -152,14 +152,14 @@ def test_stale_temp_folders_are_removed(tmp_path, monkeypatch):
     busy = _temp(d, f".{stem}-1-v2.s9t0u1v2", age_s=3600)
     (busy / "model.safetensors").touch()  # an old folder whose file is still growing
     kept.append(busy)
-    assert sorted(decoder.remove_stale_temps(d, stem)) == sorted(gone)
+    assert sorted(gguf_cache.remove_stale_temps(d, stem)) == sorted(gone)
     assert all(p.exists() for p in kept) and not any(p.exists() for p in gone)
     # ensure_converted cleans up before converting (and on a cache hit, too).
     again = _temp(d, f".{stem}-1-v2.{host}.pid{dead.pid}.w3x4")
-    monkeypatch.setattr(decoder, "cache_folder", lambda g: d / f"{stem}-1-v2")
-    monkeypatch.setattr(decoder, "convert", lambda g, dest, loaded=None: dest.mkdir() or dest)
+    monkeypatch.setattr(gguf_cache, "cache_folder", lambda g: d / f"{stem}-1-v2")
+    monkeypatch.setattr(gguf_cache, "convert", lambda g, dest, loaded=None: dest.mkdir() or dest)
     fake_gguf = tmp_path / f"{stem}.gguf"
-    assert decoder.ensure_converted(fake_gguf) == d / f"{stem}-1-v2" and not again.exists()
+    assert gguf_cache.ensure_converted(fake_gguf) == d / f"{stem}-1-v2" and not again.exists()
     assert all(p.exists() for p in kept)
 
 
@@ -181,17 +181,17 @@ def test_conversion_finished_by_another_process_is_kept(tmp_path, gguf):
         (dest / name).write_text("theirs")
     model = torch.nn.Linear(1, 1)
     model.config = _FakeConfig()
-    assert decoder.convert(gguf, dest, loaded=(_FakeTokenizer(), model)) == dest
+    assert gguf_cache.convert(gguf, dest, loaded=(_FakeTokenizer(), model)) == dest
     assert (dest / "model.safetensors").read_text() == "theirs" and list(tmp_path.iterdir()) == [dest]
 
 
 def test_broken_cache_is_rebuilt(monkeypatch, tmp_path, gguf):
-    monkeypatch.setattr(decoder, "cache_folder", lambda g: tmp_path / "smol")
+    monkeypatch.setattr(gguf_cache, "cache_folder", lambda g: tmp_path / "smol")
     (tmp_path / "smol").mkdir()
     (tmp_path / "smol" / "config.json").write_text("{}")  # no weights: a broken cache
     calls = []
-    monkeypatch.setattr(decoder, "convert", lambda g, dest, loaded=None: calls.append(dest) or dest)
-    decoder.ensure_converted(gguf)
+    monkeypatch.setattr(gguf_cache, "convert", lambda g, dest, loaded=None: calls.append(dest) or dest)
+    gguf_cache.ensure_converted(gguf)
     assert calls == [tmp_path / "smol"] and not (tmp_path / "smol").exists()
 
 
@@ -205,7 +205,7 @@ def test_failed_write_cleans_up(monkeypatch, tmp_path, gguf):
     tiny = (lambda: None, torch.nn.Linear(1, 1))  # never reaches the tokenizer: save_file fails first
     tiny[1].config = type("C", (), {"save_pretrained": lambda self, p: None})()
     with pytest.raises(OSError, match="disk full"):
-        decoder.convert(gguf, tmp_path / "dest", loaded=tiny)
+        gguf_cache.convert(gguf, tmp_path / "dest", loaded=tiny)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -8,6 +8,7 @@ import pytest
 
 import encoderscope as es
 from encoderscope import models, settings
+from tests.conftest import tiny_bert
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,7 +76,8 @@ def test_decoder_config_rejected_as_encoder(tmp_path):
         es.load_encoder(str(tmp_path))
 
 
-@pytest.mark.parametrize("config_name", ["CLIPConfig", "ViTConfig", "Wav2Vec2Config"])
+# CLIP and T5 configs load as text towers (tests/unit/test_text_towers.py); image and audio models stay refused.
+@pytest.mark.parametrize("config_name", ["ViTConfig", "CLIPVisionConfig", "Wav2Vec2Config"])
 def test_non_text_model_rejected_as_encoder(tmp_path, config_name):
     import transformers
 
@@ -103,14 +105,7 @@ def test_revision_is_validated_and_passed_on(monkeypatch):
 
 def test_tiny_random_bert_folder_loads(tmp_path):
     # Plumbing only: a tiny random BERT saved locally loads through the same path as hub models.
-    from transformers import BertConfig, BertModel
-
-    src = models.bundled_encoder_path()
-    BertModel(BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=32)).save_pretrained(tmp_path)
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        (tmp_path / name).write_bytes((src / name).read_bytes())
-    enc = es.load_encoder(str(tmp_path))
+    enc = es.load_encoder(str(tiny_bert(tmp_path)))
     assert enc.source == "local"
     assert es.attention(enc, "hello world").weights.shape == (2, 2, 4, 4)
 

@@ -177,3 +177,26 @@ def test_unexpected_errors_become_upload_errors(monkeypatch):
     monkeypatch.setattr(tabular.np, "load", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
     with pytest.raises(UploadError, match="does not fit in memory"):
         tabular.read_vectors(_npy(np.ones((3, 4))), "v.npy")
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+A1", "-2", "@SUM(A1)", "\t=1", "\r=1"])
+def test_spreadsheet_safe_quotes_formula_starts(cell):
+    # Bug caught: a formula prefix (tab/CR included) exported unguarded.
+    assert tabular.spreadsheet_safe(cell) == "'" + cell
+
+
+@pytest.mark.parametrize("cell", ["plain", "a=b", "", 3, None])
+def test_spreadsheet_safe_keeps_other_cells(cell):
+    # Bug caught: ordinary cells (or non-strings) altered by the guard.
+    assert tabular.spreadsheet_safe(cell) == cell
+
+
+def test_one_column_csv_with_semicolons_in_the_text():
+    # Bug caught: the delimiter sniffer took ';' inside the text for the delimiter and dropped every row.
+    table = tabular.read_csv(b"text\nfirst; with a semicolon\nsecond; another one\n")
+    assert list(table.frame["text"]) == ["first; with a semicolon", "second; another one"]
+
+
+def test_semicolon_csv_still_detected():
+    table = tabular.read_csv(b"text;label\nhello, world;a\nbye;b\n")
+    assert list(table.frame["text"]) == ["hello, world", "bye"] and list(table.frame["label"]) == ["a", "b"]

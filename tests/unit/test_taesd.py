@@ -4,7 +4,7 @@ pool branch) is inferred from the weights and loads strictly; the pool branch do
 import pytest
 import torch
 
-from encoderscope import taesd
+from encoderscope.vae import taesd
 
 
 @pytest.mark.parametrize(

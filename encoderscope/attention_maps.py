@@ -1,19 +1,24 @@
-"""Attention extraction, head statistics and rollout.
+"""Attention maps: extraction, head statistics, rollout and the token/word transformations.
+
+`encoderscope.attention` (the package attribute) is the function :func:`attention`; this module holds it.
 
 Shapes: L layers, H heads, T tokens. Attention weights are `[L, H, T, T]`, rows are queries and sum to 1.
 """
 
 from __future__ import annotations
 
-import string
-import unicodedata
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .models import LoadedModel
+from .tokens import is_punctuation, join_pieces
+from .tokens import word_ids as marker_word_ids
+
+if TYPE_CHECKING:
+    from .models import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,8 @@ class AttentionResult:
     word_ids:         per token, the index of the word it belongs to (None for special tokens)
     sequence_ids:     per token, 0 for sentence A, 1 for sentence B, None for special tokens
     n_input_tokens:   tokens the full input would have had before truncation
-    causal:           True when the model attends left-to-right only
+    causal:           True when the model attends left-to-right only (decoders, CLIP's text encoder): the
+                      weights are lower-triangular
     """
 
     tokens: list[str]
@@ -69,7 +75,9 @@ def format_attention(attentions, n_tokens: int) -> np.ndarray:
         )
     stacked = torch.stack([a[0] for a in attentions]).float().cpu().numpy()
     if stacked.ndim != 4 or stacked.shape[-1] != n_tokens or stacked.shape[-2] != n_tokens:
-        raise ValueError(f"Unexpected attention shape {stacked.shape}; expected [layers, heads, {n_tokens}, {n_tokens}].")
+        raise ValueError(
+            f"Unexpected attention shape {stacked.shape}; expected [layers, heads, {n_tokens}, {n_tokens}]."
+        )
     return stacked
 
 
@@ -85,7 +93,9 @@ def tokenize(model: LoadedModel, text: str, text_pair: str | None = None, max_le
     return enc, n_full
 
 
-def attention(model: LoadedModel, text: str, text_pair: str | None = None, max_length: int | None = None) -> AttentionResult:
+def attention(
+    model: LoadedModel, text: str, text_pair: str | None = None, max_length: int | None = None
+) -> AttentionResult:
     """Run `model` on `text` (and `text_pair`) and return every layer's and head's attention.
 
     Inputs longer than the model's limit are truncated; check `result.truncated`.
@@ -103,39 +113,21 @@ def attention(model: LoadedModel, text: str, text_pair: str | None = None, max_l
     special_ids = set(tok.all_special_ids)
     special = np.array([i in special_ids for i in ids], dtype=bool)
     seq_ids = tuple(enc.sequence_ids(0)) if enc.encodings else tuple(None if s else 0 for s in special)
-    word_ids = tuple(enc.word_ids(0)) if enc.encodings else tuple(range(len(ids)))
+    tokens = tok.convert_ids_to_tokens(ids)
+    # SentencePiece-backed tokenizers (SigLIP) report no word ids: read them from the pieces' '▁' markers.
+    word_ids = tuple(enc.word_ids(0)) if enc.encodings else tuple(marker_word_ids(tokens, special))
     b_start = seq_ids.index(1) if 1 in seq_ids else None
     return AttentionResult(
-        tokens=tok.convert_ids_to_tokens(ids),
+        tokens=tokens,
         weights=weights,
         sentence_b_start=b_start,
         special=special,
         word_ids=word_ids,
         sequence_ids=seq_ids,
         n_input_tokens=n_full,
-        causal=model.kind == "decoder",
+        causal=model.causal,
         model_name=model.name,
     )
-
-
-# --- token display ----------------------------------------------------------------------------
-
-
-def clean_token(token: str) -> str:
-    """Readable form of a tokenizer token: GPT-2 'Ġ' and SentencePiece '▁' become a leading space."""
-    token = token.replace("Ġ", " ").replace("▁", " ").replace("Ċ", "\\n").replace("ĉ", "\\t")
-    token = token.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
-    # Control characters would break tick labels; show them as code points.
-    return "".join(f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" else c for c in token)
-
-
-def display_tokens(tokens: list[str]) -> list[str]:
-    return [clean_token(t) for t in tokens]
-
-
-def is_punctuation(token: str) -> bool:
-    text = clean_token(token).strip().removeprefix("##")
-    return bool(text) and all(c in string.punctuation or unicodedata.category(c).startswith("P") for c in text)
 
 
 # --- transformations (pure: result in, result out) -----------------------------------------------
@@ -195,7 +187,7 @@ def merge_word_pieces(res: AttentionResult) -> AttentionResult:
         pool_q[g, members] = 1.0 / len(members)
         pool_k[members, g] = 1.0
     merged = np.einsum("wt,lhts,sv->lhwv", pool_q, res.weights, pool_k, optimize=True).astype(np.float32)
-    tokens = [_join_pieces([res.tokens[i] for i in members]) for members in groups]
+    tokens = [join_pieces([res.tokens[i] for i in members]) for members in groups]
     firsts = [members[0] for members in groups]
     seq = tuple(res.sequence_ids[i] for i in firsts) if res.sequence_ids else None
     return replace(
@@ -207,12 +199,6 @@ def merge_word_pieces(res: AttentionResult) -> AttentionResult:
         sequence_ids=seq,
         sentence_b_start=seq.index(1) if seq and 1 in seq else None,
     )
-
-
-def _join_pieces(pieces: list[str]) -> str:
-    if len(pieces) == 1:
-        return pieces[0]
-    return pieces[0] + "".join(p.removeprefix("##").replace("Ġ", "").replace("▁", "") for p in pieces[1:])
 
 
 # --- statistics ------------------------------------------------------------------------------------
@@ -242,7 +228,9 @@ def head_stats(res: AttentionResult) -> pd.DataFrame:
     """One row per (layer, head), 0-indexed, averaged over non-special query tokens.
 
     prev/next/self: mean attention to the previous/next/same token (queries with no such token skipped);
-    cls/sep: mean attention to the first/last special token (NaN when there is none);
+    cls: mean attention to the leading special token ([CLS], <s>, <|startoftext|>), NaN when the input does not
+    start with one (T5 has none); sep: to the last special token when it is another one ([SEP], </s>,
+    <|endoftext|>), NaN when there is none;
     punct: mean attention mass on punctuation keys; entropy: mean row entropy (nats);
     distance: mean Σ_j a_ij·|i−j|.
     """
@@ -278,8 +266,8 @@ def head_stats(res: AttentionResult) -> pd.DataFrame:
         "prev": diag_mean(-1),
         "next": diag_mean(+1),
         "self": diag_mean(0),
-        "cls": key_mass(special_idx[:1]),
-        "sep": key_mass(special_idx[-1:] if special_idx.size > 1 else np.array([], int)),
+        "cls": key_mass(special_idx[:1] if special[0] else special_idx[:0]),
+        "sep": key_mass(special_idx[-1:] if special_idx.size and special_idx[-1] > 0 else special_idx[:0]),
         "punct": key_mass(punct_idx),
         "entropy": entropy,
         "distance": distance,
@@ -292,7 +280,7 @@ _PATTERNS = [
     ("prev", 0.5, "previous-token head", "{:.0%} of attention goes to the previous token"),
     ("next", 0.5, "next-token head", "{:.0%} of attention goes to the next token"),
     ("self", 0.5, "self head", "{:.0%} of attention stays on the token itself"),
-    ("cls", 0.5, "[CLS] sink", "{:.0%} of attention parks on the first special token"),
+    ("cls", 0.5, "[CLS] sink", "{:.0%} of attention parks on the leading special token"),
     ("sep", 0.5, "[SEP] sink", "{:.0%} of attention parks on the last special token (a 'no-op')"),
     ("punct", 0.5, "punctuation head", "{:.0%} of attention goes to punctuation"),
 ]

@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import UserFacingError
+
 
 def conv(n_in: int, n_out: int, **kwargs) -> nn.Conv2d:
     return nn.Conv2d(n_in, n_out, 3, padding=1, **kwargs)
@@ -103,7 +105,7 @@ def decoder(latent_channels: int, pooled: set[int] = frozenset()) -> nn.Sequenti
     )
 
 
-class TAESDError(ValueError):
+class TAESDError(UserFacingError):
     """The `.pth` pair is not a usable TAESD-family model; the message says why."""
 
 

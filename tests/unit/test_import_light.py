@@ -1,0 +1,34 @@
+"""`import encoderscope` stays light: no torch until a model is used (notebooks, the CLI's --help, the figures)."""
+
+import subprocess
+import sys
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint('\\n'.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return set(out.split())
+
+
+def test_package_figures_and_tokens_import_no_torch():
+    loaded = _modules_after(
+        "import encoderscope, encoderscope.figures, encoderscope.tokens, encoderscope.settings, encoderscope.errors\n"
+        "import encoderscope.figures.attention, encoderscope.figures.masks, encoderscope.figures.vae"
+    )
+    assert "encoderscope.tokens" in loaded  # the probe really ran the imports
+    assert "torch" not in loaded and "transformers" not in loaded
+
+
+def test_public_attention_name_is_the_function():
+    """`es.attention` is the function, whatever was imported before (the module is `attention_maps`)."""
+    loaded = _modules_after(
+        "import encoderscope as es\n"
+        "from encoderscope import attention_maps\n"
+        "assert es.attention is attention_maps.attention, es.attention"
+    )
+    assert "torch" in loaded  # using the attention code does load torch
