@@ -7,8 +7,9 @@ import pandas as pd
 import streamlit as st
 
 from components import ui
-from encoderscope import figures
-from encoderscope.attention import AttentionResult, display_tokens, pair_filter, token_focus
+from encoderscope import figures, head_choice
+from encoderscope.attention_maps import AttentionResult, pair_filter, token_focus
+from encoderscope.tokens import display_tokens
 
 DIRECTIONS = {"all pairs": "all", "A → B only": "A→B", "B → A only": "B→A"}
 
@@ -29,18 +30,36 @@ def pick_from_grid(grid_key: str, layer_key: str, head_key: str, num_heads: int)
     st.session_state[head_key] = "mean" if head >= num_heads else head
 
 
+# The default sentence's point: "bank" means the river bank, and some head reads that off "river" and "fishing".
+CHOICE_QUERY, CHOICE_KEYS = "bank", ["river", "fishing"]
+
+
+def chosen_head(res: AttentionResult) -> tuple[int, int, float] | None:
+    """(layer, head, weight) where "bank" attends most to "river" and "fishing" together, on these weights;
+    None when the text lacks the words. The weight is the share of a "bank" row on those words."""
+    scores = head_choice.word_attention(res, CHOICE_QUERY, CHOICE_KEYS)
+    if scores is None:
+        return None
+    layer, head = head_choice.best_head(scores)
+    return layer, head, float(scores[layer, head])
+
+
+def chosen_head_caption(choice: tuple[int, int, float], n_heads: int) -> None:
+    """Say why the page opened on the `chosen_head` `choice`."""
+    layer, head, weight = choice
+    st.caption(
+        f"Why this head: of all {n_heads} heads, layer {layer}, head {head} is where “bank” attends most to "
+        f"“river” and “fishing” ({weight:.0%} of its attention, mean over both “bank”s), so the page opens on it. "
+        "That context is what tells a river bank from a money bank."
+    )
+
+
 def main_heatmap(res: AttentionResult, layer: int, head, direction: str) -> np.ndarray:
     """Draw the selected head (or the mean over heads); return the `[T, T]` matrix shown."""
     matrix = res.weights[layer].mean(axis=0) if head == "mean" else res.weights[layer, head]
     keep = pair_filter(res, DIRECTIONS[direction]) if res.sentence_b_start is not None else None
-    fig = figures.attention_heatmap(matrix, res.tokens, layer, "mean over heads" if head == "mean" else head, keep)
-    if res.sentence_b_start is not None:
-        b = res.sentence_b_start - 0.5
-        for kind in ("x", "y"):
-            line = dict(type="line", line=dict(color="#dc2626", width=1.5, dash="dot"))
-            coords = dict(x0=b, x1=b, y0=-0.5, y1=len(res.tokens) - 0.5) if kind == "x" else dict(
-                y0=b, y1=b, x0=-0.5, x1=len(res.tokens) - 0.5)
-            fig.add_shape(**line, **coords)
+    fig = figures.attention_heatmap(matrix, res.tokens, layer, "mean over heads" if head == "mean" else head, keep,
+                                    divider=res.sentence_b_start)
     ui.plotly(fig, key="main_heatmap", filename=f"attention_L{layer}_H{head}")
     st.caption(
         "Row *i* shows where token *i* (the query) looks; each row sums to 1. Darker = more attention. "

@@ -64,10 +64,9 @@ def _csv_input() -> Corpus | None:
     if upload is None:
         st.info("Upload a CSV file with a text column (and optionally a label column).")
         return None
-    try:
+    with ui.guard("read the file") as reading:
         table = tabular.read_csv(upload.getvalue())
-    except tabular.UploadError as err:
-        ui.user_error(str(err))
+    if reading.failed:
         return None
     columns = list(table.frame.columns)
     guess = next((c for c in columns if c.lower() in ("text", "sentence", "sentences")), columns[0])
@@ -75,10 +74,9 @@ def _csv_input() -> Corpus | None:
     text_col = c1.selectbox("Text column", columns, index=columns.index(guess), key="text_col")
     label_options = ["(none)"] + [c for c in columns if c != text_col]
     label_col = c2.selectbox("Label column (optional)", label_options, key="label_col")
-    try:
+    with ui.guard("read the columns") as reading:
         texts, labels = tabular.texts_and_labels(table.frame, text_col, None if label_col == "(none)" else label_col)
-    except tabular.UploadError as err:
-        ui.user_error(str(err))
+    if reading.failed:
         return None
     return _limit(texts, labels, table.notices)
 
@@ -94,14 +92,13 @@ def _vectors_input() -> Corpus | None:
     if vec is None:
         st.info("Upload an embeddings array, e.g. from `python -m encoderscope embed` or the Embedding Projector.")
         return None
-    try:
+    with ui.guard("read the files") as reading:
         vectors = tabular.read_vectors(vec.getvalue(), vec.name)
         if meta is not None:
             texts, labels, notices = tabular.read_metadata(meta.getvalue(), len(vectors))
         else:
             texts, labels, notices = [f"#{i}" for i in range(len(vectors))], ["(no label)"] * len(vectors), []
-    except tabular.UploadError as err:
-        ui.user_error(str(err))
+    if reading.failed:
         return None
     return Corpus(texts, labels, vectors, notices)
 
@@ -141,7 +138,7 @@ def projection_controls(n_points: int) -> dict:
 
 
 def wait_for_umap(n_points: int) -> None:
-    resources.umap_warm_up()
+    resources.start_background_warm_up()
     done = projection.ready_event(n_points)
     if not done.is_set():
         with st.spinner("Compiling UMAP (numba, first use after a server start only) …"):
@@ -166,7 +163,7 @@ def project(X: np.ndarray, params: dict):
 def kmeans(X: np.ndarray, k: int, seed: int) -> list[str]:
     """Cluster names `[N]` ("cluster 0" …) from k-means on `X` `[N, D]` (cached; k is capped at N)."""
     with st.spinner(f"Clustering {len(X):,} points …"):
-        return resources.kmeans_labels(X, min(k, len(X)), seed)
+        return resources.kmeans_labels(X, k, seed)
 
 
 def exports(coords: np.ndarray, texts: list[str], labels: list[str], clusters: list[str] | None, X: np.ndarray) -> None:
@@ -174,9 +171,8 @@ def exports(coords: np.ndarray, texts: list[str], labels: list[str], clusters: l
     frame["text"], frame["label"] = texts, labels
     if clusters is not None:
         frame["cluster"] = clusters
-    # Cells starting with = + - @ would run as formulas in a spreadsheet: prefix them with a quote.
     for col in ("text", "label"):
-        frame[col] = frame[col].map(lambda v: "'" + v if str(v)[:1] in "=+-@" else v)
+        frame[col] = frame[col].map(tabular.spreadsheet_safe)
     c1, c2 = st.columns(2)
     c1.download_button("⬇️ Projected points (.csv)", lambda: frame.to_csv(index=False).encode(), "projection.csv", "text/csv")
     c2.download_button(

@@ -2,8 +2,8 @@
 
 Two ways to start it, both idempotent (one warm-up thread per process):
 
-- `start()`: from any script run (app.py calls `resources.umap_warm_up()`, which calls this through a
-  `st.cache_resource`). It begins with the first request to the server.
+- `start()`: from any script run (app.py calls `resources.start_background_warm_up()`, which calls this
+  through a `st.cache_resource`). It begins with the first request to the server.
 - `lifespan`: the async context manager for `st.App(..., lifespan=lifespan)`, which starts the warm-up when the
   server itself starts, before any browser connects::
 

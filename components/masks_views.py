@@ -7,8 +7,8 @@ import streamlit as st
 
 from components import resources, ui
 from encoderscope import figures, masks
-from encoderscope.attention import display_tokens
 from encoderscope.figures.common import escape_hover
+from encoderscope.tokens import display_tokens
 
 
 def gallery(tokens: list[str], partner: list[str], batch: list[str] | None = None) -> None:
@@ -34,14 +34,15 @@ def gallery(tokens: list[str], partner: list[str], batch: list[str] | None = Non
             tokens,
             tokens,
             "Bidirectional (encoder)",
-            "Every token sees every token, left and right: BERT, the encoders of T5 and CLIP.",
+            "Every token sees every token, left and right: BERT, T5's encoder, CLIP's image encoder.",
         ),
         (
             masks.causal(T),
             tokens,
             tokens,
             "Causal (decoder)",
-            "Token i sees tokens 0…i only: GPT, Llama, SmolLM. This is what makes next-token prediction honest.",
+            "Token i sees tokens 0…i only: GPT, Llama, SmolLM, and CLIP's text encoder. This is what makes "
+            "next-token prediction honest.",
         ),
         (
             masks.prefix_lm(T, prefix),
@@ -99,11 +100,14 @@ def two_masks(runs: dict, tokens: list[str], num_layers: int, num_heads: int) ->
     layer = ui.index_slider(c1, "Layer", num_layers, key="mask_layer")
     head = ui.index_slider(c2, "Head", num_heads, key="mask_head")
     T = len(tokens)
+    # A causally trained encoder (CLIP's text tower): the bidirectional run is the experiment.
+    trained_causal = runs["bidirectional"].trained_causal
     left, right = st.columns(2)
     with left:
+        bi_title = "Bidirectional (experiment)" if trained_causal else "Bidirectional"
         ui.plotly(
             figures.masked_attention_figure(
-                runs["bidirectional"].weights[layer, head], tokens, f"Bidirectional: layer {layer}, head {head}"
+                runs["bidirectional"].weights[layer, head], tokens, f"{bi_title}: layer {layer}, head {head}"
             ),
             key="two_masks_bi",
             filename="encoder_bidirectional",
@@ -127,8 +131,14 @@ def two_masks(runs: dict, tokens: list[str], num_layers: int, num_heads: int) ->
         "Cosine similarity between a token's hidden state under the two masks, per layer (1 = unchanged). "
         "The last token sees every token under both masks: it is the one token unchanged after layer 1, and later "
         "layers drift only because the tokens it reads from changed. Early tokens lose most context. "
-        "Caveat: these weights were trained bidirectionally, so the causal run is an experiment on a model "
-        "that never learned to work without right context, not a trained decoder."
+        + (
+            "Caveat: this text encoder was trained causally (like CLIP's, which conditions Stable Diffusion, it "
+            "reads left to right), so the bidirectional run, with a real all-ones mask, is the experiment: a model "
+            "that never learned to use right context is shown it."
+            if trained_causal
+            else "Caveat: these weights were trained bidirectionally, so the causal run is an experiment on a model "
+            "that never learned to work without right context, not a trained decoder."
+        )
     )
 
 

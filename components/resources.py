@@ -67,7 +67,7 @@ _ATTENTION_ENTRIES = max(2, _MODELS)
 
 @st.cache_resource(max_entries=_ATTENTION_ENTRIES, show_spinner=False)
 def attention(model_ref: str | None, revision: str | None, text: str, text_pair: str | None):
-    """`encoderscope.attention` of the cached encoder: AttentionResult with weights `[L, H, T, T]`. Read-only."""
+    """`es.attention` of the cached encoder: AttentionResult with weights `[L, H, T, T]`. Read-only."""
     return es.attention(encoder(model_ref, revision), text, text_pair)
 
 
@@ -79,7 +79,7 @@ def attention_views(
 
     Keyed on the inputs, not on arrays, so changing layer or head reruns no model and hashes no tensor. Read-only.
     """
-    from encoderscope.attention import drop_special, flag_heads, head_stats, merge_word_pieces, rollout
+    from encoderscope.attention_maps import drop_special, flag_heads, head_stats, merge_word_pieces, rollout
 
     res = attention(model_ref, revision, text, text_pair)
     flagged = flag_heads(head_stats(res), len(res.tokens))  # on raw tokens: [CLS]/[SEP] columns stay
@@ -124,10 +124,10 @@ EMBED_BLOCK = 128  # sentences per cached block: progress between blocks, and ed
 
 
 @st.cache_resource
-def umap_warm_up() -> bool:
+def start_background_warm_up() -> bool:
     """Once per server process, from the first request on: compile UMAP in a background thread (see
     components/embeddings_warmup.py) and load the bundled encoder in another, so the first page that needs
-    either does not wait for it."""
+    either does not wait for it. Returns at once."""
     import threading
 
     from streamlit.runtime.scriptrunner import add_script_run_ctx
@@ -165,10 +165,10 @@ def projection(X, method: str, dim: int, seed: int, n_neighbors: int, min_dist: 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def kmeans_labels(X, k: int, seed: int) -> list[str]:
-    """k-means cluster names `[N]` for `X` `[N, D]`."""
-    from sklearn.cluster import KMeans
+    """k-means cluster names `[N]` for `X` `[N, D]` (see `encoderscope.clustering.kmeans`)."""
+    from encoderscope import clustering
 
-    return [f"cluster {c}" for c in KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(X)]
+    return clustering.cluster_names(clustering.kmeans(X, k, seed))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import io
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 
 from components import resources
 from encoderscope import models, settings
+from encoderscope.errors import UserFacingError
 
 # --- uploads --------------------------------------------------------------------------------
 
@@ -65,6 +68,47 @@ def user_error(message: str) -> None:
 
 def user_warning(message: str) -> None:
     st.warning(escape_markdown(message), icon="ℹ️")
+
+
+# --- the one error path ---------------------------------------------------------------------
+
+
+@dataclass
+class Guarded:
+    """What `guard` saw: `failed` is True once the guarded block raised (and the error was shown)."""
+
+    failed: bool = False
+    error: Exception | None = None
+
+
+def error_message(what: str, err: Exception, context: str | None = None) -> str:
+    """The text shown for `err`: a UserFacingError's own message (after "`context`: " when given); for anything
+    else, which is a bug or an odd model, "Could not {what}: TypeName: first 200 characters"."""
+    if isinstance(err, UserFacingError):
+        return f"{context}: {err}" if context else str(err)
+    detail = " ".join(str(err).split())[:200]
+    return f"Could not {what}: {type(err).__name__}" + (f": {detail}" if detail else "")
+
+
+@contextmanager
+def guard(what: str, context: str | None = None) -> Iterator[Guarded]:
+    """Run a block that may fail on user input; show any error as one escaped box, never a traceback.
+
+    `what` completes "Could not …" (e.g. "load the model"); see `error_message`. The block stops at the
+    error, the page goes on after the `with`; check `.failed` to stop it::
+
+        with ui.guard("run the model on this text") as run:
+            res = resources.attention(...)
+        if run.failed:
+            st.stop()
+
+    Streamlit's own control flow (st.stop, reruns) is not an Exception and passes through."""
+    outcome = Guarded()
+    try:
+        yield outcome
+    except Exception as err:  # shown to the user in place of a traceback
+        outcome.failed, outcome.error = True, err
+        user_error(error_message(what, err, context))
 
 
 def clean_text(text: str | None, max_chars: int | None = None) -> tuple[str, list[str]]:
@@ -133,9 +177,58 @@ def sync_query(**values) -> None:
             st.query_params[key] = text
 
 
-# --- model picker ---------------------------------------------------------------------------
+# --- pickers: a select box whose choice lives in the URL, with an optional free-text entry ----------
 
-_CUSTOM = "Other (hub id or local folder)…"
+CUSTOM_MODEL = "Other (hub id or local folder)…"
+
+
+@dataclass
+class Picked:
+    """A picker's answer: `value` is the chosen option or the typed text ("" while the box is empty)."""
+
+    value: str
+    custom: bool
+
+
+def url_picker(
+    param: str,
+    label: str,
+    options: list[str],
+    custom: tuple[str, str],
+    unavailable: Callable[[str, str | None], str],
+    refusal: Callable[[str], str | None] = lambda _: None,
+    max_chars: int = 300,
+    placeholder: str = "",
+    **selectbox_kwargs,
+) -> Picked:
+    """A select box over `options`; `?{param}=` in the URL picks the start value. When the settings allow
+    custom models or local paths, `custom` = (option text, label of the free-text box) adds an option that
+    opens a free-text box.
+
+    A URL value that is not an option goes into the free-text box when custom input is allowed and
+    `refusal(value)` (why the settings refuse it) is None; otherwise `unavailable(value, refusal(value))` is
+    shown as a warning and the first option is selected (never a silent switch).
+    Widget keys: `{param}_select`, `{param}_custom`."""
+    conf = settings.get()
+    allow_custom = conf.allow_custom_models or conf.allow_local_paths
+    custom_option, custom_label = custom
+    choices = [*options, custom_option] if allow_custom else list(options)
+    wanted = query_str(param, "", max_chars).strip()
+    index = 0
+    if wanted in options:
+        index = choices.index(wanted)
+    elif wanted:
+        reason = refusal(wanted)
+        if allow_custom and reason is None:
+            st.session_state.setdefault(f"{param}_custom", wanted)
+            index = choices.index(custom_option)
+        else:
+            user_warning(unavailable(wanted, reason))
+    choice = st.selectbox(label, choices, index=index, key=f"{param}_select", **selectbox_kwargs)
+    if choice != custom_option:
+        return Picked(choice, custom=False)
+    typed = st.text_input(custom_label, key=f"{param}_custom", placeholder=placeholder, max_chars=max_chars)
+    return Picked(typed.strip(), custom=True)
 
 
 def _local_models(kind: str) -> list[str]:
@@ -147,18 +240,7 @@ def _local_models(kind: str) -> list[str]:
 
     root = Path(conf.models_dir)
     found = [p.parent for p in sorted(root.glob("*/config.json"))[:50]]
-    return [str(p) for p in found if _config_kind(p) == kind]
-
-
-def _config_kind(folder) -> str:
-    import json
-
-    try:
-        cfg = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError):
-        return ""
-    archs = " ".join(cfg.get("architectures") or [])
-    return "decoder" if "CausalLM" in archs or "LMHead" in archs else "encoder" if cfg.get("model_type") else ""
+    return [str(p) for p in found if models.folder_kind(p) == kind]
 
 
 def model_picker(kind: str = "encoder", key: str = "model", label: str | None = None) -> tuple[str | None, str | None]:
@@ -169,47 +251,35 @@ def model_picker(kind: str = "encoder", key: str = "model", label: str | None = 
     conf = settings.get()
     bundled = models.BUNDLED_ENCODER if kind == "encoder" else models.BUNDLED_DECODER
     curated = models.CURATED_ENCODERS if kind == "encoder" else models.CURATED_DECODERS
-    options = [bundled, *curated, *_local_models(kind)]
-    if conf.allow_custom_models or conf.allow_local_paths:
-        options.append(_CUSTOM)
-    from_url = query_str(key, "", 300).strip()
-    if from_url and from_url not in options and _CUSTOM not in options:
-        user_warning(f"The model {from_url[:100]!r} from the link is not available on this server; "
-                     "pick one of the listed models.")
-    if from_url and from_url not in options and _CUSTOM in options:
-        st.session_state.setdefault(f"{key}_custom", from_url)
-        index = options.index(_CUSTOM)
-    else:
-        index = options.index(from_url) if from_url in options else 0
-    choice = st.selectbox(label or ("Encoder" if kind == "encoder" else "Decoder"), options, index=index, key=f"{key}_select")
+    hint = "a hub id such as bert-base-uncased" if conf.allow_custom_models else ""
+    if conf.allow_local_paths:
+        hint += (" or " if hint else "") + "a local folder"
+    picked = url_picker(
+        key,
+        label or ("Encoder" if kind == "encoder" else "Decoder"),
+        [bundled, *curated, *_local_models(kind)],
+        (CUSTOM_MODEL, "Model"),
+        unavailable=lambda wanted, _reason: f"The model {wanted[:100]!r} from the link is not available on this "
+        "server; pick one of the listed models.",
+        placeholder=hint,
+    )
     revision = None
-    if choice == _CUSTOM:
-        hint = "a hub id such as bert-base-uncased" if conf.allow_custom_models else ""
-        if conf.allow_local_paths:
-            hint += (" or " if hint else "") + "a local folder"
-        ref = st.text_input("Model", key=f"{key}_custom", placeholder=hint, max_chars=300).strip()
+    if picked.custom:
         revision = st.text_input("Revision (optional)", key=f"{key}_revision", max_chars=100).strip() or None
-        if not ref:
+        if not picked.value:
             st.info(f"Type {hint}.")
             return None, None
-    else:
-        ref = choice
-    ref_out = None if ref == bundled else ref
-    sync_query(**{key: ref_out})
-    return ref_out, revision
+    ref = None if picked.value == bundled else picked.value
+    sync_query(**{key: ref})
+    return ref, revision
 
 
 def load_model(kind: str, ref: str | None, revision: str | None = None):
     """The cached model, or None after showing a clear error. Never raises for a bad model."""
     loader: Callable = resources.encoder if kind == "encoder" else resources.decoder
     name = ref or (models.BUNDLED_ENCODER if kind == "encoder" else models.BUNDLED_DECODER)
-    try:
-        with st.spinner(f"Loading {escape_markdown(name)} …"):
-            return loader(ref, revision)
-    except models.ModelLoadError as err:
-        user_error(str(err))
-    except Exception as err:  # a broken download or folder: explain, never show a traceback
-        user_error(f"Could not load {name}: {type(err).__name__}: {str(err)[:300]}")
+    with guard(f"load {name}"), st.spinner(f"Loading {escape_markdown(name)} …"):
+        return loader(ref, revision)
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,12 +11,22 @@ import streamlit as st
 from PIL import Image
 
 from components import resources, ui
-from encoderscope import figures, images, settings
+from encoderscope import figures, images, latents
 from encoderscope import vae as vae_lib
+from encoderscope.vae import taesd
 
 SAMPLES = {"china.jpg (scikit-learn sample)": "china.jpg", "flower.jpg (scikit-learn sample)": "flower.jpg"}
 _CUSTOM = "Other (hub id, folder or .safetensors)…"
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
+
+
+def vae_label(ref: str) -> str:
+    """How the picker shows a VAE reference: a TAESD `*_encoder.pth` by its pair's name
+    ("taesdxl · /models/vae_approx/taesdxl_encoder.pth"), anything else as it is."""
+    path = Path(ref)
+    if path.name.endswith(taesd.ENCODER_SUFFIX):
+        return f"{taesd.pair_name(path)} · {ref}"
+    return ref
 
 
 def image_input(key: str = "image") -> tuple[str, bytes] | None:
@@ -36,50 +47,31 @@ def vae_picker() -> str | None:
 
     `?vae=` in the URL picks one. A value this server does not offer is put in the free-text box when the
     settings allow it, and otherwise answered with a warning (never a silent switch to another VAE)."""
-    conf = settings.get()
     local = vae_lib.local_vaes()
     options = [*local, *vae_lib.CURATED_VAES]
-    if conf.allow_custom_models or conf.allow_local_paths:
-        options.append(_CUSTOM)
-    wanted = ui.query_str("vae", "", 500).strip()
-    index = 0
-    if wanted in options:
-        index = options.index(wanted)
-    elif wanted:
-        reason = vae_lib.refusal(wanted, local)
-        if reason is None and _CUSTOM in options:
-            st.session_state.setdefault("vae_custom", wanted)
-            index = options.index(_CUSTOM)
-        else:
-            ui.user_warning(
-                f"The VAE {wanted[:100]!r} from the link is not available on this server: "
-                f"{reason or 'it is not one of the listed VAEs.'} Showing {vae_lib.label(options[0])} instead."
-            )
-    choice = st.selectbox(
+    picked = ui.url_picker(
+        "vae",
         "VAE",
         options,
-        index=index,
-        key="vae_select",
-        format_func=lambda o: f"{vae_lib.label(o)} (local)" if o in local else o,
+        (_CUSTOM, "Hub id, folder or .safetensors file"),
+        unavailable=lambda wanted, reason: f"The VAE {wanted[:100]!r} from the link is not available on this "
+        f"server: {reason or 'it is not one of the listed VAEs.'} Showing {vae_label(options[0])} instead.",
+        refusal=lambda wanted: vae_lib.refusal(wanted, local),
+        max_chars=500,
+        format_func=lambda o: f"{vae_label(o)} (local)" if o in local else o,
         help="Local VAEs come from ENCODERSCOPE_MODELS_DIR; hub VAEs need internet on first use.",
     )
-    if choice == _CUSTOM:
-        choice = st.text_input("Hub id, folder or .safetensors file", key="vae_custom", max_chars=500).strip()
-        if not choice:
-            st.info("Type a VAE hub id (e.g. madebyollin/taesd) or a local path.")
-            return None
-    ui.sync_query(vae=choice)
-    return choice
+    if not picked.value:
+        st.info("Type a VAE hub id (e.g. madebyollin/taesd) or a local path.")
+        return None
+    ui.sync_query(vae=picked.value)
+    return picked.value
 
 
 def load(ref: str):
-    try:
-        with st.spinner(f"Loading {ref} …"):
-            return resources.vae(ref)
-    except vae_lib.VAEError as err:
-        ui.user_error(str(err))
-    except Exception as err:  # an unexpected loader failure: explain, never a traceback
-        ui.user_error(f"Could not load the VAE {ref}: {type(err).__name__}: {str(err)[:200]}")
+    """The cached VAE, or None after showing why it could not be loaded."""
+    with ui.guard(f"load the VAE {ref}"), st.spinner(f"Loading {ref} …"):
+        return resources.vae(ref)
     return None
 
 
@@ -105,16 +97,9 @@ def latents_view(rt, vae) -> None:
             caption="Latent “RGB preview”: a linear map from channels to RGB, least-squares fitted on this image "
             "itself (so it shows what the latents can express linearly, not a decoder).",
             width="stretch",
+            output_format="PNG",  # lossless: JPEG artefacts would pass for VAE loss
         )
-    stats = pd.DataFrame(
-        {
-            "channel": range(C),
-            "mean": z.reshape(C, -1).mean(1),
-            "std": z.reshape(C, -1).std(1),
-            "min": z.reshape(C, -1).min(1),
-            "max": z.reshape(C, -1).max(1),
-        }
-    ).round(3)
+    stats = pd.DataFrame({"channel": range(C), **latents.channel_stats(z)}).round(3)
     a, b = st.columns([1, 2])
     a.dataframe(stats, hide_index=True, height=320, width="stretch")
     with b:
@@ -143,6 +128,7 @@ def reconstruction_view(rt) -> None:
 
 
 _PARTNER_SAMPLE, _PARTNER_UPLOAD = "sample", "upload"
+_SECOND_IMAGE_UNUSABLE = "The second image cannot be used"
 
 
 def partner_latents(ref: str, rt, data: bytes, size: int, fit: str, sample: bool, seed: int) -> np.ndarray:
@@ -156,12 +142,9 @@ def _second_upload(upload, size: tuple[int, int]) -> bytes | None:
     """The second upload's bytes, or None after a message (not a usable image). It is decoded and fitted to
     `size` at once, so a bad file is reported before any slider moves."""
     data = upload.getvalue()
-    try:
+    with ui.guard("read the second image", context=_SECOND_IMAGE_UNUSABLE) as reading:
         resources.fitted_png(data, size)
-    except images.ImageError as err:
-        ui.user_error(f"The second image cannot be used: {err}")
-        return None
-    return data
+    return None if reading.failed else data
 
 
 @st.fragment
@@ -174,12 +157,12 @@ def playground(ref: str, rt, other_name: str, partner: Callable[[bytes], np.ndar
     C = z.shape[0]
     c1, c2, c3 = st.columns(3)
     channel = int(c1.number_input("Channel", 0, C - 1, 0, key="pg_channel"))
-    op = c2.selectbox("Edit", ["scale", "zero", "shift"], key="pg_op")
+    op = c2.selectbox("Edit", list(latents.OPS), key="pg_op")
     amount = c3.slider(
         "Amount",
         -3.0,
         3.0,
-        1.0 if op == "scale" else 0.0,
+        latents.NEUTRAL.get(op, 0.0),
         0.1,
         key=f"pg_amount_{op}",
         disabled=op == "zero",
@@ -225,43 +208,33 @@ def playground(ref: str, rt, other_name: str, partner: Callable[[bytes], np.ndar
                 resources.fitted_png(data, rt.input.size),
                 caption=f"{ui.escape_markdown(partner_name)}, fitted to {rt.input.size[0]}×{rt.input.size[1]}",
                 width=160,
+                output_format="PNG",
             )
-    edited = z.copy()
-    if op == "zero":
-        edited[channel] = 0
-    elif op == "scale":
-        edited[channel] *= amount
-    else:
-        edited[channel] += amount * z[channel].std()
-    if sigma > 0:
-        edited += np.random.default_rng(0).normal(size=z.shape).astype(np.float32) * sigma * z.std()
+    edited = latents.add_noise(latents.edit_channel(z, channel, op, amount), sigma, scale=z.std())
     towards = None
     if t > 0 and data is not None:
-        try:
-            with st.spinner("Encoding the second image …"):
-                towards = partner(data)
-        except (images.ImageError, vae_lib.VAEError) as err:
-            ui.user_error(f"The second image cannot be used: {err}")
-        except Exception as err:  # an odd image through the VAE: explain instead of a traceback
-            ui.user_error(f"The VAE failed on the second image: {type(err).__name__}: {str(err)[:200]}")
+        with (
+            ui.guard("encode the second image", context=_SECOND_IMAGE_UNUSABLE),
+            st.spinner("Encoding the second image …"),
+        ):
+            towards = partner(data)
         if towards is not None and towards.shape != z.shape:  # cannot happen after fitting; never crash if it does
             ui.user_error(f"The second image's latents are {towards.shape}, not {z.shape}: cannot interpolate.")
             towards = None
         if towards is not None:
-            edited = (1 - t) * edited + t * towards
+            edited = latents.interpolate(edited, towards, t)
     original = images.to_png(rt.reconstruction)
     if np.array_equal(edited, z):
         png = original  # nothing edited yet: no need to run the decoder
         caption = "decoded latents, unedited (move a slider above to edit them)"
     else:
-        try:
+        with ui.guard("decode the edited latents") as decoding:
             png = resources.vae_decode(ref, edited.astype(np.float32))
-        except vae_lib.VAEError as err:
-            ui.user_error(str(err))
+        if decoding.failed:
             return
         target = "the other photo" if source == _PARTNER_SAMPLE else "the second image"
         edits = []
-        if op == "zero" or amount != (1.0 if op == "scale" else 0.0):  # scale 1 / shift 0 change nothing
+        if latents.changes(op, amount):
             edits.append(f"channel {channel}: {op}" + (f" {amount:g}" if op != "zero" else ""))
         if sigma:
             edits.append(f"noise σ {sigma:g}")

@@ -2,8 +2,7 @@
 
 import streamlit as st
 
-from components import attention_views as views
-from components import resources, ui
+from components import attention_views, resources, ui
 
 DEFAULT_TEXT = "The bank of the river was steep, so we went fishing from the bank."
 
@@ -46,11 +45,9 @@ if merge:
         "column the sum of its pieces' columns (as a key), so every row still sums to 1."
     )
 
-try:
-    with st.spinner("Running the model …"):
-        res, stats, rollout = resources.attention_views(model_ref, revision, text, pair or None, merge, hide)
-except Exception as err:  # tokenizer or model failure on odd input: explain instead of a traceback
-    ui.user_error(f"The model could not process this text: {type(err).__name__}: {str(err)[:300]}")
+with ui.guard("run the model on this text") as run, st.spinner("Running the model …"):
+    res, stats, rollout = resources.attention_views(model_ref, revision, text, pair or None, merge, hide)
+if run.failed:
     st.stop()
 
 if res.truncated:
@@ -60,15 +57,19 @@ if res.truncated:
     )
 direction = "all pairs"
 if res.sentence_b_start is not None:
-    direction = opt3.radio("Show", list(views.DIRECTIONS), horizontal=True, key="direction",
+    direction = opt3.radio("Show", list(attention_views.DIRECTIONS), horizontal=True, key="direction",
                            help="A→B keeps only attention from sentence A's tokens to sentence B's.")
 
 L, H = res.num_layers, res.num_heads
+# For the default sentence, open on the head that makes the page's point (computed on these weights).
+choice = attention_views.chosen_head(res) if text == DEFAULT_TEXT and not pair else None
 if "layer" not in st.session_state:
-    st.session_state.layer = ui.query_int("layer", 0, 0, L - 1)
-    head_q = ui.query_str("head", "0", 10)
-    st.session_state.head = "mean" if head_q == "mean" else ui.query_int("head", 0, 0, H - 1)
-views.pick_from_grid("grid", "layer", "head", H)
+    linked = "layer" in st.query_params or "head" in st.query_params
+    start_layer, start_head = (0, 0) if choice is None or linked else choice[:2]
+    st.session_state.layer = ui.query_int("layer", start_layer, 0, L - 1)
+    head_q = ui.query_str("head", str(start_head), 10)
+    st.session_state.head = "mean" if head_q == "mean" else ui.query_int("head", start_head, 0, H - 1)
+attention_views.pick_from_grid("grid", "layer", "head", H)
 st.session_state.layer = min(max(int(st.session_state.layer), 0), L - 1)  # a new model may have fewer layers
 if st.session_state.head != "mean":
     st.session_state.head = min(max(int(st.session_state.head), 0), H - 1)
@@ -81,15 +82,17 @@ ui.sync_query(layer=layer, head=head)
 ui.share_texts(text=text, pair=pair)
 
 st.caption(f"{ui.escape_markdown(model.name)} · {L} layers × {H} heads · {len(res.tokens)} tokens")
-matrix = views.main_heatmap(res, layer, head, direction)
-views.downloads(res, matrix, layer, head)
+if choice is not None and (layer, head) == choice[:2]:
+    attention_views.chosen_head_caption(choice, L * H)
+matrix = attention_views.main_heatmap(res, layer, head, direction)
+attention_views.downloads(res, matrix, layer, head)
 
 tab_grid, tab_roll, tab_focus, tab_stats = st.tabs(["All heads", "Rollout", "Token focus", "Head summary"])
 with tab_grid:
-    views.all_heads(res, "grid")
+    attention_views.all_heads(res, "grid")
 with tab_roll:
-    views.rollout(res, rollout)
+    attention_views.rollout(res, rollout)
 with tab_focus:
-    views.focus(res, "focus_token")
+    attention_views.focus(res, "focus_token")
 with tab_stats:
-    views.head_summary(stats)
+    attention_views.head_summary(stats)

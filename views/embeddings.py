@@ -3,11 +3,10 @@
 import numpy as np
 import streamlit as st
 
-from components import embeddings_views as views
-from components import resources, ui
-from encoderscope import figures, projection, settings
+from components import embeddings_views, resources, ui
+from encoderscope import clustering, figures, projection, settings
 
-resources.umap_warm_up()  # no-op when app.py already started it
+resources.start_background_warm_up()  # no-op when app.py already started it
 
 st.title("🗺️ Embeddings")
 st.caption(
@@ -25,7 +24,7 @@ with right:
         help="auto = the model's own pooling (sentence-transformers config), else masked mean.",
     )
 with left:
-    corpus = views.corpus_input()
+    corpus = embeddings_views.corpus_input()
 if corpus is None:
     st.stop()
 for notice in corpus.notices:
@@ -36,10 +35,9 @@ if corpus.vectors is None:
     model = ui.load_model("encoder", model_ref, revision)
     if model is None:
         st.stop()
-    try:
-        X = views.embed_with_progress(model_ref, revision, corpus.texts, pooling)
-    except Exception as err:  # tokenizer/model failure on odd text: explain instead of a traceback
-        ui.user_error(f"Embedding failed: {type(err).__name__}: {str(err)[:200]}")
+    with ui.guard("embed these sentences") as embedding:
+        X = embeddings_views.embed_with_progress(model_ref, revision, corpus.texts, pooling)
+    if embedding.failed:
         st.stop()
 else:
     X = corpus.vectors
@@ -52,7 +50,7 @@ st.caption(f"{N:,} vectors of dimension {X.shape[1]}" + (f" from {ui.escape_mark
 
 tab_sent, tab_word = st.tabs(["Sentences", "One word in context"])
 with tab_sent:
-    params = views.projection_controls(N)
+    params = embeddings_views.projection_controls(N)
     cap = settings.get().max_projection_points
     sample = projection.sample_indices(N, cap, params["seed"])
     texts, labels, Xp = corpus.texts, corpus.labels, X
@@ -63,13 +61,15 @@ with tab_sent:
         )
         texts, labels, Xp = [texts[i] for i in sample], [labels[i] for i in sample], X[sample]
     try:
-        proj = views.project(Xp, params)
+        proj = embeddings_views.project(Xp, params)
     except ValueError as err:
         ui.user_error(f"Projection failed: {err}")
         st.stop()
     for notice in proj.notices:
         ui.user_warning(notice)
-    clusters = views.kmeans(Xp, params["k"], params["seed"]) if params["colour"] != "label" and len(Xp) > 1 else None
+    clusters = None
+    if params["colour"] != "label" and len(Xp) > 1:
+        clusters = embeddings_views.kmeans(Xp, params["k"], params["seed"])
     q1, q2 = st.columns([4, 1])
     query = q1.text_input(
         "Nearest-neighbour search: type a query",
@@ -86,14 +86,10 @@ with tab_sent:
     highlight, query_xy = {}, None
     if query_vec is not None:
         st.markdown("**Nearest neighbours** (cosine similarity: the retrieval step of RAG)")
-        found = views.neighbours(X, corpus.texts, query_vec, k)
+        found = embeddings_views.neighbours(X, corpus.texts, query_vec, k)
         # Highlight neighbours that are in the (possibly sampled) projection; place the query at their centroid.
-        position = {int(j): p for p, j in enumerate(sample)} if sample is not None else None
-        highlight = {
-            position[i] if position else i: note for i, note in found.items() if position is None or i in position
-        }
-        if highlight:
-            query_xy = proj.coords[list(highlight)].mean(axis=0)
+        highlight = clustering.to_sample(found, sample)
+        query_xy = clustering.centroid(proj.coords, highlight)
     colour = clusters if clusters is not None else labels
     axis = "PC" if proj.method == "pca" else projection.NAMES[proj.method] + " "
     ui.plotly(
@@ -117,10 +113,10 @@ with tab_sent:
     elif proj.explained_variance is not None:
         ui.plotly(figures.explained_variance_chart(proj.explained_variance), key="variance", filename="pca_variance")
         st.caption(f"PCA keeps {proj.explained_variance.sum():.1%} of the variance in {params['dim']} components.")
-    views.exports(proj.coords, texts, labels, clusters, X)
+    embeddings_views.exports(proj.coords, texts, labels, clusters, X)
 
 with tab_word:
     if model is None:
         st.info("Token embeddings need a model: pick a corpus of sentences instead of precomputed vectors.")
     else:
-        views.word_in_context(model_ref, revision, corpus, params)
+        embeddings_views.word_in_context(model_ref, revision, corpus, params)

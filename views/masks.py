@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from components import masks_views as views
-from components import resources, ui
-from encoderscope.attention import display_tokens
+from components import masks_views, resources, ui
+from encoderscope.tokens import display_tokens
 
 DEFAULT_TEXT = "The bank was steep and muddy near the river."
 PROBE_A = "The bank was steep and muddy near the river."
@@ -40,10 +39,9 @@ ui.share_texts(text=text)
 encoder = ui.load_model("encoder", enc_ref, enc_rev)
 if encoder is None:
     st.stop()
-try:
+with ui.guard("run the encoder on this text") as run:
     runs = resources.masked_runs(enc_ref, enc_rev, text, MAX_TOKENS)
-except Exception as err:  # tokenizer or model failure on odd input
-    ui.user_error(f"The encoder could not process this text: {type(err).__name__}: {str(err)[:200]}")
+if run.failed:
     st.stop()
 tokens = display_tokens(runs["bidirectional"].tokens)
 if len(encoder.tokenizer(text)["input_ids"]) > MAX_TOKENS:
@@ -55,14 +53,21 @@ partner_batch = display_tokens(encoder.tokenizer.convert_ids_to_tokens(partner_i
 
 st.header("1 · Mask gallery")
 st.caption("Coloured = the row token may attend to the column token; grey = blocked.")
-views.gallery(tokens, partner_tokens, partner_batch)
+masks_views.gallery(tokens, partner_tokens, partner_batch)
 
 st.header("2 · The same encoder under two masks")
+trained_causal = runs["bidirectional"].trained_causal
 st.caption(
-    f"{ui.escape_markdown(encoder.name)}, run twice: with its normal bidirectional mask, and with a causal mask "
-    "(a 4-D additive mask with −∞ above the diagonal)."
+    f"{ui.escape_markdown(encoder.name)}, run twice: "
+    + (
+        "with its own causal mask (it was trained left to right, like CLIP's text tower), and with an all-ones "
+        "4-D mask that lets every token see the whole text."
+        if trained_causal
+        else "with its normal bidirectional mask, and with a causal mask (a 4-D additive mask with −∞ above the "
+        "diagonal)."
+    )
 )
-views.two_masks({m: r for m, r in runs.items()}, tokens, encoder.num_layers, encoder.num_heads)
+masks_views.two_masks(runs, tokens, encoder.num_layers, encoder.num_heads)
 
 st.header("3 · Context probe: which bank?")
 st.caption(
@@ -76,24 +81,21 @@ word = c3.text_input("Target word", "bank", key="probe_word", max_chars=50)
 if not probe_a.strip() or not probe_b.strip():
     st.info("Type both sentences to run the probe.")
 else:
-    try:
-        views.context_probe(enc_ref, enc_rev, probe_a, probe_b, word)
-    except Exception as err:
-        ui.user_error(f"The probe failed on this input: {type(err).__name__}: {str(err)[:200]}")
+    with ui.guard("run the probe on these sentences"):
+        masks_views.context_probe(enc_ref, enc_rev, probe_a, probe_b, word)
 
 st.header("4 · A real causal decoder, side by side")
 decoder = ui.load_model("decoder", dec_ref, dec_rev)
 if decoder is None:
     st.info("The encoder sections above work without a decoder.")
     st.stop()
-try:
+with ui.guard("run the decoder on this text") as run:
     dec_res, predictions = resources.decoder_view(dec_ref, dec_rev, text, MAX_TOKENS)
-except Exception as err:
-    ui.user_error(f"The decoder could not process this text: {type(err).__name__}: {str(err)[:200]}")
+if run.failed:
     st.stop()
 if dec_res.truncated:
     ui.user_warning(
         f"For the decoder the text is {dec_res.n_input_tokens} tokens long; the attention maps show the "
         f"first {MAX_TOKENS}, the next-token guess reads the last {min(decoder.max_length, dec_res.n_input_tokens)}."
     )
-views.decoder_side_by_side(runs["bidirectional"], encoder.name, dec_res, decoder, predictions)
+masks_views.decoder_side_by_side(runs["causal" if trained_causal else "bidirectional"], encoder.name, dec_res, decoder, predictions)

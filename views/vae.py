@@ -2,10 +2,8 @@
 
 import streamlit as st
 
-from components import resources, ui
-from components import vae_views as views
+from components import resources, ui, vae_views
 from encoderscope import images
-from encoderscope import vae as vae_lib
 
 st.title("🖼️ Image VAE")
 st.caption(
@@ -15,7 +13,7 @@ st.caption(
 
 left, right = st.columns([2, 1])
 with right:
-    ref = views.vae_picker()
+    ref = vae_views.vae_picker()
     size = st.select_slider(
         "Working size (long side)",
         list(images.SIZES),
@@ -31,11 +29,11 @@ with right:
         format_func={"crop": "centre-crop", "pad": "padding", "square": "square crop"}.get,
     )
 with left:
-    chosen = views.image_input()
+    chosen = vae_views.image_input()
 if chosen is None or ref is None:
     st.stop()
 name, data = chosen
-vae = views.load(ref)
+vae = vae_views.load(ref)
 if vae is None:
     st.stop()
 
@@ -65,16 +63,11 @@ def report(fraction: float, text: str) -> None:
     bar.progress(fraction, text=f"{text} ({vae.name}, {size} px)")
 
 
-try:
+with ui.guard("run the VAE on this image") as run:
     rt = resources.vae_round_trip(ref, data, size, fit, sample, seed, progress=report)
-except (images.ImageError, vae_lib.VAEError) as err:
-    ui.user_error(str(err))
+bar.empty()
+if run.failed:
     st.stop()
-except Exception as err:  # decoder failure on an odd image: explain instead of a traceback
-    ui.user_error(f"The VAE failed on this image: {type(err).__name__}: {str(err)[:200]}")
-    st.stop()
-finally:
-    bar.empty()
 
 with st.expander("Preprocessing (what was encoded)", expanded=bool(rt.notes)):
     st.text("\n".join(rt.notes) or "The image was used as it is.")
@@ -82,14 +75,17 @@ with st.expander("Preprocessing (what was encoded)", expanded=bool(rt.notes)):
         images.to_png(rt.input),
         caption=f"{ui.escape_markdown(name)} as encoded: {rt.input.size[0]}×{rt.input.size[1]}",
         width=min(rt.input.size[0], 512),
+        output_format="PNG",
     )
 
 tab_latents, tab_recon, tab_play = st.tabs(["Latents", "Reconstruction", "Latent playground"])
 with tab_latents:
-    views.latents_view(rt, vae)
+    vae_views.latents_view(rt, vae)
 with tab_recon:
-    views.reconstruction_view(rt)
+    vae_views.reconstruction_view(rt)
 with tab_play:
-    other_name = next(n for n in views.SAMPLES if n != name)
-    views.playground(ref, rt, other_name, lambda data: views.partner_latents(ref, rt, data, size, fit, sample, seed))
-views.exports(rt)
+    other_name = next(n for n in vae_views.SAMPLES if n != name)
+    vae_views.playground(
+        ref, rt, other_name, lambda data: vae_views.partner_latents(ref, rt, data, size, fit, sample, seed)
+    )
+vae_views.exports(rt)

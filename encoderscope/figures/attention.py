@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..attention import clean_token
+from ..tokens import clean_token
 from .common import FONT, block_mean, escape_hover, token_axis, token_heatmap, token_labels
 
 __all__ = ["attention_heatmap", "head_grid", "rollout_heatmap", "token_focus_heatmap", "head_stat_heatmap"]
@@ -20,11 +20,26 @@ ROLLOUT_SIDE = 256  # above this many tokens the rollout map is block-averaged (
 _GRID_SCALE = [[0, "#ffffff"], [1 / 255, "#f7fbff"], [0.35, "#9ecae1"], [0.7, "#2171b5"], [1, "#08306b"]]
 
 
-def attention_heatmap(weights: np.ndarray, tokens: list[str], layer: int, head: int | str, keep=None) -> go.Figure:
-    """One head's attention `[T, T]` (queries = rows); cells outside `keep` (bool `[T, T]`) are blank."""
+def attention_heatmap(
+    weights: np.ndarray, tokens: list[str], layer: int, head: int | str, keep=None, divider: int | None = None
+) -> go.Figure:
+    """One head's attention `[T, T]` (queries = rows); cells outside `keep` (bool `[T, T]`) are blank.
+
+    `divider`: the index of sentence B's first token (`res.sentence_b_start`); dotted red lines are drawn
+    before that row and column."""
     z = np.where(keep, weights, np.nan) if keep is not None else weights
     head_name = head if isinstance(head, str) else f"head {head}"
-    return token_heatmap(z, tokens, tokens, title=f"Layer {layer}, {head_name}")
+    fig = token_heatmap(z, tokens, tokens, title=f"Layer {layer}, {head_name}")
+    if divider is not None:
+        fig.layout.shapes = _pair_divider(divider, len(tokens))
+    return fig
+
+
+def _pair_divider(start: int, n_tokens: int) -> list[dict]:
+    """Two dotted lines (vertical, then horizontal) between token `start - 1` and `start` of a `[T, T]` map."""
+    b, end = start - 0.5, n_tokens - 0.5
+    line = dict(type="line", line=dict(color="#dc2626", width=1.5, dash="dot"))
+    return [dict(**line, x0=b, x1=b, y0=-0.5, y1=end), dict(**line, y0=b, y1=b, x0=-0.5, x1=end)]
 
 
 def head_grid(weights: np.ndarray, thumb: int = THUMB) -> go.Figure:

@@ -7,9 +7,38 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1 import app_test as _app_test
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+# --- files a page serves (download buttons, st.image) ---------------------------------------
+# AppTest builds a fresh in-memory media manager for every run and drops it afterwards, so nothing could read
+# back what a download button or an image would serve. Keep each run's manager on its AppTest (`at.media`).
+
+
+class _RecordingMediaFileManager(MediaFileManager):
+    latest: MediaFileManager | None = None
+
+    def __init__(self, storage) -> None:
+        super().__init__(storage)
+        _RecordingMediaFileManager.latest = self
+
+
+def _run_keeping_media(self, *args, **kwargs):
+    result = _original_run(self, *args, **kwargs)
+    self.media = _RecordingMediaFileManager.latest
+    return result
+
+
+if not getattr(AppTest._run, "_keeps_media", False):
+    _original_run = AppTest._run
+    _app_test.MediaFileManager = _RecordingMediaFileManager
+    _run_keeping_media._keeps_media = True
+    AppTest._run = _run_keeping_media
 
 
 def app(page: str, query: dict | None = None, timeout: float = 180) -> AppTest:
@@ -18,6 +47,14 @@ def app(page: str, query: dict | None = None, timeout: float = 180) -> AppTest:
     at = AppTest.from_file(str(path), default_timeout=timeout)
     for key, value in (query or {}).items():
         at.query_params[key] = value
+    return at
+
+
+def opened(page: str, query: dict | None = None) -> AppTest:
+    """`app(page, query)` after its first run, which must not have raised."""
+    at = app(page, query)
+    at.run()
+    no_exceptions(at)
     return at
 
 
@@ -43,3 +80,63 @@ def array(value) -> np.ndarray:
         shape = [int(n) for n in str(value["shape"]).split(",")] if "shape" in value else [len(flat)]
         return flat.reshape(shape)
     return np.asarray(value, dtype=float)
+
+
+def download(at: AppTest, label: str) -> tuple[str, bytes]:
+    """(file name, bytes) the download button whose label contains `label` serves after the latest run.
+
+    Deferred data (a callable, see components/ui.py npy_bytes) is built as a click would build it."""
+    buttons = [b for b in at.get("download_button") if label in b.label]
+    assert len(buttons) == 1, f"{len(buttons)} download buttons match {label!r}: {[b.label for b in at.get('download_button')]}"
+    proto = buttons[0].proto
+    url = at.media.execute_deferred(proto.deferred_file_id) if proto.HasField("deferred_file_id") else proto.url
+    stored = at.media.read_file(url.rsplit("/", 1)[-1])
+    assert stored is not None, f"{label!r}: no file behind {url}"
+    return stored.filename, stored.content
+
+
+def image(at: AppTest, caption: str):
+    """The PIL image shown by st.image whose caption contains `caption` (markdown escapes ignored)."""
+    import io
+
+    from PIL import Image
+
+    found = [
+        url
+        for element in at.get("image")
+        for url, text in zip(element.value, element.captions, strict=True)
+        if caption in text.replace("\\", "")
+    ]
+    assert len(found) == 1, f"{len(found)} images have a caption with {caption!r}"
+    stored = at.media.read_file(found[0].rsplit("/", 1)[-1])
+    assert stored is not None, f"no file behind {found[0]}"
+    return Image.open(io.BytesIO(stored.content))
+
+
+# --- a tiny VAE, so VAE page tests need no downloaded weights --------------------------------
+
+TINY_KL_SCALE, TINY_KL_SHIFT = 0.5, 0.1  # not 1 and 0, so a missing or inverted scaling shows
+
+
+@pytest.fixture(scope="session")
+def tiny_kl_dir(tmp_path_factory) -> str:
+    """A diffusers folder `.../vaes/tiny-kl` with a seeded random AutoencoderKL: 4 latent channels and 8×
+    downsampling like SD's VAE, 8 feature channels so it runs in milliseconds."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    model = AutoencoderKL(
+        block_out_channels=[8, 8, 8, 8],
+        down_block_types=["DownEncoderBlock2D"] * 4,
+        up_block_types=["UpDecoderBlock2D"] * 4,
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=64,
+        scaling_factor=TINY_KL_SCALE,
+        shift_factor=TINY_KL_SHIFT,
+    )
+    folder = tmp_path_factory.mktemp("vaes") / "tiny-kl"
+    model.save_pretrained(folder)
+    return str(folder)

@@ -247,7 +247,8 @@ def test_link_to_a_custom_vae_fills_the_free_text_box():
 def test_several_taesd_pairs_are_each_selectable(tmp_path):
     import torch
 
-    from encoderscope import settings, taesd
+    from encoderscope import settings
+    from encoderscope.vae import taesd
 
     folder = tmp_path / "vae_approx"
     folder.mkdir()
