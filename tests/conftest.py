@@ -13,6 +13,26 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_MODELS = ROOT.parent / "shared" / "models"
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+
+
+def tiny_bert(folder: Path, **config) -> Path:
+    """Save a tiny random BertModel with the bundled MiniLM tokenizer into `folder` (plumbing tests only).
+
+    `config` overrides the BertConfig fields (default: 2 layers, 2 heads, hidden size 16).
+    """
+    from transformers import BertConfig, BertModel
+
+    from encoderscope.models import bundled_encoder_path
+
+    config = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32, **config}
+    BertModel(BertConfig(vocab_size=30522, **config)).save_pretrained(folder)
+    src = bundled_encoder_path()
+    for name in TOKENIZER_FILES:
+        (Path(folder) / name).write_bytes((src / name).read_bytes())
+    return Path(folder)
+
+
 @pytest.fixture(scope="session")
 def encoder():
     """The bundled all-MiniLM-L6-v2 (real weights)."""
@@ -23,9 +43,18 @@ def encoder():
 
 @pytest.fixture(scope="session")
 def taef2_dir() -> Path:
+    """Folder of the real TAEF2 weights (taef2_encoder.pth + taef2_decoder.pth).
+
+    Missing weights skip the test locally; with REQUIRE_TAEF2=1 (set by .ci/run) they fail it, so CI
+    cannot silently lose the VAE tests.
+    """
     folder = Path(os.environ.get("ENCODERSCOPE_TAEF2_DIR", SHARED_MODELS / "taef2"))
-    if not (folder / "taef2_encoder.pth").is_file():
-        pytest.skip(f"real TAEF2 weights not found at {folder} (CI has them in ../shared/models/taef2)")
+    missing = [name for name in ("taef2_encoder.pth", "taef2_decoder.pth") if not (folder / name).is_file()]
+    if missing:
+        message = f"real TAEF2 weights not found at {folder}: {', '.join(missing)} (CI has them in ../shared/models/taef2)"
+        if os.environ.get("REQUIRE_TAEF2") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
     return folder
 
 

@@ -7,6 +7,7 @@ Screenshots go to screenshots/ (git-ignored): look at them.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -119,6 +120,51 @@ def open_page(page, app_url: str, path: str = "", query: str = "") -> None:
 
 def wait_for_chart(page, timeout: float = 120_000) -> None:
     page.wait_for_selector(".js-plotly-plot", timeout=timeout)
+
+
+# Every plotly chart as Plotly itself holds it after drawing (`_fullData`: base64 typed arrays already decoded),
+# so a test reads the values and labels that are on screen, not the figure the page meant to send. Charts left
+# over from the previous script run (marked stale until the rerun replaces them) are skipped.
+_PLOTS_JS = """() => {
+  const list = v => (v === undefined || v === null) ? null : Array.from(v, x =>
+      (Array.isArray(x) || ArrayBuffer.isView(x)) ? Array.from(x, y => Number.isNaN(y) ? null : y)
+      : (typeof x === 'number' && Number.isNaN(x)) ? null : x);
+  const live = [...document.querySelectorAll('.js-plotly-plot')].filter(gd => !gd.closest('[data-stale="true"]'));
+  return live.map(gd => ({
+    title: (gd.layout.title && gd.layout.title.text) || '',
+    xticks: list(gd.layout.xaxis && gd.layout.xaxis.ticktext),
+    yticks: list(gd.layout.yaxis && gd.layout.yaxis.ticktext),
+    traces: (gd._fullData || []).map(t => ({type: t.type, z: list(t.z), source: t.source || null})),
+  }));
+}"""
+
+
+def plots(page) -> list[dict]:
+    """Every current plotly chart on the page: {title (tags removed), xticks, yticks, traces: [{type, z, source}]}.
+
+    `z` is a list of rows with NaN as None; `source` is an image trace's data URI."""
+    found = page.evaluate(_PLOTS_JS)
+    for plot in found:
+        plot["title"] = re.sub(r"<[^>]+>", "", plot["title"])
+    return found
+
+
+def wait_for_plot(page, condition: str, timeout: float = 120_000) -> None:
+    """Wait until a current (not stale) chart satisfies `condition`, a JavaScript expression over `gd`, then
+    until the script run has finished."""
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.js-plotly-plot')].some(gd => "
+        f"!gd.closest('[data-stale=\"true\"]') && gd.layout && ({condition}))",
+        timeout=timeout,
+    )
+    wait_idle(page)
+
+
+def plot_titled(page, pattern: str) -> dict:
+    """The one chart whose title matches the regex `pattern`."""
+    matches = [p for p in plots(page) if re.search(pattern, p["title"])]
+    assert len(matches) == 1, f"{len(matches)} charts titled {pattern!r}: {[p['title'] for p in plots(page)]}"
+    return matches[0]
 
 
 def exception_boxes(page) -> int:

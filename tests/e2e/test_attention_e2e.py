@@ -1,8 +1,20 @@
 """Real browser on a real server: home page and the attention explorer."""
 
+import re
 from urllib.parse import quote
 
-from tests.e2e.conftest import exception_boxes, open_page, shot, wait_for_chart, wait_idle
+import numpy as np
+
+import encoderscope as es
+from tests.e2e.conftest import (
+    exception_boxes,
+    open_page,
+    plot_titled,
+    shot,
+    wait_for_chart,
+    wait_for_plot,
+    wait_idle,
+)
 
 
 def test_home_page_renders(page, app_url):
@@ -13,28 +25,47 @@ def test_home_page_renders(page, app_url):
     shot(page, "home")
 
 
-def test_attention_type_and_change_layer(page, app_url):
+TYPED = "The bat flew out of the cave at dusk."
+MAIN_TITLE = r"^Layer (\d+), (?:head (\d+)|mean)$"
+
+
+def _main_heatmap(page) -> tuple[dict, int, int | None]:
+    """The main heatmap as drawn, with the layer and head (None for "mean") its title names."""
+    plot = plot_titled(page, MAIN_TITLE)
+    layer, head = re.match(MAIN_TITLE, plot["title"]).groups()
+    return plot, int(layer), None if head is None else int(head)
+
+
+def _expected(weights: np.ndarray, layer: int, head: int | None) -> np.ndarray:
+    return weights[layer].mean(0) if head is None else weights[layer, head]
+
+
+def test_attention_type_and_change_layer(page, app_url, encoder):
+    """The typed words are the heatmap's tick labels, and the cells are the library's weights for the layer and
+    head in the title, before and after moving the layer slider."""
     open_page(page, app_url, "attention")
     wait_for_chart(page)
     box = page.get_by_label("Text")
-    box.fill("The bat flew out of the cave at dusk.")
+    box.fill(TYPED)
     box.press("Control+Enter")
-    wait_idle(page)
-    wait_for_chart(page)
-    heatmap = page.locator(".js-plotly-plot").first
-    assert "Layer 0, head 0" in heatmap.inner_text()
-    # Move the layer slider with the keyboard: focus the thumb and press the right arrow twice.
+    wait_for_plot(page, "((gd.layout.xaxis || {}).ticktext || []).includes('dusk')")
+    tokens = ["[CLS]", *encoder.tokenizer.tokenize(TYPED), "[SEP]"]
+    plot, layer, head = _main_heatmap(page)
+    assert plot["xticks"] == tokens and plot["yticks"] == tokens
+    for word in TYPED.lower().rstrip(".").split():
+        assert word in plot["xticks"], f"the typed word {word!r} is not a tick label: {plot['xticks']}"
+    weights = es.attention(encoder, TYPED).weights
+    np.testing.assert_allclose(plot["traces"][0]["z"], _expected(weights, layer, head), atol=1e-5)
+    # Move the layer slider two steps with the keyboard (right, or left from the last layers).
+    step, target = ("ArrowRight", layer + 2) if layer + 2 < len(weights) else ("ArrowLeft", layer - 2)
     thumb = page.locator('[data-testid="stSlider"] input[type="range"]').first
     thumb.focus()
-    thumb.press("ArrowRight")
-    thumb.press("ArrowRight")
-    wait_idle(page)
-    page.wait_for_function(
-        "() => document.querySelector('.js-plotly-plot') && "
-        "document.querySelector('.js-plotly-plot').innerText.includes('Layer 2, head 0')"
-    )
-    assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 1
-    assert "layer=2" in page.url
+    thumb.press(step)
+    thumb.press(step)
+    wait_for_plot(page, f"((gd.layout.title || {{}}).text || '').includes('Layer {target},')")
+    plot, moved, head = _main_heatmap(page)
+    assert moved == target and f"layer={moved}" in page.url
+    np.testing.assert_allclose(plot["traces"][0]["z"], _expected(weights, moved, head), atol=1e-5)
     assert exception_boxes(page) == 0
     shot(page, "attention")
 

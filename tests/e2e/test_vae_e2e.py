@@ -1,9 +1,13 @@
 """Real browser: upload an image through the file chooser and see it round-trip through TAEF2."""
 
+import base64
+import io
+
+import numpy as np
 from PIL import Image
 from sklearn.datasets import load_sample_image
 
-from tests.e2e.conftest import SHOTS, exception_boxes, open_page, shot, wait_for_chart, wait_idle
+from tests.e2e.conftest import SHOTS, exception_boxes, open_page, plots, shot, wait_for_chart, wait_idle
 
 
 def test_vae_upload(page, app_url, taef2_dir):
@@ -23,6 +27,7 @@ def test_vae_upload(page, app_url, taef2_dir):
     shot(page, "vae_latents")
     page.get_by_role("tab", name="Reconstruction").click()
     page.wait_for_timeout(1500)
+    _assert_reconstruction_drawn(page, upload, taef2_dir)
     shot(page, "vae_reconstruction")
     page.get_by_role("tab", name="Latent playground").click()
     page.wait_for_timeout(1500)
@@ -33,6 +38,46 @@ def test_vae_upload(page, app_url, taef2_dir):
     wait_idle(page)
     assert exception_boxes(page) == 0
     shot(page, "vae_playground")
+
+
+_DECODE_JS = """async (uri) => {
+  const img = new Image();
+  img.src = uri;
+  await img.decode();
+  return [img.naturalWidth, img.naturalHeight];
+}"""
+
+
+_RENDERED_JS = """() => {
+  const compare = [...document.querySelectorAll('.js-plotly-plot')].find(gd => !gd.closest('[data-stale="true"]')
+      && gd._fullData && gd._fullData.length === 2 && gd._fullData.every(t => t.type === 'image'));
+  return compare ? [...compare.querySelectorAll('image')].map(el => el.getBoundingClientRect().width) : [];
+}"""
+
+
+def _data_uri_image(uri: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB")
+
+
+def _assert_reconstruction_drawn(page, upload, taef2_dir) -> None:
+    """The Reconstruction tab draws two images the browser can decode, of the encoded size: the input exactly
+    as the library prepares it, and TAEF2's reconstruction of it (close to the library's own round trip)."""
+    import encoderscope as es
+    from encoderscope import images
+
+    photo = Image.open(upload).convert("RGB")
+    prepared, _ = images.prepare(photo, 512, "crop")
+    shown = [t["source"] for p in plots(page) for t in p["traces"] if t["type"] == "image" and t["source"]]
+    assert len(shown) == 2, "the comparison should draw the original and the reconstruction"
+    for uri in shown:
+        assert tuple(page.evaluate(_DECODE_JS, uri)) == prepared.size  # an <img> with that naturalWidth/Height
+    original, recon = (np.asarray(_data_uri_image(uri), dtype=np.float64) for uri in shown)
+    np.testing.assert_array_equal(original, np.asarray(prepared))
+    reference = np.asarray(es.round_trip(es.load_vae(str(taef2_dir)), photo, size=512).reconstruction, np.float64)
+    assert np.abs(recon - reference).mean() < 1.0, "the drawn reconstruction is not TAEF2's reconstruction"
+    assert 20 < images.psnr(original / 255, recon / 255) < 60, "a reconstruction is close to the input but not the input"
+    widths = page.evaluate(_RENDERED_JS)  # the SVG <image> elements Plotly drew for the two image traces
+    assert len(widths) == 2 and min(widths) > 100, widths
 
 
 def test_vae_bad_upload(page, app_url, taef2_dir):

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import random
+import unicodedata
 
-_rng = random.Random(1234)
+
+def _rng(name: str) -> random.Random:
+    """A generator seeded per list, so each list is the same whichever lists a run builds first."""
+    return random.Random(f"encoderscope-fuzz-{name}")
+
 
 INJECTIONS = [
     "<script>window.__xss=1</script>",
@@ -46,9 +51,16 @@ def wire(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
+def blank(text: str) -> bool:
+    """Whether nothing is left of `text` (as sent by a browser) once control characters, which the pages drop,
+    and surrounding whitespace are removed."""
+    return not "".join(c for c in wire(text) if c in "\n\t" or unicodedata.category(c) != "Cc").strip()
+
+
 def texts() -> list[str]:
     """≥ 60 hostile texts: injections, unicode edge cases, sizes and random junk."""
-    junk = ["".join(chr(_rng.randrange(0x20, 0x3000)) for _ in range(_rng.randrange(1, 400))) for _ in range(20)]
+    rng = _rng("texts")
+    junk = ["".join(chr(rng.randrange(0x20, 0x3000)) for _ in range(rng.randrange(1, 400))) for _ in range(20)]
     mixed = [f"{a} {b}" for a, b in zip(INJECTIONS, UNICODE, strict=False)]
     return INJECTIONS + UNICODE + SIZES + junk + mixed
 
@@ -100,7 +112,8 @@ def csv_files() -> list[tuple[str, bytes]]:
         ("empty-names.csv", b",,\nx,y,z\n"),
         ("empty-and-generated.csv", b" ,column 1\nx,y\n"),
     ]
-    files += [(f"random-{i}.csv", bytes(_rng.randrange(256) for _ in range(_rng.randrange(1, 3000)))) for i in range(10)]
+    rng = _rng("csv")
+    files += [(f"random-{i}.csv", bytes(rng.randrange(256) for _ in range(rng.randrange(1, 3000)))) for i in range(10)]
     files += [(f"text-{i}.csv", ("text\n" + wire(t).replace("\x00", "") + "\n").encode("utf-8", "replace"))
               for i, t in enumerate(INJECTIONS + UNICODE[:6])]
     return files
@@ -173,5 +186,5 @@ def image_files() -> list[tuple[str, bytes]]:
         ("la.png", save(Image.new("LA", (32, 32)), "PNG")),
         ("tiny.bmp", save(Image.new("RGB", (9, 9)), "BMP")),
         ("float.tif", save(Image.new("F", (16, 16)), "TIFF")),
-        ("random.jpg", bytes(_rng.randrange(256) for _ in range(4000))),
+        ("random.jpg", bytes(_rng("image").randrange(256) for _ in range(4000))),
     ]

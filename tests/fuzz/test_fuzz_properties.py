@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import encoderscope as es
 from encoderscope import images, tabular
-from encoderscope.attention import display_tokens
+from encoderscope.tokens import display_tokens
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 # Text with every Unicode category, surrogates excluded (a browser cannot send them; clean_text drops them).
