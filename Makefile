@@ -38,7 +38,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 bench: venv
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache screenshots

@@ -5,31 +5,26 @@ rollout, every figure built and serialised as Streamlit does) and the figure JSO
 Models: the bundled MiniLM (real weights) and a bert-base-sized BertModel (random weights: timing only).
 real_page: the attention page itself under AppTest (Streamlit caches and all), for a new text and a layer change:
 MiniLM at 64 tokens, bert-base size at 512 tokens.
-Usage: python bench/attention.py [--repeats 5]
+Every *_ms figure is the median of `runs` timed runs after one warm-up call.
+Usage: python bench/attention.py [--runs 5] [--quick]   (--quick: MiniLM only, 16 and 64 tokens, 1 run)
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import plotly.io as pio
 import torch
+from _common import ROOT, arguments, emit, machine, median_time, ms, parse, progress
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import encoderscope as es  # noqa: E402
-from encoderscope import figures, models  # noqa: E402
-from encoderscope.attention import flag_heads, head_stats, rollout, token_focus  # noqa: E402
+import encoderscope as es
+from encoderscope import figures, models
+from encoderscope.attention_maps import flag_heads, head_stats, rollout, token_focus
 
 LENGTHS = (16, 64, 256, 512)
+QUICK_LENGTHS = (16, 64)
 
 
 def text_of(tokenizer, n_tokens: int, shift: int = 0) -> str:
@@ -63,16 +58,6 @@ def forward(model, text: str) -> None:
         model.model(**enc, output_attentions=True)
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:
-    fn()  # warm
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000, out
-
-
 def bert_base():
     from transformers import BertConfig, BertModel
 
@@ -94,8 +79,11 @@ def bert_base_folder(folder: Path) -> str:
     return str(folder)
 
 
-def real_page(model_ref: str | None, tokenizer, n_tokens: int, repeats: int) -> dict:
-    """The attention page itself under AppTest (model cached): median ms for a new text and for a layer change."""
+def real_page(model_ref: str | None, tokenizer, n_tokens: int, runs: int) -> dict:
+    """The attention page itself under AppTest (model cached): median ms for a new text and for a layer change.
+
+    Every timed rerun gets a text it has not seen (the warm-up call included), so none is a cache hit.
+    """
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "views" / "attention.py"), default_timeout=600)
@@ -104,39 +92,38 @@ def real_page(model_ref: str | None, tokenizer, n_tokens: int, repeats: int) -> 
     at.query_params["text"] = text_of(tokenizer, n_tokens)
     at.run()  # loads the model
     assert not at.exception, [e.value for e in at.exception]
-    texts = iter(text_of(tokenizer, n_tokens, shift=i + 1) for i in range(repeats + 1))
-    layers = iter(i % 6 for i in range(1, repeats + 2))
-    new_text, _ = timed(lambda: at.text_area(key="text").set_value(next(texts)).run(), repeats)
-    layer, _ = timed(lambda: at.slider(key="layer").set_value(next(layers)).run(), repeats)
+    texts = iter(text_of(tokenizer, n_tokens, shift=i + 1) for i in range(runs + 1))
+    layers = iter(i % 6 for i in range(1, runs + 2))
+    new_text, _ = median_time(lambda: at.text_area(key="text").set_value(next(texts)).run(), runs)
+    layer, _ = median_time(lambda: at.slider(key="layer").set_value(next(layers)).run(), runs)
     assert not at.exception, [e.value for e in at.exception]
-    return {"tokens": n_tokens, "new_text_ms": round(new_text, 1), "layer_change_ms": round(layer, 1),
+    return {"tokens": n_tokens, "new_text_ms": ms(new_text), "layer_change_ms": ms(layer),
             "charts": len(at.get("plotly_chart"))}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    out = {"torch_threads": torch.get_num_threads(), "repeats": args.repeats, "results": []}
+    args = parse(arguments(__doc__, runs=5))
+    out: dict = {"machine": machine(), "runs": args.runs, "quick": args.quick, "results": []}
     bundled = es.load_encoder(None)
-    with tempfile.TemporaryDirectory() as tmp:
-        out["real_page"] = {
-            "MiniLM": real_page(None, bundled.tokenizer, 64, args.repeats),
-            "bert-base (random)": real_page(bert_base_folder(Path(tmp)), bundled.tokenizer, 512, args.repeats),
-        }
-    print(json.dumps(out["real_page"]), file=sys.stderr)
-    for model in (es.load_encoder(None), bert_base()):
-        for n in LENGTHS:
+    out["real_page"] = {"MiniLM": real_page(None, bundled.tokenizer, 64, args.runs)}
+    if not args.quick:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = bert_base_folder(Path(tmp))
+            out["real_page"]["bert-base (random)"] = real_page(folder, bundled.tokenizer, 512, args.runs)
+    progress(out["real_page"])
+    for model in (bundled,) if args.quick else (bundled, bert_base()):
+        for n in QUICK_LENGTHS if args.quick else LENGTHS:
             text = text_of(model.tokenizer, n)
-            fwd_ms, _ = timed(lambda m=model, t=text: forward(m, t), args.repeats)
-            rerun_ms, payload = timed(lambda m=model, t=text: page_rerun(m, t), args.repeats)
+            fwd, _ = median_time(lambda m=model, t=text: forward(m, t), args.runs)
+            payload = page_rerun(model, text)  # the figure bytes; also the warm-up call of the timing below
+            rerun, _ = median_time(lambda m=model, t=text: page_rerun(m, t), args.runs, warm=False)
             out["results"].append({
                 "model": model.name, "layers": model.num_layers, "heads": model.num_heads, "tokens": n,
-                "forward_ms": round(fwd_ms, 1), "rerun_ms": round(rerun_ms, 1),
-                "overhead_x": round(rerun_ms / fwd_ms, 2), "figure_bytes": payload,
+                "forward_ms": ms(fwd), "rerun_ms": ms(rerun), "overhead_x": round(rerun / fwd, 2),
+                "figure_bytes": payload,
             })
-            print(json.dumps(out["results"][-1]), file=sys.stderr)
-    print(json.dumps(out, indent=1))
+            progress(out["results"][-1])
+    emit(out)
 
 
 if __name__ == "__main__":

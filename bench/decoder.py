@@ -1,39 +1,36 @@
 """Benchmark: the bundled decoder (GGUF load, cached load, forward) and the masks page rerun. Prints JSON.
 
-Usage: HF_HUB_OFFLINE=1 python bench/decoder.py [--repeats 5]
+Usage: python bench/decoder.py [--runs 5] [--threads N] [--quick]   (--quick: 16 tokens only, 1 run)
 
-cold_gguf_load_s: GGUF -> fp32 model in a fresh process (what the first start pays, plus cache_write_s);
-cached_load_s: load_pretrained from the converted folder (with_imports: + importing torch/transformers);
+cold_gguf_load_s: GGUF -> fp32 model in a fresh process, imports included (what the first start pays, plus
+  cache_write_s); one run: only the first conversion is cold;
+cached_load_s: load_pretrained from the converted folder in `runs` fresh processes (with_imports: + importing
+  torch/transformers);
 forward_with_attentions_ms: {tokens: ms} for SmolLM2 with output_attentions;
 masks_compute_all_32_tokens_ms: every array and figure of the page from scratch, no Streamlit caches;
 masks_page_rerun_32_tokens: the real page under AppTest, models cached: a new text, and a moved slider.
+Every median comes from `runs` timed runs (after one warm-up call in this process); *_min_ms is the fastest.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import plotly.io as pio
 import torch
+from _common import ROOT, arguments, emit, machine, median_time, ms, parse
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import encoderscope as es  # noqa: E402
-from encoderscope import decoder, figures, masks  # noqa: E402
+import encoderscope as es
+from encoderscope import decoder, figures, masks
 
 COLD_LOAD = (
     "import time, sys; from pathlib import Path; t = time.perf_counter();"
-    "from encoderscope import decoder, models; g = models.bundled_decoder_gguf();"
-    "tok, m = decoder.load_gguf(g); t1 = time.perf_counter(); decoder.convert(g, Path(sys.argv[1]), (tok, m));"
+    "from encoderscope import gguf_cache, models; g = models.bundled_decoder_gguf();"
+    "tok, m = gguf_cache.load_gguf(g); t1 = time.perf_counter(); gguf_cache.convert(g, Path(sys.argv[1]), (tok, m));"
     "print(t1 - t, time.perf_counter() - t1)"
 )
 WARM_LOAD = (  # prints (imports + load, load alone) in seconds
@@ -41,22 +38,6 @@ WARM_LOAD = (  # prints (imports + load, load alone) in seconds
     "t1 = time.perf_counter(); r = models.ModelRef('local', sys.argv[1], 'x');"
     "models.load_pretrained(r, sys.argv[1], 'decoder'); t2 = time.perf_counter(); print(t2 - t, t2 - t1)"
 )
-
-
-def median_ms(fn, repeats: int, best: dict | None = None, key: str = "") -> float:
-    """Median wall time of `fn` in ms after one warm-up call; the fastest run goes to `best[key]`.
-
-    On a shared machine the median carries other people's load; the minimum is the machine's own speed.
-    """
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    if best is not None:
-        best[key] = round(min(times) * 1000, 1)
-    return round(statistics.median(times) * 1000, 1)
 
 
 def text_of(tokenizer, n: int, shift: int = 0) -> str:
@@ -97,10 +78,11 @@ def masks_rerun(enc, dec, text: str) -> int:
     return sum(len(pio.to_json(f.to_dict(), validate=False)) for f in figs)
 
 
-def page_reruns(enc, repeats: int) -> dict:
+def page_reruns(enc, runs: int) -> dict:
     """The real page under AppTest (both models cached in st.cache_resource): median ms per rerun.
 
     new_text: a new 32-token text (arrays recomputed, models cached); widget: a slider moved (cached arrays).
+    On a shared machine the median carries other people's load; the minimum is the machine's own speed.
     """
     from streamlit.testing.v1 import AppTest
 
@@ -108,8 +90,8 @@ def page_reruns(enc, repeats: int) -> dict:
     at.query_params["text"] = text_of(enc.tokenizer, 30)
     at.run()  # loads both models, fills the caches
     assert not at.exception, [e.value for e in at.exception]
-    texts = iter([text_of(enc.tokenizer, 30, shift=i + 1) for i in range(repeats + 1)])
-    layers = iter([i % enc.num_layers for i in range(1, repeats + 2)])
+    texts = iter([text_of(enc.tokenizer, 30, shift=i + 1) for i in range(runs + 1)])
+    layers = iter([i % enc.num_layers for i in range(1, runs + 2)])
 
     def new_text():
         at.text_area(key="mask_text").set_value(next(texts)).run()
@@ -117,36 +99,37 @@ def page_reruns(enc, repeats: int) -> dict:
     def widget():
         at.slider(key="mask_layer").set_value(next(layers)).run()
 
-    best: dict = {}
-    result = {"new_text_ms": median_ms(new_text, repeats, best, "new_text"), "widget_ms": median_ms(widget, repeats)}
-    result["new_text_min_ms"] = best["new_text"]
+    new_text_s, new_text_times = median_time(new_text, runs)
+    widget_s, _ = median_time(widget, runs)
+    result = {"new_text_ms": ms(new_text_s), "widget_ms": ms(widget_s), "new_text_min_ms": ms(min(new_text_times))}
     assert not at.exception, [e.value for e in at.exception]
     result["charts"] = len(at.get("plotly_chart"))
     return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=5)
+    parser = arguments(__doc__, runs=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    args = parser.parse_args()
+    args = parse(parser)
     if args.threads:
         torch.set_num_threads(args.threads)
-    # The machine may be shared: record how busy it was, so numbers from a loaded box are read as such.
-    out: dict = {"torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()[0]}
+    out: dict = {"machine": machine(), "runs": args.runs, "quick": args.quick}
     with tempfile.TemporaryDirectory() as tmp:
         folder = str(Path(tmp) / "smollm2")
         gguf_s, write_s = map(
             float, subprocess.check_output([sys.executable, "-c", COLD_LOAD, folder], cwd=ROOT).split()
         )
         out["cold_gguf_load_s"], out["cache_write_s"] = round(gguf_s, 2), round(write_s, 2)
-        warm = [subprocess.check_output([sys.executable, "-c", WARM_LOAD, folder], cwd=ROOT).split() for _ in range(3)]
+        warm = [
+            subprocess.check_output([sys.executable, "-c", WARM_LOAD, folder], cwd=ROOT).split()
+            for _ in range(args.runs)
+        ]
         out["cached_load_s_with_imports"] = round(statistics.median(float(w[0]) for w in warm), 2)
         out["cached_load_s"] = round(statistics.median(float(w[1]) for w in warm), 2)
         out["cached_load_min_s"] = round(min(float(w[1]) for w in warm), 2)
     enc, dec = es.load_encoder(None), es.load_decoder(None)
     out["forward_with_attentions_ms"], fastest = {}, {}
-    for n in (16, 64, 256):
+    for n in (16,) if args.quick else (16, 64, 256):
         enc_ids = dec.tokenizer(text_of(dec.tokenizer, n), return_tensors="pt")
 
         def forward(ids=enc_ids):
@@ -154,14 +137,14 @@ def main() -> None:
                 dec.model(**ids, output_attentions=True)
 
         n_tokens = str(enc_ids["input_ids"].shape[1])
-        out["forward_with_attentions_ms"][n_tokens] = median_ms(forward, args.repeats, fastest, n_tokens)
+        median, times = median_time(forward, args.runs)
+        out["forward_with_attentions_ms"][n_tokens], fastest[n_tokens] = ms(median), ms(min(times))
     text = text_of(enc.tokenizer, 30)  # 32 tokens with [CLS]/[SEP]
     out["forward_with_attentions_min_ms"] = fastest
-    out["masks_compute_all_32_tokens_ms"] = median_ms(lambda: masks_rerun(enc, dec, text), args.repeats)
-    out["masks_rerun_figure_bytes"] = masks_rerun(enc, dec, text)
-    out["masks_page_rerun_32_tokens"] = page_reruns(enc, args.repeats)
-    out["load_avg_end"] = os.getloadavg()[0]
-    print(json.dumps(out, indent=1))
+    out["masks_rerun_figure_bytes"] = masks_rerun(enc, dec, text)  # also the warm-up call of the timing below
+    out["masks_compute_all_32_tokens_ms"] = ms(median_time(lambda: masks_rerun(enc, dec, text), args.runs, False)[0])
+    out["masks_page_rerun_32_tokens"] = page_reruns(enc, args.runs)
+    emit(out)
 
 
 if __name__ == "__main__":

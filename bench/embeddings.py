@@ -1,28 +1,29 @@
 """Benchmark: embedding throughput vs sentence-transformers, UMAP cold/warm, end-to-end. Prints JSON.
 
-Usage: python bench/embeddings.py [--repeats 3] [--skip-e2e]
+throughput_sent_per_s: 1,000 sentences, batch 32, from the median of `runs` runs of each library (taking turns);
+umap_s: per size, one fresh process with an empty numba cache, one with the disk cache, and the median of
+  `runs` warm calls in this process;
+first_projection_10s_after_start: `runs` times, a fresh server each: the clock starts when `streamlit run` is
+  launched (server start-up included), the embeddings page opens 10 s later, and 200 pasted sentences are timed
+  to the plot; medians with every run listed.
+Usage: python bench/embeddings.py [--runs 3] [--skip-e2e] [--quick]
+  (--quick: 200 sentences, UMAP at 1k only, 1 run; the browser part still runs unless --skip-e2e)
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
-import torch
+from _common import ROOT, arguments, emit, machine, median_time, parse, progress, round_robin
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import encoderscope as es  # noqa: E402
-from encoderscope import corpora  # noqa: E402
+import encoderscope as es
+from encoderscope import corpora
 
 COLD_UMAP = (  # a fresh process: import + numba compile + fit
     "import sys, time, numpy as np; t = time.perf_counter(); from encoderscope import projection;"
@@ -41,24 +42,17 @@ def corpus(n: int) -> list[str]:
     return [f"{base[i % len(base)]} (variant {i})" for i in range(n)]
 
 
-def median_s(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def first_projection_after_start(n: int = 200, delay: float = 10.0) -> dict:
-    """Start a real server, open the home page (warm-up starts), then 10 s later time the embeddings page."""
+    """Launch a real server, open the home page (warm-up starts), then `delay` s after the launch time the
+    embeddings page from opening to the plot. The launch is the start: server start-up counts."""
     from playwright.sync_api import sync_playwright
 
     from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server, wait_idle
 
     lines = "\n".join(corpus(n))
-    proc, url, _ = start_server()
     started = time.perf_counter()
+    proc, url, _ = start_server()
+    healthy = time.perf_counter() - started
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -80,6 +74,7 @@ def first_projection_after_start(n: int = 200, delay: float = 10.0) -> dict:
             wait_idle(page)
             result = {
                 "sentences": n,
+                "server_healthy_s": round(healthy, 1),
                 "opened_at_s": round(t0 - started, 1),
                 "paste_to_plot_s": round(time.perf_counter() - t0, 2),
             }
@@ -89,59 +84,70 @@ def first_projection_after_start(n: int = 200, delay: float = 10.0) -> dict:
     return result
 
 
+def first_projections(runs: int, n: int) -> dict:
+    """`first_projection_after_start` in `runs` fresh servers: medians, and every run."""
+    each = [first_projection_after_start(n) for _ in range(runs)]
+    return {
+        "runs": runs,
+        "sentences": n,
+        "median_opened_at_s": round(statistics.median(r["opened_at_s"] for r in each), 1),
+        "median_paste_to_plot_s": round(statistics.median(r["paste_to_plot_s"] for r in each), 2),
+        "each": each,
+    }
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = arguments(__doc__, runs=3)
     parser.add_argument("--skip-e2e", action="store_true")
-    args = parser.parse_args()
+    args = parse(parser)
     from sentence_transformers import SentenceTransformer
 
+    n_texts = 200 if args.quick else 1000
     enc = es.load_encoder(None)
     st_model = SentenceTransformer(enc.path, device="cpu")
-    texts = corpus(1000)
+    texts = corpus(n_texts)
     es.embed(enc, texts[:64])
     st_model.encode(texts[:64])
-    # Alternate the two so that load from other processes on a shared machine hits both alike.
-    ours_runs, theirs_runs = [], []
-    for _ in range(args.repeats):
-        ours_runs.append(median_s(lambda: es.embed(enc, texts, batch_size=32), 1))
-        theirs_runs.append(median_s(lambda: st_model.encode(texts, batch_size=32, normalize_embeddings=True), 1))
-    ours, theirs = statistics.median(ours_runs), statistics.median(theirs_runs)
-    out: dict = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
-            "torch_threads": torch.get_num_threads(),
+    # Taking turns, so that load from other processes on a shared machine hits both alike.
+    times = round_robin(
+        {
+            "ours": lambda: es.embed(enc, texts, batch_size=32),
+            "theirs": lambda: st_model.encode(texts, batch_size=32, normalize_embeddings=True),
         },
+        args.runs,
+        warm=False,  # warmed above on 64 sentences
+    )
+    ours, theirs = statistics.median(times["ours"]), statistics.median(times["theirs"])
+    out: dict = {
+        "machine": machine(),
+        "runs": args.runs,
+        "quick": args.quick,
         "throughput_sent_per_s": {
-            "encoderscope": round(1000 / ours, 1),
-            "sentence_transformers": round(1000 / theirs, 1),
+            "sentences": n_texts,
+            "encoderscope": round(n_texts / ours, 1),
+            "sentence_transformers": round(n_texts / theirs, 1),
             "ratio": round(theirs / ours, 3),
         },
         "umap_s": {},
     }
     rng = np.random.default_rng(0)
-    for n in (1000, 5000, 20000):
+    for n in (1000,) if args.quick else (1000, 5000, 20000):
         cold = fresh_process_umap(n)  # numba's disk cache as `make` left it (warm-up)
         with tempfile.TemporaryDirectory() as empty:  # a first start with nothing compiled yet
             compile_ = fresh_process_umap(n, {"NUMBA_CACHE_DIR": empty})
         X = rng.normal(size=(n, 384)).astype(np.float32)
-        es.project(X, "umap")  # compile in this process
-        warm = median_s(lambda X=X: es.project(X, "umap"), 1 if n > 5000 else args.repeats)
+        warm, _ = median_time(lambda X=X: es.project(X, "umap"), args.runs)  # the warm-up call compiles
         out["umap_s"][str(n)] = {
             "fresh_process_empty_numba_cache": round(compile_, 1),
             "fresh_process_disk_cache": round(cold, 1),
             "warm": round(warm, 2),
         }
-        print(json.dumps({n: out["umap_s"][str(n)]}), file=sys.stderr)
-    t0 = time.perf_counter()
-    X = es.embed(enc, texts)
-    es.project(X, "umap")
-    out["end_to_end_1k_embed_plus_umap_warm_s"] = round(time.perf_counter() - t0, 2)
+        progress({n: out["umap_s"][str(n)]})
+    end_to_end, _ = median_time(lambda: es.project(es.embed(enc, texts), "umap"), args.runs, warm=False)
+    out["end_to_end_embed_plus_umap_warm_s"] = round(end_to_end, 2)  # the throughput's sentences
     if not args.skip_e2e:
-        out["first_projection_10s_after_start"] = first_projection_after_start()
-    out["machine"]["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
-    print(json.dumps(out, indent=1))
+        out["first_projection_10s_after_start"] = first_projections(args.runs, 200)
+    emit(out)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,22 @@
 """Load test: N concurrent Chromium pages against a real `streamlit run` on 127.0.0.1. Prints JSON.
 
-Bounded: each run lasts --seconds (default 120) and every user stops after --max-actions actions.
-Only loopback is targeted. Reports p50/p95 latency per action, errors, exception boxes, the server's RSS at
-start, after warm-up, at its peak and at the end, how often each model was loaded (from the server log: once
-means shared by every session), and a verdict against the pass criteria (0 errors, 0 exception boxes, end RSS
-within 15% of the RSS after warm-up, every model loaded once). Exit code 1 when a criterion fails.
+Bounded: each run lasts --seconds (default 120) and every user stops after --max-rounds action rounds.
+Only loopback is targeted. Every user types its own texts and uploads its own images, new in every round
+(warm-up included), so each action makes the server compute instead of answering from its caches.
+Reports p50/p95 latency per action, errors (failed actions, and every error box on the page after an action:
+an uncaught exception or an `st.error` message), the server's RSS at start, after warm-up, at its peak and at
+the end, how often each model was loaded (from the server log: once means shared by every session), and a
+verdict against the pass criteria (0 errors, end RSS within 15% of the RSS after warm-up, every model loaded
+once). Exit code 1 when a criterion fails.
 
-Usage: python bench/load.py --users 8 [--seconds 120] [--users 16 ...]
+Usage: python bench/load.py [--users 8 16] [--seconds 120] [--max-rounds 60] [--quick]
+  (--quick: 2 users, 20 s, 3 rounds each after the warm-up)
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
+import io
 import re
 import statistics
 import sys
@@ -21,15 +24,20 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import arguments, emit, machine, parse
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server  # noqa: E402
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server
 
 SENTENCES = [
     "The bank of the river was steep.", "She deposited the cheque at the bank.", "A bat flew out of the cave.",
     "He swung the bat and missed.", "Spring is the season of new leaves.", "The spring in the clock broke.",
 ]
+# What a user sees when something went wrong: an uncaught exception, or an st.error message. An exception box
+# draws its own error alert inside it, so alerts inside exceptions are not counted twice.
+ERROR_BOXES = (
+    '[data-testid="stException"], '
+    '[data-testid="stAlertContentError"]:not([data-testid="stException"] *)'
+)
 
 
 def rss_mb(pid: int) -> float:
@@ -46,29 +54,75 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
-async def _wait_idle(page) -> None:
-    await page.wait_for_selector('[data-testid="stApp"]')
-    await page.wait_for_timeout(300)  # let the rerun triggered by the last action start
-    await page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
+# Streamlit writes the script's state on its root element (data-test-script-state: initial, running,
+# rerunRequested, notRunning, ...). A fixed pause plus "no status widget" can pass before the rerun an action
+# triggered has even started (under load it starts late), which would time nothing; so each action first
+# notes every change of that state, then waits for a change (a run started) and for the run to end.
+_WATCH_RUNS = """() => {
+  window.__benchRan = false;
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (app) new MutationObserver(() => { window.__benchRan = true; })
+    .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+# A document the action navigated to has no mark: its first run is the one to wait for.
+_RUN_STARTED = "() => window.__benchRan !== false"
+_RUN_FINISHED = """() => ['notRunning', 'compilationError'].includes(
+  document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state'))"""
+
+
+async def _until_rerun_done(page, action) -> None:
+    """Run `action`, then wait for the script run it triggers to start (15 s at most) and to finish."""
+    await page.evaluate(_WATCH_RUNS)
+    await action()
+    try:
+        await page.wait_for_function(_RUN_STARTED, timeout=15_000)
+    except Exception as err:
+        raise RuntimeError("no script run followed the action") from err
+    await page.wait_for_function(_RUN_FINISHED)
+
+
+def upload_image(user: int, round_: int) -> dict:
+    """A PNG no other user or round uploads (the page caches results by the image's bytes), as a Playwright file
+    payload: the sample photo shifted per user and round, with (user, round) written into its first pixels."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    photo = np.asarray(Image.fromarray(load_sample_image("flower.jpg")).resize((320, 240))).copy()
+    photo = np.roll(photo, (user * 37 + round_ * 11) % photo.shape[1], axis=1)
+    photo[0, 0] = (user % 256, round_ // 256 % 256, round_ % 256)
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, format="PNG")
+    return {"name": f"user{user}-round{round_}.png", "mimeType": "image/png", "buffer": buf.getvalue()}
 
 
 class User:
-    """One browser context looping over a realistic mix of actions (async: all users act at once)."""
+    """One browser context looping over a realistic mix of actions (async: all users act at once).
+
+    `rounds` counts this user's rounds across warm-up and measurement, so no text or image is ever sent twice.
+    """
 
     def __init__(self, context, url: str, index: int, pages: set[str]):
         self.context, self.url, self.index, self.pages = context, url, index, pages
         self.page = None
+        self.rounds = 0
         self.latency: dict[str, list[float]] = {}
         self.errors: list[str] = []
-        self.exception_boxes = 0
+        self.error_boxes = 0
 
-    async def timed(self, name: str, action) -> None:
+    async def timed(self, name: str, action, expect: str | None = None) -> None:
+        """Time `action` up to the end of the script run it triggers; `expect`: text the result must show."""
         start = time.perf_counter()
         try:
-            await action()
-            await _wait_idle(self.page)
+            await _until_rerun_done(self.page, action)
             self.latency.setdefault(name, []).append(time.perf_counter() - start)
-            self.exception_boxes += await self.page.locator('[data-testid="stException"]').count()
+            if expect and expect not in (await self.page.text_content('[data-testid="stMain"]') or ""):
+                self.errors.append(f"{name}: the page does not show {expect!r}")
+            boxes = self.page.locator(ERROR_BOXES)
+            if count := await boxes.count():
+                self.error_boxes += count
+                first = " ".join((await boxes.first.inner_text()).split())
+                self.errors.append(f"{name}: {count} error box(es) on the page: {first[:160]}")
         except Exception as err:  # record and go on: a load test counts failures, it does not stop at one
             self.errors.append(f"{name}: {type(err).__name__}: {str(err)[:160]}")
 
@@ -85,8 +139,9 @@ class User:
         thumb = self.page.locator('[data-testid="stSlider"] input[type="range"]').first
 
         async def next_layer():
+            at_end = await thumb.evaluate("e => e.value === e.max")  # the page may open on the last layer
             await thumb.focus()
-            await thumb.press("ArrowRight")
+            await thumb.press("ArrowLeft" if at_end else "ArrowRight")
 
         await self.timed("switch layer", next_layer)
 
@@ -100,34 +155,25 @@ class User:
             await box.first.fill(lines)
             await box.first.press("Control+Enter")
 
-        await self.timed("embed 200 sentences", embed)  # a missing text box counts as an error
+        await self.timed("embed 200 sentences", embed, expect="200 vectors")  # a missing text box is an error
 
     async def vae(self, step: int) -> None:
         await self.timed("open vae", lambda: self.page.goto(f"{self.url}/vae"))
         await self.timed("pick upload", lambda: self.page.get_by_text("Upload", exact=True).click())
         chooser = self.page.locator('[data-testid="stFileUploaderDropzoneInput"]')
-        await self.timed("upload image", lambda: chooser.first.set_input_files(str(IMAGE)))
+        image = upload_image(self.index, step)
+        await self.timed("upload image", lambda: chooser.first.set_input_files(image), f"{image['name']} as encoded")
 
     async def run(self, deadline: float, max_rounds: int) -> None:
         if self.page is None:
             self.page = await self.context.new_page()
             self.page.set_default_timeout(120_000)
         mix = [self.attention] + [getattr(self, p) for p in ("embeddings", "vae") if p in self.pages]
-        for step in range(max_rounds):
+        for _ in range(max_rounds):
             if time.monotonic() >= deadline:
                 break
+            step, self.rounds = self.rounds, self.rounds + 1
             await mix[(self.index + step) % len(mix)](step)
-
-
-IMAGE = ROOT / "screenshots" / "load_upload.png"
-
-
-def _sample_image() -> None:
-    from PIL import Image
-    from sklearn.datasets import load_sample_image
-
-    IMAGE.parent.mkdir(exist_ok=True)
-    Image.fromarray(load_sample_image("flower.jpg")).resize((320, 240)).save(IMAGE)
 
 
 async def _session(url: str, users: int, seconds: float, max_rounds: int, on_warm) -> tuple[list[User], set]:
@@ -142,7 +188,7 @@ async def _session(url: str, users: int, seconds: float, max_rounds: int, on_war
         # then the measured run starts from that steady state.
         await asyncio.gather(*(user.run(time.monotonic() + 300, 1 + len(pages)) for user in crowd))
         for user in crowd:
-            user.latency, user.errors, user.exception_boxes = {}, [], 0
+            user.latency, user.errors, user.error_boxes = {}, [], 0
         on_warm()
         deadline = time.monotonic() + seconds
         await asyncio.gather(*(user.run(deadline, max_rounds) for user in crowd))
@@ -166,7 +212,6 @@ def run(users: int, seconds: float, max_rounds: int) -> dict:
         threading.Thread(target=sampler, daemon=True).start()
 
     try:
-        _sample_image()
         crowd, pages = asyncio.run(_session(url, users, seconds, max_rounds, on_warm))
         stop.set()
         time.sleep(2)  # let the last reruns finish before the final reading
@@ -182,11 +227,10 @@ def run(users: int, seconds: float, max_rounds: int) -> dict:
         for name, values in user.latency.items():
             latency.setdefault(name, []).extend(values)
     errors = [e for u in crowd for e in u.errors]
-    boxes = sum(u.exception_boxes for u in crowd)
+    boxes = sum(u.error_boxes for u in crowd)
     growth = marks["end"] / marks["warm"] - 1
     failed = [
-        *([f"{len(errors)} errors"] if errors else []),
-        *([f"{boxes} exception boxes"] if boxes else []),
+        *([f"{len(errors)} errors ({boxes} error boxes)"] if errors else []),
         *([f"RSS grew {growth:.0%} after warm-up (limit 15%)"] if growth > 0.15 else []),
         *([f"models loaded more than once: {loads}"] if any(n > 1 for n in loads.values()) else []),
         *(["no model load found in the server log"] if not loads else []),
@@ -204,7 +248,7 @@ def run(users: int, seconds: float, max_rounds: int) -> dict:
             for name, v in sorted(latency.items())
         },
         "errors": errors,
-        "exception_boxes": boxes,
+        "error_boxes": boxes,
         "model_loads": loads,
         "rss_mb": {"start": round(marks["start"], 1), "after_warmup": round(marks["warm"], 1),
                    "peak": round(max(samples or [marks["warm"]]), 1), "end": round(marks["end"], 1),
@@ -213,14 +257,18 @@ def run(users: int, seconds: float, max_rounds: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--users", type=int, nargs="+", default=[8, 16])
-    parser.add_argument("--seconds", type=float, default=120)
-    parser.add_argument("--max-rounds", type=int, default=60, help="action rounds per user (bounds the loop)")
-    args = parser.parse_args()
-    results = [run(n, args.seconds, args.max_rounds) for n in args.users]
-    print(json.dumps(results, indent=1))
-    sys.exit(0 if all(r["pass"] for r in results) else 1)
+    parser = arguments(__doc__, runs=None)
+    parser.add_argument("--users", type=int, nargs="+", default=None, help="users per run (default 8 16)")
+    parser.add_argument("--seconds", type=float, default=None, help="measured seconds per run (default 120)")
+    parser.add_argument("--max-rounds", type=int, default=None, help="action rounds per user (default 60)")
+    args = parse(parser)
+    quick = args.quick
+    users = args.users or ([2] if quick else [8, 16])
+    seconds = args.seconds or (20 if quick else 120)
+    max_rounds = args.max_rounds or (3 if quick else 60)
+    out = {"machine": machine(), "quick": quick, "results": [run(n, seconds, max_rounds) for n in users]}
+    emit(out)
+    sys.exit(0 if all(r["pass"] for r in out["results"]) else 1)
 
 
 if __name__ == "__main__":
