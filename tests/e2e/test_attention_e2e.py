@@ -25,6 +25,34 @@ def test_home_page_renders(page, app_url):
     shot(page, "home")
 
 
+def test_home_url_is_the_home_page(page, app_url):
+    # Bug caught: /home, the home page's own URL, answering with a "Page not found" dialog (Streamlit ignores
+    # the default page's url_path).
+    open_page(page, app_url, "home")
+    page.get_by_role("heading", name="Encoderscope").wait_for()
+    assert page.get_by_text("Page not found").count() == 0
+    assert exception_boxes(page) == 0
+
+
+def test_default_sentence_opens_on_the_bank_river_head(page, app_url, encoder):
+    """With no layer/head in the link, the page opens on the head where "bank" attends most to "river" and
+    "fishing" (merged words: query rows averaged, key columns summed), computed here from the library's weights."""
+    # Bug caught: opening on layer 0/head 0 again, or on a head picked from the wrong axis or wrong words.
+    open_page(page, app_url, "attention")
+    wait_for_chart(page)
+    text = page.get_by_label("Text").input_value()
+    merged = es.merge_word_pieces(es.attention(encoder, text))
+    words = [t.lower() for t in merged.tokens]
+    rows = [i for i, w in enumerate(words) if w == "bank"]
+    cols = [j for j, w in enumerate(words) if w in ("river", "fishing")]
+    assert rows and cols, f"the default sentence lost its words: {text!r}"
+    score = merged.weights[:, :, rows][:, :, :, cols].sum(-1).mean(-1)  # [L, H]
+    want_layer, want_head = np.unravel_index(int(np.argmax(score)), score.shape)
+    _, layer, head = _main_heatmap(page)
+    assert (layer, head) == (want_layer, want_head)
+    assert page.get_by_text(f"{score[layer, head]:.0%} of its attention").count() == 1
+
+
 TYPED = "The bat flew out of the cave at dusk."
 MAIN_TITLE = r"^Layer (\d+), (?:head (\d+)|mean)$"
 
