@@ -23,15 +23,18 @@ _API = {
     "LoadedModel": "models",
     "ModelLoadError": "models",
     "device": "models",
-    # attention
-    "attention": "attention",
-    "AttentionResult": "attention",
-    "head_stats": "attention",
-    "flag_heads": "attention",
-    "rollout": "attention",
-    "merge_word_pieces": "attention",
-    "drop_special": "attention",
-    "token_focus": "attention",
+    # errors: every domain error subclasses this; its message is for the user
+    "UserFacingError": "errors",
+    # attention (the module is `attention_maps`, so `es.attention` is always the function)
+    "attention": "attention_maps",
+    "AttentionResult": "attention_maps",
+    "head_stats": "attention_maps",
+    "flag_heads": "attention_maps",
+    "rollout": "attention_maps",
+    "merge_word_pieces": "attention_maps",
+    "drop_special": "attention_maps",
+    "token_focus": "attention_maps",
+    "pick_head": "head_choice",
     # masks
     "hidden_states": "masks",
     # embeddings and projection
@@ -42,16 +45,11 @@ _API = {
     "round_trip": "vae",
 }
 
-__all__ = sorted(_API) + ["figures", "settings"]
-
-# The function shares its name with its module; bind the function now so `es.attention(...)` is never
-# the module (importing a submodule sets the package attribute). Import the module itself with
-# `from encoderscope.attention import ...`.
-from .attention import attention as attention  # noqa: E402
+__all__ = sorted(_API) + ["atlas", "figures", "settings"]
 
 
 def __getattr__(name: str):
-    if name in ("figures", "settings"):
+    if name in ("atlas", "figures", "settings"):  # subpackages, imported on first use
         return importlib.import_module(f".{name}", __name__)
     module = _API.get(name)
     if module is None:

@@ -35,10 +35,8 @@ class Settings:
     hub_probe_timeout: float = 1.5  # seconds, for the one-off "is the hub reachable" probe
     cache_dir: str = str(Path.home() / ".cache" / "encoderscope")
     models_dir: str = ""  # scanned for local VAEs and models
-
-    @property
-    def env_names(self) -> dict[str, str]:
-        return {f.name: "ENCODERSCOPE_" + f.name.upper() for f in fields(self)}
+    # Corpus atlases (`atlas build --out`) the Atlas page lists; default <cache_dir>/atlases. "" = none listed.
+    atlas_dir: str = ""
 
 
 _PUBLIC_DEFAULTS = dict(
@@ -53,6 +51,7 @@ _PUBLIC_DEFAULTS = dict(
     model_cache_size=2,
     allow_custom_models=False,
     allow_local_paths=False,
+    atlas_dir="",  # public: no server folder unless the operator names one (uploads only)
 )
 
 
@@ -73,6 +72,8 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             values[f.name] = _flag(raw) if kind is bool else kind(raw)
         except ValueError:
             raise ValueError(f"{key}={raw!r} is not a valid {kind.__name__}") from None
+    if "atlas_dir" not in values:  # follows ENCODERSCOPE_CACHE_DIR, as the numba cache does
+        values["atlas_dir"] = str(Path(values.get("cache_dir", defaults.cache_dir)) / "atlases")
     return Settings(**values)
 
 
