@@ -1,4 +1,4 @@
-"""The only cache layer of the app.
+"""The cache layer of the app (with its page sections `vision_resources` and `atlas_resources`).
 
 `st.cache_resource` holds models: one shared object per (kind, id, revision) across all sessions,
 bounded with `max_entries` so switching models cannot grow memory without bound. Treat them as read-only.
@@ -9,6 +9,7 @@ Each page keeps its cached functions in its own section below.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import streamlit as st
@@ -24,10 +25,16 @@ _log = get_logger(__name__)
 # --- models (shared, bounded) ---------------------------------------------------------------
 
 
+# One model load at a time: transformers resolves model classes lazily, and a page loading a model while the
+# background preload loads another could see a half-imported module ("no attribute 'ViTModel'").
+_LOAD_LOCK = threading.RLock()
+
+
 def _logged_load(kind: str, loader, ref, *args):
     """Load and log one line to the server log: the load test counts these to prove models are shared."""
     start = time.perf_counter()
-    loaded = loader(ref, *args)
+    with _LOAD_LOCK:
+        loaded = loader(ref, *args)
     _log.info("encoderscope: loaded %s %s in %.1f s", kind, ref or "(bundled)", time.perf_counter() - start)
     return loaded
 
@@ -128,8 +135,9 @@ def start_background_warm_up() -> bool:
     """Once per server process, from the first request on: compile UMAP in a background thread (see
     components/embeddings_warmup.py) and load the bundled encoder in another, so the first page that needs
     either does not wait for it. Returns at once."""
-    import threading
-
+    # The warm-up thread imports umap, which imports sklearn; a page importing sklearn at the same moment
+    # could get the half-initialised sklearn.base ("cannot import name 'clone'"). Import it here first.
+    import sklearn.base  # noqa: F401
     from streamlit.runtime.scriptrunner import add_script_run_ctx
 
     from components import embeddings_warmup

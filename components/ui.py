@@ -21,13 +21,20 @@ from encoderscope.errors import UserFacingError
 
 def file_uploader(label: str, key: str, **kwargs):
     """st.file_uploader capped at settings.max_upload_mb (in the browser and again here, since a client can
-    skip the browser's check). Returns the upload, or None after saying why it was refused."""
+    skip the browser's check). Returns the upload, or None after saying why it was refused; with
+    `accept_multiple_files=True`, the list of uploads within the limit."""
     limit_mb = settings.get().max_upload_mb
     upload = st.file_uploader(label, key=key, max_upload_size=limit_mb, **kwargs)
-    if upload is not None and upload.size > limit_mb * 1_000_000:
-        user_error(f"{upload.name} is {upload.size / 1e6:.1f} MB; the limit on this server is {limit_mb} MB.")
-        return None
-    return upload
+    if isinstance(upload, list):  # accept_multiple_files=True: keep the files within the limit
+        return [one for one in upload if _within_limit(one, limit_mb)]
+    return upload if upload is None or _within_limit(upload, limit_mb) else None
+
+
+def _within_limit(upload, limit_mb: int) -> bool:
+    if upload.size <= limit_mb * 1_000_000:
+        return True
+    user_error(f"{upload.name} is {upload.size / 1e6:.1f} MB; the limit on this server is {limit_mb} MB.")
+    return False
 
 
 # --- downloads ------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Plotly figure builders: arrays in, `plotly.graph_objects.Figure` out, no I/O.
 
-One module per page (attention, masks, embeddings, vae) plus `common` for shared conventions:
+One module per page (attention, masks, embeddings, vae, vision) plus `common` for shared conventions:
 integer token axes with tick text (Plotly merges duplicate categorical labels), fixed colour ranges.
 Names are resolved lazily from the submodules' `__all__`.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-_SUBMODULES = ("common", "attention", "masks", "embeddings", "vae")
+_SUBMODULES = ("common", "attention", "masks", "embeddings", "vae", "vision")
 
 
 def __getattr__(name: str):

@@ -1,0 +1,62 @@
+"""Image encoders: how a vision transformer reads a picture, and where pictures meet sentences in CLIP's space."""
+
+import streamlit as st
+
+from components import clip_views, ui, vae_views, vision_controls, vision_views
+from components import vision_resources as cache
+
+SECTIONS = {"attention": "Attention over the picture", "clip": "CLIP: images and texts"}
+
+st.title("👁️ Image encoders")
+st.caption(
+    "A vision transformer cuts the picture into square patches and reads them as a sequence of tokens, the way "
+    "BERT reads words. Pick a layer and a head to see where each patch looks."
+)
+if "v_section" not in st.session_state:
+    wanted = ui.query_str("section", "attention", 20)
+    st.session_state.v_section = wanted if wanted in SECTIONS else "attention"
+section = st.radio(
+    "Section", list(SECTIONS), format_func=SECTIONS.get, horizontal=True, key="v_section", label_visibility="collapsed"
+)
+ui.sync_query(section=None if section == "attention" else section)
+if section == "clip":
+    clip_views.section()
+    st.stop()
+
+left, right = st.columns([2, 1])
+with right:
+    picked = vision_controls.encoder_picker()
+    square = st.toggle(
+        "Square (the processor's own crop)",
+        key="v_square",
+        help="Off: the short side is scaled to the model's input size and the aspect ratio kept, so nothing is "
+        "cut away. On: exactly the resize and centre crop the checkpoint was trained with.",
+    )
+with left:
+    chosen = vae_views.image_input(key="v_image")
+if picked is None or chosen is None:
+    st.stop()
+enc = vision_controls.load(cache.image_encoder, *picked)
+if enc is None:
+    st.stop()
+name, data = chosen
+with ui.guard("run the model on this image") as run, st.spinner("Running the model …"):
+    views = cache.image_views(*picked, cache.digest(data), square, data)
+if run.failed:
+    st.stop()
+
+vision_views.describe(enc, views, name)
+view, opacity = vision_controls.controls(views.res)
+values = vision_views.overlay(views, view, opacity)
+tab_heads, tab_rollout, tab_distance, tab_features = st.tabs(
+    ["All heads of this layer", "Rollout", "Attention distance", "Patch features"]
+)
+with tab_heads:
+    vision_views.heads(views, view, opacity)
+with tab_rollout:
+    roll = vision_views.rollout(views, view, opacity)
+with tab_distance:
+    vision_views.distance(views, view)
+with tab_features:
+    vision_views.features(views)
+vision_views.exports(views, view, values, roll, opacity)
