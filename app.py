@@ -16,6 +16,8 @@ PAGES = [
     st.Page("views/masks.py", title="Encoder vs decoder", icon="🎭", url_path="masks"),
     st.Page("views/embeddings.py", title="Embeddings", icon="🗺️", url_path="embeddings"),
     st.Page("views/vae.py", title="Image VAE", icon="🖼️", url_path="vae"),
+    st.Page("views/vision.py", title="Image encoders", icon="👁️", url_path="vision"),
+    st.Page("views/atlas.py", title="Corpus atlas", icon="🌌", url_path="atlas"),
 ]
 
 page = st.navigation(PAGES)

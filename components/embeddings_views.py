@@ -24,13 +24,30 @@ class Corpus:
     labels: list[str]
     vectors: np.ndarray | None = None
     notices: list[str] = field(default_factory=list)
+    atlas_command: str | None = None  # set when the corpus was cut at the cap: how to map all of it
 
 
-def _limit(texts: list[str], labels: list[str], notices: list[str]) -> Corpus:
+def atlas_command(corpus_file: str, text_column: str = "text", label_column: str | None = None) -> str:
+    """The `atlas build` command line for a corpus above this page's cap (the Atlas page maps up to 10^6
+    points). --out names a folder in the atlas folder the Atlas page lists, except in public mode (no paths)."""
+    import shlex
+    from pathlib import Path
+
+    conf = settings.get()
+    stem = Path(corpus_file).stem or "corpus"
+    out = str(Path(conf.atlas_dir) / stem) if conf.atlas_dir and conf.allow_local_paths else f"atlases/{stem}"
+    parts = ["python", "-m", "encoderscope", "atlas", "build", corpus_file, "--text-column", text_column]
+    if label_column:
+        parts += ["--label-column", label_column]
+    return shlex.join([*parts, "--out", out])
+
+
+def _limit(texts: list[str], labels: list[str], notices: list[str], command: str | None = None) -> Corpus:
     cap = settings.get().max_sentences
     if len(texts) > cap:
         notices.append(f"{len(texts):,} sentences exceed the limit of {cap:,}; the first {cap:,} are used.")
         texts, labels = texts[:cap], labels[:cap]
+        return Corpus(texts, labels, None, notices, atlas_command=command)
     return Corpus(texts, labels, None, notices)
 
 
@@ -48,7 +65,7 @@ def corpus_input() -> Corpus | None:
         if not lines:
             st.info("Type one sentence per line.")
             return None
-        return _limit(lines, ["(typed)"] * len(lines), notices)
+        return _limit(lines, ["(typed)"] * len(lines), notices, atlas_command("sentences.txt"))
     if source == "CSV upload":
         return _csv_input()
     return _vectors_input()
@@ -78,7 +95,8 @@ def _csv_input() -> Corpus | None:
         texts, labels = tabular.texts_and_labels(table.frame, text_col, None if label_col == "(none)" else label_col)
     if reading.failed:
         return None
-    return _limit(texts, labels, table.notices)
+    label = None if label_col == "(none)" else label_col
+    return _limit(texts, labels, table.notices, atlas_command(upload.name, text_col, label))
 
 
 def _vectors_input() -> Corpus | None:

@@ -80,8 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     emb.add_argument("--max-bytes", type=int, default=10_000_000_000)
     emb.add_argument("--out", required=True, help="output .npy path")
     sub.add_parser("warm-up", help="compile UMAP and convert the bundled decoder once, ahead of the first user")
+    from .atlas import cli as atlas_cli  # argparse only: the heavy imports wait for `run`
+
+    atlas_cli.add_parser(sub)
     args = parser.parse_args(argv)
-    return {"embed": _embed, "warm-up": _warm_up}[args.command](args)
+    return {"embed": _embed, "warm-up": _warm_up, "atlas": atlas_cli.run}[args.command](args)
 
 
 if __name__ == "__main__":

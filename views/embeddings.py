@@ -29,6 +29,13 @@ if corpus is None:
     st.stop()
 for notice in corpus.notices:
     ui.user_warning(notice)
+if corpus.atlas_command:
+    st.caption(
+        "To map every sentence, build a corpus atlas (up to 10^6 points, embedded on this machine or a Dask "
+        "cluster) and open it on the Atlas page:"
+        + (" save the sentences one per line as sentences.txt, then" if "sentences.txt" in corpus.atlas_command else "")
+    )
+    st.code(corpus.atlas_command, language="bash")
 
 model = None
 if corpus.vectors is None:

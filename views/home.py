@@ -1,4 +1,4 @@
-"""Home: what an encoder is, and the four tools."""
+"""Home: what an encoder is, and the tools."""
 
 import streamlit as st
 
@@ -22,6 +22,10 @@ TOOLS = [
      "Sentence and token embeddings projected with UMAP, PCA or t-SNE, plus nearest-neighbour search."),
     ("views/vae.py", "🖼️ Image VAE",
      "Squeeze an image into a Stable Diffusion VAE's latent space, look at the channels, and decode it back."),
+    ("views/vision.py", "👁️ Image encoders",
+     "How ViT, DINOv2, CLIP and SigLIP read a picture as patches, and where it lands next to sentences in CLIP's space."),
+    ("views/atlas.py", "🌌 Corpus atlas",
+     "A whole corpus, up to a million sentences, as one map: clusters, near-duplicates, search and selection."),
 ]
 cols = st.columns(2)
 for i, (path, title, text) in enumerate(TOOLS):

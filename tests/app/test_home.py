@@ -16,8 +16,8 @@ def test_home_renders_with_status():
     assert "installed" in sidebar
 
 
-def test_home_cards_link_the_four_tools():
+def test_home_cards_link_every_tool():
     at = app("app")
     at.run()
     links = {link.proto.page for link in at.get("page_link")}
-    assert links == {"attention", "masks", "embeddings", "vae"}
+    assert links == {"attention", "masks", "embeddings", "vae", "vision", "atlas"}

@@ -1,0 +1,179 @@
+"""The Atlas page's section of the cache layer: opened atlases and their renderer payloads.
+
+An atlas is opened once per server (st.cache_resource, shared and read-only, at most 2 kept: a 10^6-point
+atlas holds its texts in memory, ~0.3 GB, while vectors stay memory-mapped), keyed on its folder and the
+modification times of its files, so a rebuilt atlas is re-read. Uploaded points are keyed on their sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from components import atlas_payload
+from encoderscope import settings
+from encoderscope.errors import UserFacingError
+
+REQUIRED = ("x", "y", "cluster", "text")  # points.parquet columns the page needs (id, label optional)
+FILES = ("points.parquet", "atlas.json")
+
+
+class AtlasOpenError(UserFacingError):
+    """An atlas could not be opened; the message says why, for the user."""
+
+
+@dataclass
+class Opened:
+    """An atlas as the page uses it. `points` [N rows, index = id = row order]; `atlas` the library's
+    object (None for an uploaded points.parquet: no vectors, so no search)."""
+
+    name: str
+    points: pd.DataFrame
+    clusters: pd.DataFrame | None
+    meta: dict = field(default_factory=dict)
+    atlas: object | None = None
+
+
+# --- the configured folder ------------------------------------------------------------------
+
+
+def atlas_root() -> Path | None:
+    """The folder atlases are listed from (settings.atlas_dir), or None when there is none."""
+    folder = settings.get().atlas_dir
+    return Path(folder).expanduser().resolve() if folder else None
+
+
+def resolve(name: str) -> Path:
+    """The folder of atlas `name` inside atlas_root(); refuses anything that would leave it (.., absolute
+    paths, symlinks pointing out)."""
+    root = atlas_root()
+    if root is None:
+        raise AtlasOpenError("This server lists no atlas folder: upload a points.parquet instead.")
+    target = (root / name).resolve()
+    if target == root or not target.is_relative_to(root):
+        raise AtlasOpenError(f"{name!r} is not an atlas in this server's atlas folder.")
+    if not (target / "points.parquet").is_file():
+        raise AtlasOpenError(f"No atlas named {name!r} (no points.parquet in it).")
+    return target
+
+
+def listing() -> pd.DataFrame:
+    """One row per atlas in atlas_root(): name, points, model (read from atlas.json; unreadable ones say so)."""
+    root = atlas_root()
+    rows = []
+    if root is not None and root.is_dir():
+        for folder in sorted(p for p in root.iterdir() if (p / "points.parquet").is_file()):
+            try:
+                meta = json.loads((folder / "atlas.json").read_text(encoding="utf-8"))
+                rows.append({"name": folder.name, "points": int(meta.get("N", 0)), "model": model_of(meta) or ""})
+            except (OSError, ValueError, AttributeError):
+                rows.append({"name": folder.name, "points": 0, "model": "(atlas.json unreadable)"})
+    return pd.DataFrame(rows, columns=["name", "points", "model"])
+
+
+def model_of(meta: dict) -> str | None:
+    """The model reference in atlas.json: a string, or {name, revision, source} as the build records it."""
+    model = meta.get("model")
+    if isinstance(model, dict):
+        model = model.get("name") or model.get("ref")
+    return str(model) if model else None
+
+
+def _stamp(folder: Path) -> tuple:
+    return tuple((folder / f).stat().st_mtime_ns if (folder / f).exists() else 0 for f in (*FILES, "vectors.npy"))
+
+
+def open_folder(name: str) -> Opened:
+    folder = resolve(name)
+    return _open_folder(str(folder), _stamp(folder))
+
+
+@st.cache_resource(max_entries=2, show_spinner="Opening the atlas …")
+def _open_folder(folder: str, _stamp: tuple) -> Opened:
+    from encoderscope import atlas as es_atlas  # the library half (issue 10 §1)
+
+    name = Path(folder).name
+    try:
+        atlas = es_atlas.load(folder)
+    except Exception as err:  # a truncated or foreign file: say which atlas, never a traceback or server path
+        detail = str(err) if isinstance(err, UserFacingError) else f"{type(err).__name__}: {err}"
+        raise AtlasOpenError(f"Could not open the atlas {name!r}: " + detail.replace(repr(folder), repr(name))) from err
+    points = check_points(atlas.points.reset_index(drop=True))
+    clusters = getattr(atlas, "clusters", None)
+    return Opened(Path(folder).name, points, clusters, dict(getattr(atlas, "meta", {}) or {}), atlas)
+
+
+# --- uploads ---------------------------------------------------------------------------------
+
+
+def open_upload(data: bytes, filename: str) -> Opened:
+    return _open_upload(hashlib.sha256(data).hexdigest(), filename, _data=data)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Reading the points …")
+def _open_upload(digest: str, filename: str, _data: bytes) -> Opened:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(_data))
+    except Exception as err:  # pyarrow raises several types for truncated or foreign bytes
+        raise AtlasOpenError(f"{filename} is not a readable Parquet file ({type(err).__name__}).") from err
+    cap = settings.get().max_csv_rows
+    if table.num_rows > cap:
+        raise AtlasOpenError(
+            f"{filename} has {table.num_rows:,} points; uploads are capped at {cap:,} on this server. "
+            "Larger atlases go in the server's atlas folder (python -m encoderscope atlas build ... --out DIR)."
+        )
+    points = check_points(table.to_pandas())
+    return Opened(Path(filename).stem, points, None, {"N": len(points)})
+
+
+def check_points(points: pd.DataFrame) -> pd.DataFrame:
+    """`points` with the columns the page needs, finite float x, y, int cluster and string text; `id`, when
+    present, must be the row order (0 .. N-1). Refuses anything else with the first offending rows."""
+    missing = [c for c in REQUIRED if c not in points.columns]
+    if missing:
+        raise AtlasOpenError(
+            f"points.parquet lacks the column(s) {', '.join(missing)}; it needs {', '.join(REQUIRED)}."
+        )
+    if len(points) == 0:
+        raise AtlasOpenError("points.parquet has no rows.")
+    try:
+        x = points["x"].to_numpy(np.float32)
+        y = points["y"].to_numpy(np.float32)
+        cluster = points["cluster"].to_numpy(np.int64)
+    except (TypeError, ValueError) as err:
+        raise AtlasOpenError(f"points.parquet: x, y and cluster must be numbers ({err}).") from None
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if bad.any():
+        raise AtlasOpenError(f"points.parquet has non-finite x or y at rows {_first(bad)}.")
+    if "id" in points.columns and not np.array_equal(points["id"].to_numpy(), np.arange(len(points))):
+        raise AtlasOpenError("points.parquet: id must be the row order 0 .. N-1.")
+    text = points["text"] if pd.api.types.is_string_dtype(points["text"]) else points["text"].astype(str)
+    out = pd.DataFrame({"x": x, "y": y, "cluster": cluster, "text": text.reset_index(drop=True)})
+    if "label" in points.columns:
+        out["label"] = points["label"].astype("string").to_numpy()
+    return out
+
+
+def _first(mask: np.ndarray, limit: int = 5) -> str:
+    rows = np.flatnonzero(mask)
+    return ", ".join(map(str, rows[:limit])) + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+# --- renderer payloads -----------------------------------------------------------------------
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def payload(_opened: Opened, key: tuple, colour_by: str) -> tuple[dict, atlas_payload.Colouring]:
+    """(points payload, colouring) for `colour_by` in {"cluster", "label"}; `key` identifies the atlas."""
+    colours = atlas_payload.colouring(_opened.points[colour_by])
+    pts = _opened.points
+    return atlas_payload.points_payload(pts["x"].to_numpy(), pts["y"].to_numpy(), colours.codes), colours

@@ -1,0 +1,101 @@
+"""Reading atlas input: every format gives the same texts in row order; bad input is refused with the first
+offending rows, never dropped (ids must stay the row order)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from encoderscope.atlas.corpus import read_corpus, read_vectors
+from encoderscope.atlas.io import AtlasError
+from encoderscope.errors import UserFacingError
+
+TEXTS = ["first, with a comma", 'a "quoted" word', "line three", "=1+1 stays text"]
+LABELS = ["a", "b", "a", "c"]
+
+
+def _write_all(tmp_path):
+    frame = pd.DataFrame({"text": TEXTS, "label": LABELS, "other": range(4)})
+    frame.to_csv(tmp_path / "c.csv", index=False)
+    frame.to_csv(tmp_path / "c.tsv", index=False, sep="\t")
+    frame.to_parquet(tmp_path / "c.parquet")
+    (tmp_path / "c.jsonl").write_text("\n".join(json.dumps(r) for r in frame.to_dict("records")) + "\n")
+    return ["c.csv", "c.tsv", "c.parquet", "c.jsonl"]
+
+
+def test_every_format_reads_the_same_rows_in_order(tmp_path):
+    for name in _write_all(tmp_path):
+        corpus = read_corpus(tmp_path / name, "text", "label")
+        assert corpus.texts == TEXTS, name
+        assert corpus.labels == LABELS, name
+
+
+def test_plain_text_is_one_document_per_line(tmp_path):
+    (tmp_path / "c.txt").write_text("\n".join(TEXTS) + "\n")
+    corpus = read_corpus(tmp_path / "c.txt")
+    assert corpus.texts == TEXTS and corpus.labels is None
+
+
+def test_missing_text_column_lists_the_columns(tmp_path):
+    for name in _write_all(tmp_path):
+        with pytest.raises(AtlasError, match="body") as err:
+            read_corpus(tmp_path / name, "body")
+        assert isinstance(err.value, UserFacingError)
+        assert name.endswith("jsonl") or "'text'" in str(err.value)  # the columns it does have
+
+
+def test_empty_texts_are_refused_with_their_ids(tmp_path):
+    pd.DataFrame({"text": ["ok", "", "fine", "   ", "x"]}).to_csv(tmp_path / "e.csv", index=False)
+    with pytest.raises(AtlasError, match=r"2 empty text\(s\), at ids 1, 3"):
+        read_corpus(tmp_path / "e.csv")
+    (tmp_path / "e.jsonl").write_text('{"text": "ok"}\n{"text": null}\n')
+    with pytest.raises(AtlasError, match="at id 1 "):
+        read_corpus(tmp_path / "e.jsonl")
+
+
+def test_truncated_parquet_is_refused(tmp_path):
+    pd.DataFrame({"text": TEXTS * 100}).to_parquet(tmp_path / "c.parquet")
+    data = (tmp_path / "c.parquet").read_bytes()
+    (tmp_path / "cut.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(AtlasError, match="not a readable Parquet file"):
+        read_corpus(tmp_path / "cut.parquet")
+
+
+def test_truncated_jsonl_names_the_line(tmp_path):
+    (tmp_path / "c.jsonl").write_text('{"text": "a"}\n{"text": "b"}\n{"text": "c')
+    with pytest.raises(AtlasError, match="line 3: not valid JSON"):
+        read_corpus(tmp_path / "c.jsonl")
+
+
+def test_malformed_csv_is_refused(tmp_path):
+    (tmp_path / "bad.csv").write_text('text,label\n"ok",a\n"never closed,b\n')
+    with pytest.raises(AtlasError, match="not a readable CSV"):
+        read_corpus(tmp_path / "bad.csv")
+    (tmp_path / "wide.csv").write_text("text,label\na,b\nc,d,e,f\n")
+    with pytest.raises(AtlasError, match="line 3"):
+        read_corpus(tmp_path / "wide.csv")
+
+
+@pytest.mark.parametrize(
+    ("row", "value", "match"),
+    [(2, np.nan, r"NaN or infinite values at id 2\b"), (5, np.inf, "at id 5"), (3, 0.0, r"all-zero vectors .* at id 3\.")],
+)
+def test_bad_vectors_are_refused_with_the_first_row(tmp_path, row, value, match):
+    vectors = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    vectors[row] = value if value == 0 else vectors[row]
+    if value != 0:
+        vectors[row, 1] = value
+    np.save(tmp_path / "v.npy", vectors)
+    with pytest.raises(AtlasError, match=match):
+        read_vectors(tmp_path / "v.npy")
+
+
+def test_truncated_npy_is_refused(tmp_path):
+    np.save(tmp_path / "v.npy", np.ones((100, 8), np.float32))
+    data = (tmp_path / "v.npy").read_bytes()
+    (tmp_path / "v.npy").write_bytes(data[:-100])
+    with pytest.raises(AtlasError, match="truncated or corrupt"):
+        read_vectors(tmp_path / "v.npy")
