@@ -32,3 +32,12 @@ def test_public_attention_name_is_the_function():
         "assert es.attention is attention_maps.attention, es.attention"
     )
     assert "torch" in loaded  # using the attention code does load torch
+
+
+def test_every_public_name_resolves():
+    # Bug caught: an _API entry naming the wrong module (README documents es.<name> that raises AttributeError).
+    import encoderscope as es
+
+    missing = [name for name in es.__all__ if not hasattr(es, name)]
+    assert not missing, missing
+    assert callable(es.attention) and callable(es.image_attention) and callable(es.atlas.search)
