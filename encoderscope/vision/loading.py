@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .. import models
+from .. import model_kinds, models
 from ..models import LoadedModel, ModelLoadError, ModelRef
 
 CURATED_IMAGE_ENCODERS = [
@@ -101,7 +101,7 @@ def _processor(ref: ModelRef, kwargs: dict):
 
 
 def _is_text_model(config) -> bool:
-    causal, _, text = models._model_type_sets()
+    causal, _, text = model_kinds._model_type_sets()
     mtype = getattr(config, "model_type", "")
     return mtype in causal or mtype in text or mtype in _TEXT_TOWERS or bool(getattr(config, "is_encoder_decoder", 0))
 
@@ -128,7 +128,7 @@ def prefix_names(family: str, config) -> tuple[str, ...]:
 
 def load_image_encoder(ref: str | os.PathLike | None, revision: str | None = None) -> ImageEncoder:
     """Load a vision transformer's encoder from a hub id or a local folder (a full CLIP/SigLIP: its vision tower)."""
-    transformers = models._import_transformers()
+    transformers = model_kinds.import_transformers()
 
     model_ref = models.resolve(ref, "image", CURATED_IMAGE_ENCODERS)  # no bundled image model: empty is an error
     kwargs = models._hub_kwargs(model_ref, revision)
@@ -161,7 +161,7 @@ def load_image_encoder(ref: str | os.PathLike | None, revision: str | None = Non
 
 def load_clip(ref: str | os.PathLike | None, revision: str | None = None) -> ClipModel:
     """Load a CLIP or SigLIP model with both towers, its tokenizer and its image processor."""
-    transformers = models._import_transformers()
+    transformers = model_kinds.import_transformers()
 
     model_ref = models.resolve(ref, "clip", CURATED_CLIP)
     kwargs = models._hub_kwargs(model_ref, revision)
