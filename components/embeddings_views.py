@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from components import resources, ui
+from components import atlas_jobs, resources, ui
 from encoderscope import corpora, figures, projection, settings, tabular
 from encoderscope.embeddings import MAX_OCCURRENCES, nearest, self_similarity
 
@@ -25,6 +25,7 @@ class Corpus:
     vectors: np.ndarray | None = None
     notices: list[str] = field(default_factory=list)
     atlas_command: str | None = None  # set when the corpus was cut at the cap: how to map all of it
+    atlas_source: atlas_jobs.Source | None = None  # with it: the whole corpus, for a background atlas build
 
 
 def atlas_command(corpus_file: str, text_column: str = "text", label_column: str | None = None) -> str:
@@ -42,12 +43,14 @@ def atlas_command(corpus_file: str, text_column: str = "text", label_column: str
     return shlex.join([*parts, "--out", out])
 
 
-def _limit(texts: list[str], labels: list[str], notices: list[str], command: str | None = None) -> Corpus:
+def _limit(
+    texts: list[str], labels: list[str], notices: list[str], command: str | None = None,
+    source: atlas_jobs.Source | None = None,
+) -> Corpus:
     cap = settings.get().max_sentences
     if len(texts) > cap:
         notices.append(f"{len(texts):,} sentences exceed the limit of {cap:,}; the first {cap:,} are used.")
-        texts, labels = texts[:cap], labels[:cap]
-        return Corpus(texts, labels, None, notices, atlas_command=command)
+        return Corpus(texts[:cap], labels[:cap], None, notices, atlas_command=command, atlas_source=source)
     return Corpus(texts, labels, None, notices)
 
 
@@ -65,7 +68,8 @@ def corpus_input() -> Corpus | None:
         if not lines:
             st.info("Type one sentence per line.")
             return None
-        return _limit(lines, ["(typed)"] * len(lines), notices, atlas_command("sentences.txt"))
+        return _limit(lines, ["(typed)"] * len(lines), notices, atlas_command("sentences.txt"),
+                      atlas_jobs.Source("sentences.txt", lines))
     if source == "CSV upload":
         return _csv_input()
     return _vectors_input()
@@ -96,7 +100,8 @@ def _csv_input() -> Corpus | None:
     if reading.failed:
         return None
     label = None if label_col == "(none)" else label_col
-    return _limit(texts, labels, table.notices, atlas_command(upload.name, text_col, label))
+    return _limit(texts, labels, table.notices, atlas_command(upload.name, text_col, label),
+                  atlas_jobs.Source(upload.name, texts, labels if label else None))
 
 
 def _vectors_input() -> Corpus | None:

@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from components import embeddings_views, resources, ui
+from components import atlas_jobs, embeddings_views, resources, ui
 from encoderscope import clustering, figures, projection, settings
 
 resources.start_background_warm_up()  # no-op when app.py already started it
@@ -36,6 +36,8 @@ if corpus.atlas_command:
         + (" save the sentences one per line as sentences.txt, then" if "sentences.txt" in corpus.atlas_command else "")
     )
     st.code(corpus.atlas_command, language="bash")
+    if corpus.atlas_source is not None and atlas_jobs.available():
+        atlas_jobs.section(corpus.atlas_source, model_ref, revision, pooling)
 
 model = None
 if corpus.vectors is None:

@@ -1,0 +1,198 @@
+"""Background `atlas build` jobs started from the Embeddings page when a corpus is above its cap.
+
+Only where local paths are allowed (never in public mode) and an atlas folder is set. A job writes the full
+corpus to `<atlas_dir>/.jobs/<name>/corpus.parquet`, runs `python -m encoderscope atlas build` on it in its own
+process (output in `build.log` beside it) and writes the atlas to `<atlas_dir>/<name>`, which the Atlas page
+lists. Jobs live in a per-server registry (st.cache_resource): one build per name at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from components import ui
+from encoderscope import settings
+from encoderscope.errors import UserFacingError
+
+ROOT = Path(__file__).resolve().parents[1]  # `-m encoderscope` runs from the repository
+JOBS = ".jobs"  # inside the atlas folder; the Atlas page lists only folders holding points.parquet
+# the builder's stages in order (builder.build reports them); "normalise" replaces "embed" for --vectors
+_SLOT = {"read": 0, "embed": 1, "normalise": 1, "reduce": 2, "layout": 3, "duplicates": 4, "names": 5, "write": 6}
+# one tqdm update as the CLI writes it: "embed:  50%|█████     | 1/2 [00:03<00:03, ...]", then whatever was
+# printed after it on the same line (an `error: ...` follows a bar without a line break)
+_BAR = re.compile(r"^(\w+):\s+\d+%\|[^|]*\|\s*(\d+)/(\d+)(?:\s*\[[^\]]*\])?(.*)$")
+_LOCK = threading.Lock()  # check-then-start is atomic across sessions
+
+
+class JobError(UserFacingError):
+    """A build that cannot start (bad name, one already running, unwritable folder)."""
+
+
+@dataclass
+class Source:
+    """The whole corpus (before the page's cap): texts `[N]`, labels `[N]` or None, and its file's name."""
+
+    filename: str
+    texts: list[str]
+    labels: list[str] | None = None
+
+
+@dataclass
+class Job:
+    name: str
+    process: subprocess.Popen
+    folder: Path  # the job folder: corpus.parquet and build.log
+    out: Path  # the atlas folder it writes
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "build.log"
+
+
+@dataclass(frozen=True)
+class Status:
+    state: str  # "running", "done" or "failed"
+    stage: str | None  # the builder's latest stage
+    fraction: float | None  # of the whole build, 0..1, when a stage has reported
+    lines: list[str]  # the log's last lines that are not progress bars
+
+
+def available() -> bool:
+    """Whether this server may build atlases itself: local paths allowed, not public, an atlas folder set."""
+    conf = settings.get()
+    return conf.allow_local_paths and not conf.public and bool(conf.atlas_dir)
+
+
+def job_name(text: str) -> str:
+    """A safe folder name: runs of anything but letters, digits, - and _ become "-" ("" if nothing is left)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:80]
+
+
+@st.cache_resource
+def registry() -> dict[str, Job]:
+    """Jobs of this server process, by name (a server restart forgets them; their folders stay)."""
+    return {}
+
+
+def _atlas_root() -> Path:
+    return Path(settings.get().atlas_dir).expanduser().resolve()
+
+
+def start(name: str, source: Source, model: str | None, revision: str | None, pooling: str) -> Job:
+    """Write the corpus and start `atlas build` for it in the background; raises JobError."""
+    if not available():
+        raise JobError("This server does not build atlases: local paths are off or no atlas folder is set.")
+    if not name or name != job_name(name):
+        raise JobError("Name the atlas with letters, digits, - and _ only.")
+    with _LOCK:
+        running = registry().get(name)
+        if running is not None and running.process.poll() is None:
+            raise JobError(f"An atlas named {name!r} is already being built; wait for it or pick another name.")
+        root = _atlas_root()
+        folder, out = root / JOBS / name, root / name
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            columns = {"text": source.texts} | ({"label": source.labels} if source.labels is not None else {})
+            # Parquet, not CSV: texts with newlines, quotes or separators arrive exactly as the page read them
+            pd.DataFrame(columns).to_parquet(folder / "corpus.parquet", index=False)
+            command = [sys.executable, "-m", "encoderscope", "atlas", "build", str(folder / "corpus.parquet"),
+                       "--text-column", "text", "--out", str(out), "--pooling", pooling]
+            if source.labels is not None:
+                command += ["--label-column", "label"]
+            if model:
+                command += ["--model", model]
+            if revision:
+                command += ["--revision", revision]
+            with open(folder / "build.log", "wb") as log:
+                # own session: a page rerun or a closed tab never interrupts it; the env keeps HF_HUB_OFFLINE
+                process = subprocess.Popen(
+                    command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+                )
+        except OSError as err:
+            raise JobError(f"Could not start the atlas build in the atlas folder: {err.strerror or err}.") from err
+        job = registry()[name] = Job(name, process, folder, out)
+        return job
+
+
+def status(job: Job, tail_bytes: int = 8192) -> Status:
+    """Where `job` stands, from its exit status, its atlas.json and the end of its log."""
+    try:
+        with open(job.log, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - tail_bytes))
+            text = log.read().decode("utf-8", "replace")
+    except OSError:
+        text = ""
+    stage, fraction, lines = None, None, []
+    for line in re.split(r"[\r\n]+", text):
+        bar = _BAR.match(line.strip())
+        if bar and bar.group(1) in _SLOT and int(bar.group(3)) > 0:
+            stage = bar.group(1)
+            fraction = (_SLOT[stage] + int(bar.group(2)) / int(bar.group(3))) / (max(_SLOT.values()) + 1)
+        if bar:  # other bars (a library's own) are not stages; neither is kept as a log line
+            line = bar.group(4)
+        if line.strip():
+            lines.append(line.strip())
+    code = job.process.poll()
+    state = "running" if code is None else "done" if code == 0 and (job.out / "atlas.json").is_file() else "failed"
+    return Status(state, stage, fraction, lines[-8:])
+
+
+# --- the page section --------------------------------------------------------------------------
+
+
+def section(source: Source, model: str | None, revision: str | None, pooling: str) -> None:
+    """Name box, "Build this atlas in the background" button and the status of that name's job."""
+    default = job_name(Path(source.filename).stem) or "corpus"
+    typed = st.text_input("Atlas name", default, key="atlas_job_name", max_chars=80)
+    name = job_name(typed)
+    if typed.strip() and name != typed.strip():
+        st.caption(f"Saved as {ui.code_span(name or '?')}: letters, digits, - and _ only.")
+    job = registry().get(name)
+    busy = job is not None and job.process.poll() is None
+    if name and not busy and (_atlas_root() / name / "atlas.json").is_file():
+        st.caption(f"An atlas named {ui.code_span(name)} exists: building again replaces it.")
+    if st.button("Build this atlas in the background", key="atlas_job_start", disabled=busy or not name):
+        with ui.guard("start the atlas build") as starting:
+            job = start(name, source, model, revision, pooling)
+        if starting.failed:
+            return
+    if job is None:
+        if not name:
+            ui.user_warning("Name the atlas with at least one letter or digit.")
+        return
+    if status(job).state == "running":
+        _live(job)
+    else:
+        _show(job, status(job))
+
+
+@st.fragment(run_every=2)
+def _live(job: Job) -> None:
+    """Redraws the status every 2 s while the job runs; once it ends, the whole page reruns (no more polling)."""
+    now = status(job)
+    if now.state != "running":
+        st.rerun()
+    _show(job, now)
+
+
+def _show(job: Job, now: Status) -> None:
+    if now.state == "running":
+        text = f"Building atlas {job.name}: {now.stage or 'starting'} …"
+        st.progress(now.fraction or 0.0, text=ui.escape_markdown(text))
+    elif now.state == "done":
+        st.success(f"Atlas {ui.code_span(job.name)} is ready.")
+        st.page_link("views/atlas.py", label=f"Open {job.name} on the Atlas page", icon="🌌",
+                     query_params={"atlas": job.name})
+    else:
+        code = job.process.poll()
+        ui.user_error(f"The atlas build for {job.name} failed (exit status {code}):\n\n" + "\n\n".join(now.lines))

@@ -1,0 +1,117 @@
+"""Background atlas builds from the Embeddings page (components/atlas_jobs.py): who gets the button, a real
+build of a small corpus through the CLI, its progress and its failure."""
+
+from __future__ import annotations
+
+import io
+import types
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from components import atlas_jobs
+from encoderscope import settings
+from tests.app.conftest import app, no_exceptions
+
+TOPICS = ["The cat sat on the mat", "Interest rates rose at the bank", "Knead the dough and bake the bread",
+          "The striker scored in the final"]
+# 40 short sentences (with a comma, a quote and a semicolon, which a CSV round trip could break)
+TEXTS = [f'{TOPICS[i % 4]}, take "{i}"; again.' for i in range(40)]
+LABELS = [f"t{i % 4}" for i in range(40)]
+BUTTON = "Build this atlas in the background"
+
+
+def _csv() -> bytes:
+    buffer = io.StringIO()
+    pd.DataFrame({"sentence": TEXTS, "topic": LABELS}).to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
+def _embeddings_page(environ: dict):
+    """The Embeddings page (through app.py, so page links resolve) with a 40-row CSV above a cap of 10."""
+    settings.reload({"ENCODERSCOPE_MAX_SENTENCES": "10", **environ})
+    at = app("app")
+    at.run()
+    at.switch_page("views/embeddings.py").run()
+    at.radio(key="source").set_value("CSV upload").run()
+    at.file_uploader(key="csv_upload").set_value(("my corpus!.csv", _csv(), "text/csv")).run()
+    at.selectbox(key="label_col").set_value("topic").run()
+    no_exceptions(at)
+    assert at.code, "the atlas build command is shown above the cap"
+    return at
+
+
+def _buttons(at) -> list[str]:
+    return [b.label for b in at.button]
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [{"ENCODERSCOPE_PUBLIC": "1"}, {"ENCODERSCOPE_ALLOW_LOCAL_PATHS": "0"}],
+    ids=["public", "no-local-paths"],
+)
+def test_no_background_build_without_local_paths(tmp_path, environ):
+    try:
+        at = _embeddings_page({"ENCODERSCOPE_ATLAS_DIR": str(tmp_path), **environ})
+        assert BUTTON not in _buttons(at)
+    finally:
+        settings.reload()
+
+
+def test_background_build_writes_the_atlas_and_links_to_it(tmp_path):
+    try:
+        at = _embeddings_page({"ENCODERSCOPE_ATLAS_DIR": str(tmp_path)})
+        assert at.text_input(key="atlas_job_name").value == "my-corpus"  # sanitised file name
+        at.button(key="atlas_job_start").click().run()
+        no_exceptions(at)
+        assert any("Building atlas my-corpus" in bar.proto.text.replace("\\", "") for bar in at.get("progress"))
+        job = atlas_jobs.registry()["my-corpus"]
+        # one build per name at a time (the subprocess is still importing torch here)
+        with pytest.raises(atlas_jobs.JobError, match="already being built"):
+            atlas_jobs.start("my-corpus", atlas_jobs.Source("x.csv", ["a"]), None, None, "auto")
+        assert job.process.wait(timeout=180) == 0, job.log.read_text()
+        at.run()
+        no_exceptions(at)
+        points = pd.read_parquet(tmp_path / "my-corpus" / "points.parquet")
+        assert len(points) == 40  # the whole corpus, not the page's 10
+        assert list(points["text"]) == TEXTS and list(points["label"]) == LABELS
+        links = at.get("page_link")
+        assert [(link.proto.page, link.proto.query_string) for link in links if "Open" in link.proto.label] == [
+            ("atlas", "atlas=my-corpus")
+        ]
+    finally:
+        settings.reload()
+
+
+def test_a_failed_build_shows_the_cli_error(tmp_path):
+    settings.reload({"ENCODERSCOPE_ATLAS_DIR": str(tmp_path)})
+    try:
+        job = atlas_jobs.start("broken", atlas_jobs.Source("b.txt", ["fine", " "]), None, None, "auto")
+        assert job.process.wait(timeout=120) == 2
+        now = atlas_jobs.status(job)
+        assert now.state == "failed" and not (tmp_path / "broken" / "atlas.json").exists()
+        assert any("error:" in line and "1 empty text(s)" in line for line in now.lines)
+    finally:
+        settings.reload()
+
+
+def test_progress_reads_the_latest_stage_of_the_log(tmp_path):
+    log = tmp_path / "build.log"
+    log.write_text("read: 100%|##| 1/1 [00:00]\rembed:   0%|  | 0/2 [00:00]\rembed:  50%|#  | 1/2 [00:03<00:03]\r"
+                   "Batches: 100%|##| 3/3 [00:01]\n")  # a library's own bar is not a stage
+    running = atlas_jobs.Job("x", types.SimpleNamespace(poll=lambda: None), tmp_path, Path(tmp_path / "x"))
+    now = atlas_jobs.status(running)
+    # 7 stages (read, embed, reduce, layout, duplicates, names, write); embed is the second, half done
+    assert (now.state, now.stage, now.fraction, now.lines) == ("running", "embed", pytest.approx(1.5 / 7), [])
+
+
+def test_names_are_sanitised_and_bad_ones_refused(tmp_path):
+    assert atlas_jobs.job_name("../my corpus/é") == "my-corpus"
+    settings.reload({"ENCODERSCOPE_ATLAS_DIR": str(tmp_path)})
+    try:
+        with pytest.raises(atlas_jobs.JobError, match="letters, digits"):
+            atlas_jobs.start("../x", atlas_jobs.Source("x.csv", ["a"]), None, None, "auto")
+        assert not any(tmp_path.iterdir())
+    finally:
+        settings.reload()
