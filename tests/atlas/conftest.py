@@ -15,17 +15,28 @@ WORDS = "river bank money loan water boat fish market price stock cloud rain sun
 SHARD = 25
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster_client():
+    """Workers are spawned processes, and spawn re-runs the parent's `__main__` file in each. AppTest (tests/app,
+    run earlier in the same session) leaves a page script there, so a worker would execute a Streamlit page and
+    die. A bare `__main__` while the cluster lives (a killed worker's restart included) keeps spawn off it."""
+    import sys
+    import types
+
     from distributed import Client, LocalCluster
 
+    saved = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
     cluster = LocalCluster(host="127.0.0.1", n_workers=2, threads_per_worker=1, processes=True,
                            dashboard_address=None,
                            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
     client = Client(cluster, set_as_default=False)
-    yield client
-    client.close()
-    cluster.close()
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+        sys.modules["__main__"] = saved
 
 
 @pytest.fixture(scope="session")
