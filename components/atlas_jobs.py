@@ -3,7 +3,7 @@
 Only where local paths are allowed (never in public mode) and an atlas folder is set. A job writes the full
 corpus to `<atlas_dir>/.jobs/<name>/corpus.parquet`, runs `python -m encoderscope atlas build` on it in its own
 process (output in `build.log` beside it) and writes the atlas to `<atlas_dir>/<name>`, which the Atlas page
-lists. Jobs live in a per-server registry (st.cache_resource): one build per name at a time.
+lists. Jobs live in a per-server registry (atlas_resources.job_registry): one build per name at a time.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from components import ui
+from components import atlas_resources, ui
 from encoderscope import settings
 from encoderscope.errors import UserFacingError
 
@@ -77,10 +77,9 @@ def job_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:80]
 
 
-@st.cache_resource
 def registry() -> dict[str, Job]:
     """Jobs of this server process, by name (a server restart forgets them; their folders stay)."""
-    return {}
+    return atlas_resources.job_registry()
 
 
 def _atlas_root() -> Path:

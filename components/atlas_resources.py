@@ -39,6 +39,7 @@ class Opened:
     clusters: pd.DataFrame | None
     meta: dict = field(default_factory=dict)
     atlas: object | None = None
+    key: str = ""  # identifies this atlas's content: its folder and file times, or the upload's sha256
 
 
 # --- the configured folder ------------------------------------------------------------------
@@ -96,7 +97,8 @@ def open_folder(name: str) -> Opened:
 
 
 @st.cache_resource(max_entries=2, show_spinner="Opening the atlas …")
-def _open_folder(folder: str, _stamp: tuple) -> Opened:
+def _open_folder(folder: str, stamp: tuple) -> Opened:
+    """`stamp` (the files' modification times) is part of the cache key, so a rebuilt atlas is read again."""
     from encoderscope import atlas as es_atlas  # the library half (issue 10 §1)
 
     name = Path(folder).name
@@ -107,7 +109,8 @@ def _open_folder(folder: str, _stamp: tuple) -> Opened:
         raise AtlasOpenError(f"Could not open the atlas {name!r}: " + detail.replace(repr(folder), repr(name))) from err
     points = check_points(atlas.points.reset_index(drop=True))
     clusters = getattr(atlas, "clusters", None)
-    return Opened(Path(folder).name, points, clusters, dict(getattr(atlas, "meta", {}) or {}), atlas)
+    meta = dict(getattr(atlas, "meta", {}) or {})
+    return Opened(Path(folder).name, points, clusters, meta, atlas, key=f"{folder}@{stamp}")
 
 
 # --- uploads ---------------------------------------------------------------------------------
@@ -132,7 +135,7 @@ def _open_upload(digest: str, filename: str, _data: bytes) -> Opened:
             "Larger atlases go in the server's atlas folder (python -m encoderscope atlas build ... --out DIR)."
         )
     points = check_points(table.to_pandas())
-    return Opened(Path(filename).stem, points, None, {"N": len(points)})
+    return Opened(Path(filename).stem, points, None, {"N": len(points)}, key=digest)
 
 
 def check_points(points: pd.DataFrame) -> pd.DataFrame:
@@ -172,8 +175,25 @@ def _first(mask: np.ndarray, limit: int = 5) -> str:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def payload(_opened: Opened, key: tuple, colour_by: str) -> tuple[dict, atlas_payload.Colouring]:
-    """(points payload, colouring) for `colour_by` in {"cluster", "label"}; `key` identifies the atlas."""
+def payload(_opened: Opened, key: str, colour_by: str) -> tuple[dict, atlas_payload.Colouring]:
+    """(points payload, colouring) for `colour_by` in {"cluster", "label"}; `key` is `_opened.key`."""
     colours = atlas_payload.colouring(_opened.points[colour_by])
     pts = _opened.points
     return atlas_payload.points_payload(pts["x"].to_numpy(), pts["y"].to_numpy(), colours.codes), colours
+
+
+@st.cache_data(max_entries=32, show_spinner="Searching …")
+def search(key: str, query, k: int, _opened: Opened) -> tuple[np.ndarray, np.ndarray]:
+    """`es.atlas.search` over `_opened`'s vectors (`key` is `_opened.key`; `query` a point id or a query vector
+    `[D]`): an exact scan over up to 10^6 memory-mapped rows, so map clicks and other reruns reuse it."""
+    from encoderscope import atlas as es_atlas
+
+    ids, cos = es_atlas.search(_opened.atlas, query, k)
+    return np.asarray(ids, dtype=np.int64), np.asarray(cos, dtype=np.float64)
+
+
+@st.cache_resource
+def job_registry() -> dict:
+    """The background atlas builds of this server (see components/atlas_jobs.py): name -> job."""
+    return {}
+

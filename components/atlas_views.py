@@ -110,13 +110,13 @@ def search(opened: Opened) -> pd.DataFrame | None:
         st.caption(
             f"Text search is off: {why}." + (" Click a point to search by it." if opened.atlas is not None else "")
         )
-    point = st.session_state.get("search_point")
+    # A clicked point belongs to the atlas it was clicked on: opening another atlas forgets it.
+    clicked = st.session_state.get("search_point")
+    point = clicked[1] if isinstance(clicked, tuple) and clicked[0] == opened.key else None
     by_text = bool(query.strip()) and not why
     if opened.atlas is None or (not by_text and point is None):
         return None
     with ui.guard("search the atlas") as searching:
-        from encoderscope import atlas as es_atlas
-
         if by_text:
             text = ui.clean_text(query, 1000)[0]
             pooling = str(opened.meta.get("pooling") or "auto")
@@ -124,11 +124,10 @@ def search(opened: Opened) -> pd.DataFrame | None:
             q = np.asarray(resources.embed_block(model_ref, revision, (text,), pooling)[0], np.float32)
         else:
             q = int(point)  # es.atlas.search takes a point id and checks its range
-        ids, cos = es_atlas.search(opened.atlas, q, k)
+        ids, cos = atlas_resources.search(opened.key, q, k, _opened=opened)
     if searching.failed:
         return None
-    ids = np.asarray(ids, dtype=np.int64)
-    hits = opened.points.iloc[ids][["text", "cluster"]].assign(cosine=np.round(np.asarray(cos, np.float64), 4))
+    hits = opened.points.iloc[ids][["text", "cluster"]].assign(cosine=np.round(cos, 4))
     hits.insert(0, "id", ids)
     return hits.reset_index(drop=True)
 
@@ -165,7 +164,7 @@ def atlas_view(opened: Opened, hits: pd.DataFrame | None):
     """Colour picker, legend and the WebGL map. Returns (component result, parsed selection shape or None)."""
     options = ["cluster"] + (["label"] if "label" in opened.points.columns else [])
     colour_by = st.radio("Colour by", options, horizontal=True, key="colour_by")
-    data, colours = atlas_resources.payload(opened, (opened.name, len(opened.points), id(opened)), colour_by)
+    data, colours = atlas_resources.payload(opened, opened.key, colour_by)
     state = st.session_state.get("atlas_map") or {}
     shape = atlas_payload.parse_shape(state.get("selection") if isinstance(state, dict) else None)
     highlight = [] if hits is None else hits["id"].tolist()
@@ -202,7 +201,7 @@ def clicked_point(opened: Opened, result) -> None:
         st.button(
             "Find its nearest neighbours",
             key="point_search",
-            on_click=lambda: st.session_state.update(search_point=row, query=""),
+            on_click=lambda: st.session_state.update(search_point=(opened.key, row), query=""),
         )
 
 

@@ -70,7 +70,7 @@ def vae_picker() -> str | None:
 
 def load(ref: str):
     """The cached VAE, or None after showing why it could not be loaded."""
-    with ui.guard(f"load the VAE {ref}"), st.spinner(f"Loading {ref} …"):
+    with ui.guard(f"load the VAE {ref}"), st.spinner(f"Loading {ui.escape_markdown(ref)} …"):
         return resources.vae(ref)
     return None
 

@@ -24,14 +24,14 @@ class ImageError(UserFacingError):
 def open_image(data: bytes, max_pixels: int | None = None) -> tuple[Image.Image, list[str]]:
     """Decode an upload into an RGB image. Returns (image, notes).
 
-    The pixel count is checked from the header *before* decoding (decompression bombs), and
-    Image.MAX_IMAGE_PIXELS is set to the same cap. Applies EXIF orientation, takes the first frame of
+    The pixel count is checked from the header *before* decoding (decompression bombs). PIL's own global
+    Image.MAX_IMAGE_PIXELS is left alone: setting it per call leaked one caller's cap into every other image
+    the process opens. Applies EXIF orientation, takes the first frame of
     animations, composites transparency over white and converts palette/16-bit/CMYK/greyscale to RGB.
     """
     cap = settings.get().max_image_pixels if max_pixels is None else max_pixels
     if not data:
         raise ImageError("The file is empty.")
-    Image.MAX_IMAGE_PIXELS = cap
     notes: list[str] = []
     try:
         with warnings.catch_warnings():
@@ -198,3 +198,20 @@ def to_png(image: Image.Image | np.ndarray) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
+
+
+# An Inferno-like dark-to-bright ramp, drawn by numpy so the PNG exports and the page use the same colours
+# (Streamlit repaints Plotly's Inferno start colour pink).
+_RAMP = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float32) / 255
+
+
+def colorize(values: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+    """Values `[h, w]` -> RGB float32 `[h, w, 3]` in [0, 1] on a dark-to-bright ramp (vmin/vmax default to the
+    data range)."""
+    values = np.asarray(values, np.float64)
+    lo = np.nanmin(values) if vmin is None else vmin
+    hi = np.nanmax(values) if vmax is None else vmax
+    t = np.clip((values - lo) / (hi - lo if hi > lo else 1.0), 0, 1) * (len(_RAMP) - 1)
+    i = np.minimum(t.astype(int), len(_RAMP) - 2)
+    frac = (t - i)[..., None]
+    return (_RAMP[i] * (1 - frac) + _RAMP[i + 1] * frac).astype(np.float32)

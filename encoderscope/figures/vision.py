@@ -17,7 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
-from ..vision.features import colorize
+from ..images import colorize
 from .common import FONT, escape_hover
 from .vae import _data_uri
 

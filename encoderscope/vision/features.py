@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from ..images import colorize
 from .patch_attention import ImageAttention
 
 # A perceptually ordered dark-to-bright ramp (inferno-like), sampled at 5 points and interpolated.
-_RAMP = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float32) / 255
 
 
 def pca_rgb(res: ImageAttention) -> np.ndarray:
@@ -51,18 +51,6 @@ def to_pixels(values: np.ndarray, patch_size: int) -> np.ndarray:
     p × p pixel box, so pixel (y, x) of `res.image` shows patch (y // p, x // p)."""
     values = np.asarray(values)
     return np.repeat(np.repeat(values, patch_size, axis=0), patch_size, axis=1)
-
-
-def colorize(values: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
-    """Values `[h, w]` -> RGB float32 `[h, w, 3]` in [0, 1] on a dark-to-bright ramp (vmin/vmax default to the
-    data range)."""
-    values = np.asarray(values, np.float64)
-    lo = np.nanmin(values) if vmin is None else vmin
-    hi = np.nanmax(values) if vmax is None else vmax
-    t = np.clip((values - lo) / (hi - lo if hi > lo else 1.0), 0, 1) * (len(_RAMP) - 1)
-    i = np.minimum(t.astype(int), len(_RAMP) - 2)
-    frac = (t - i)[..., None]
-    return (_RAMP[i] * (1 - frac) + _RAMP[i + 1] * frac).astype(np.float32)
 
 
 def heat_overlay(res: ImageAttention, values: np.ndarray, opacity: float = 0.6, **scale) -> Image.Image:

@@ -22,6 +22,13 @@ LABELS = [f"t{i % 4}" for i in range(40)]
 BUTTON = "Build this atlas in the background"
 
 
+@pytest.fixture(autouse=True)
+def _forget_jobs():
+    """The job registry lives as long as the process: a finished job must not show up in later tests' pages."""
+    yield
+    atlas_jobs.registry().clear()
+
+
 def _csv() -> bytes:
     buffer = io.StringIO()
     pd.DataFrame({"sentence": TEXTS, "topic": LABELS}).to_csv(buffer, index=False)

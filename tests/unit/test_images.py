@@ -146,3 +146,21 @@ def test_fit_to_crops_the_centre():
     wide.paste(Image.new("RGB", (100, 100), "blue"), (100, 0))  # blue in the middle third
     fitted, _ = images.fit_to(wide, (64, 64))
     assert np.asarray(fitted)[32, 32].tolist() == [0, 0, 255]
+
+
+def test_a_small_cap_does_not_leak_into_other_images():
+    # Bug caught: open_image set PIL's global Image.MAX_IMAGE_PIXELS, so one call with a small cap made every
+    # later image in the process (other sessions, sklearn's sample photos) fail as a decompression bomb.
+    import io
+
+    from PIL import Image
+
+    from encoderscope import images
+
+    buf = io.BytesIO()
+    Image.new("RGB", (100, 100)).save(buf, format="PNG")
+    with pytest.raises(images.ImageError):
+        images.open_image(buf.getvalue(), max_pixels=100)
+    Image.open(io.BytesIO(buf.getvalue())).load()  # PIL itself, for anyone else in the process
+    assert Image.MAX_IMAGE_PIXELS is None or Image.MAX_IMAGE_PIXELS > 100 * 100
+    images.open_image(buf.getvalue())  # and the default cap

@@ -18,7 +18,8 @@ def _modules_after(code: str) -> set[str]:
 def test_package_figures_and_tokens_import_no_torch():
     loaded = _modules_after(
         "import encoderscope, encoderscope.figures, encoderscope.tokens, encoderscope.settings, encoderscope.errors\n"
-        "import encoderscope.figures.attention, encoderscope.figures.masks, encoderscope.figures.vae"
+        "import encoderscope.figures.attention, encoderscope.figures.masks, encoderscope.figures.vae\n"
+        "import encoderscope.figures.vision, encoderscope.figures.embeddings, encoderscope.images"
     )
     assert "encoderscope.tokens" in loaded  # the probe really ran the imports
     assert "torch" not in loaded and "transformers" not in loaded
