@@ -39,7 +39,7 @@ def embedding(n: int, runs: int) -> dict:
 
     texts = sentences(n)
     order = np.argsort([-len(t) for t in texts], kind="stable")
-    shard = 1024
+    shard = 128  # enough shards for every Dask worker to have work (one 1,024-row shard would idle one of two)
     shards = {s: [texts[i] for i in order[s * shard : (s + 1) * shard]] for s in range(-(-n // shard))}
     st = SentenceTransformer(str(bundled_encoder_path()), device="cpu")
     local = LocalEngine(ModelSpec())
