@@ -23,7 +23,7 @@ import _common
 import numpy as np
 import pandas as pd
 
-from components import atlas_payload
+from components.atlas import payload as atlas_payload
 from tests.e2e.conftest import CHROMIUM, stop_server
 from tests.e2e.test_atlas_e2e import WEBGL_ARGS, start_atlas_server
 

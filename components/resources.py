@@ -1,4 +1,4 @@
-"""The cache layer of the app (with its page sections `vision_resources` and `atlas_resources`).
+"""The cache layer of the app (with its page sections `components.vision.cache` and `components.atlas.cache`).
 
 `st.cache_resource` holds models: one shared object per (kind, id, revision) across all sessions,
 bounded with `max_entries` so switching models cannot grow memory without bound. Treat them as read-only.
@@ -133,16 +133,16 @@ EMBED_BLOCK = 128  # sentences per cached block: progress between blocks, and ed
 @st.cache_resource
 def start_background_warm_up() -> bool:
     """Once per server process, from the first request on: compile UMAP in a background thread (see
-    components/embeddings_warmup.py) and load the bundled encoder in another, so the first page that needs
+    components/warmup.py) and load the bundled encoder in another, so the first page that needs
     either does not wait for it. Returns at once."""
     # The warm-up thread imports umap, which imports sklearn; a page importing sklearn at the same moment
     # could get the half-initialised sklearn.base ("cannot import name 'clone'"). Import it here first.
     import sklearn.base  # noqa: F401
     from streamlit.runtime.scriptrunner import add_script_run_ctx
 
-    from components import embeddings_warmup
+    from components.embeddings import warmup
 
-    embeddings_warmup.start()
+    warmup.start()
 
     def preload() -> None:
         try:

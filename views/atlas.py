@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from components import atlas_views
+from components.atlas import views
 
 st.title("🌌 Corpus atlas")
 st.caption(
@@ -10,13 +10,13 @@ st.caption(
     "crowd a RAG index, where a query lands."
 )
 
-opened = atlas_views.choose()
+opened = views.choose()
 if opened is None:
     st.stop()
-atlas_views.summary(opened)
-hits = atlas_views.search(opened)
-result, shape = atlas_views.atlas_view(opened, hits)
+views.summary(opened)
+hits = views.search(opened)
+result, shape = views.atlas_view(opened, hits)
 if hits is not None:
-    atlas_views.show_hits(hits)
-atlas_views.clicked_point(opened, result)
-atlas_views.selection_table(opened, shape)
+    views.show_hits(hits)
+views.clicked_point(opened, result)
+views.selection_table(opened, shape)

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from components import attention_views, resources, ui
+from components import resources, ui
+from components.attention import views
 
 DEFAULT_TEXT = "The bank of the river was steep, so we went fishing from the bank."
 
@@ -57,19 +58,19 @@ if res.truncated:
     )
 direction = "all pairs"
 if res.sentence_b_start is not None:
-    direction = opt3.radio("Show", list(attention_views.DIRECTIONS), horizontal=True, key="direction",
+    direction = opt3.radio("Show", list(views.DIRECTIONS), horizontal=True, key="direction",
                            help="A→B keeps only attention from sentence A's tokens to sentence B's.")
 
 L, H = res.num_layers, res.num_heads
 # For the default sentence, open on the head that makes the page's point (computed on these weights).
-choice = attention_views.chosen_head(res) if text == DEFAULT_TEXT and not pair else None
+choice = views.chosen_head(res) if text == DEFAULT_TEXT and not pair else None
 if "layer" not in st.session_state:
     linked = "layer" in st.query_params or "head" in st.query_params
     start_layer, start_head = (0, 0) if choice is None or linked else choice[:2]
     st.session_state.layer = ui.query_int("layer", start_layer, 0, L - 1)
     head_q = ui.query_str("head", str(start_head), 10)
     st.session_state.head = "mean" if head_q == "mean" else ui.query_int("head", start_head, 0, H - 1)
-attention_views.pick_from_grid("grid", "layer", "head", H)
+views.pick_from_grid("grid", "layer", "head", H)
 st.session_state.layer = min(max(int(st.session_state.layer), 0), L - 1)  # a new model may have fewer layers
 if st.session_state.head != "mean":
     st.session_state.head = min(max(int(st.session_state.head), 0), H - 1)
@@ -83,16 +84,16 @@ ui.share_texts(text=text, pair=pair)
 
 st.caption(f"{ui.escape_markdown(model.name)} · {L} layers × {H} heads · {len(res.tokens)} tokens")
 if choice is not None and (layer, head) == choice[:2]:
-    attention_views.chosen_head_caption(choice, L * H)
-matrix = attention_views.main_heatmap(res, layer, head, direction)
-attention_views.downloads(res, matrix, layer, head)
+    views.chosen_head_caption(choice, L * H)
+matrix = views.main_heatmap(res, layer, head, direction)
+views.downloads(res, matrix, layer, head)
 
 tab_grid, tab_roll, tab_focus, tab_stats = st.tabs(["All heads", "Rollout", "Token focus", "Head summary"])
 with tab_grid:
-    attention_views.all_heads(res, "grid")
+    views.all_heads(res, "grid")
 with tab_roll:
-    attention_views.rollout(res, rollout)
+    views.rollout(res, rollout)
 with tab_focus:
-    attention_views.focus(res, "focus_token")
+    views.focus(res, "focus_token")
 with tab_stats:
-    attention_views.head_summary(stats)
+    views.head_summary(stats)

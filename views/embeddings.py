@@ -3,7 +3,9 @@
 import numpy as np
 import streamlit as st
 
-from components import atlas_jobs, embeddings_views, resources, ui
+from components import resources, ui
+from components.atlas import jobs
+from components.embeddings import views
 from encoderscope import clustering, figures, projection, settings
 
 resources.start_background_warm_up()  # no-op when app.py already started it
@@ -24,7 +26,7 @@ with right:
         help="auto = the model's own pooling (sentence-transformers config), else masked mean.",
     )
 with left:
-    corpus = embeddings_views.corpus_input()
+    corpus = views.corpus_input()
 if corpus is None:
     st.stop()
 for notice in corpus.notices:
@@ -36,8 +38,8 @@ if corpus.atlas_command:
         + (" save the sentences one per line as sentences.txt, then" if "sentences.txt" in corpus.atlas_command else "")
     )
     st.code(corpus.atlas_command, language="bash")
-    if corpus.atlas_source is not None and atlas_jobs.available():
-        atlas_jobs.section(corpus.atlas_source, model_ref, revision, pooling)
+    if corpus.atlas_source is not None and jobs.available():
+        jobs.section(corpus.atlas_source, model_ref, revision, pooling)
 
 model = None
 if corpus.vectors is None:
@@ -45,7 +47,7 @@ if corpus.vectors is None:
     if model is None:
         st.stop()
     with ui.guard("embed these sentences") as embedding:
-        X = embeddings_views.embed_with_progress(model_ref, revision, corpus.texts, pooling)
+        X = views.embed_with_progress(model_ref, revision, corpus.texts, pooling)
     if embedding.failed:
         st.stop()
 else:
@@ -59,7 +61,7 @@ st.caption(f"{N:,} vectors of dimension {X.shape[1]}" + (f" from {ui.escape_mark
 
 tab_sent, tab_word = st.tabs(["Sentences", "One word in context"])
 with tab_sent:
-    params = embeddings_views.projection_controls(N)
+    params = views.projection_controls(N)
     cap = settings.get().max_projection_points
     sample = projection.sample_indices(N, cap, params["seed"])
     texts, labels, Xp = corpus.texts, corpus.labels, X
@@ -70,7 +72,7 @@ with tab_sent:
         )
         texts, labels, Xp = [texts[i] for i in sample], [labels[i] for i in sample], X[sample]
     try:
-        proj = embeddings_views.project(Xp, params)
+        proj = views.project(Xp, params)
     except ValueError as err:
         ui.user_error(f"Projection failed: {err}")
         st.stop()
@@ -78,7 +80,7 @@ with tab_sent:
         ui.user_warning(notice)
     clusters = None
     if params["colour"] != "label" and len(Xp) > 1:
-        clusters = embeddings_views.kmeans(Xp, params["k"], params["seed"])
+        clusters = views.kmeans(Xp, params["k"], params["seed"])
     q1, q2 = st.columns([4, 1])
     query = q1.text_input(
         "Nearest-neighbour search: type a query",
@@ -95,7 +97,7 @@ with tab_sent:
     highlight, query_xy = {}, None
     if query_vec is not None:
         st.markdown("**Nearest neighbours** (cosine similarity: the retrieval step of RAG)")
-        found = embeddings_views.neighbours(X, corpus.texts, query_vec, k)
+        found = views.neighbours(X, corpus.texts, query_vec, k)
         # Highlight neighbours that are in the (possibly sampled) projection; place the query at their centroid.
         highlight = clustering.to_sample(found, sample)
         query_xy = clustering.centroid(proj.coords, highlight)
@@ -122,10 +124,10 @@ with tab_sent:
     elif proj.explained_variance is not None:
         ui.plotly(figures.explained_variance_chart(proj.explained_variance), key="variance", filename="pca_variance")
         st.caption(f"PCA keeps {proj.explained_variance.sum():.1%} of the variance in {params['dim']} components.")
-    embeddings_views.exports(proj.coords, texts, labels, clusters, X)
+    views.exports(proj.coords, texts, labels, clusters, X)
 
 with tab_word:
     if model is None:
         st.info("Token embeddings need a model: pick a corpus of sentences instead of precomputed vectors.")
     else:
-        embeddings_views.word_in_context(model_ref, revision, corpus, params)
+        views.word_in_context(model_ref, revision, corpus, params)

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from components import masks_views, resources, ui
+from components import resources, ui
+from components.masks import views
 from encoderscope.tokens import display_tokens
 
 DEFAULT_TEXT = "The bank was steep and muddy near the river."
@@ -53,7 +54,7 @@ partner_batch = display_tokens(encoder.tokenizer.convert_ids_to_tokens(partner_i
 
 st.header("1 · Mask gallery")
 st.caption("Coloured = the row token may attend to the column token; grey = blocked.")
-masks_views.gallery(tokens, partner_tokens, partner_batch)
+views.gallery(tokens, partner_tokens, partner_batch)
 
 st.header("2 · The same encoder under two masks")
 trained_causal = runs["bidirectional"].trained_causal
@@ -67,7 +68,7 @@ st.caption(
         "diagonal)."
     )
 )
-masks_views.two_masks(runs, tokens, encoder.num_layers, encoder.num_heads)
+views.two_masks(runs, tokens, encoder.num_layers, encoder.num_heads)
 
 st.header("3 · Context probe: which bank?")
 st.caption(
@@ -82,7 +83,7 @@ if not probe_a.strip() or not probe_b.strip():
     st.info("Type both sentences to run the probe.")
 else:
     with ui.guard("run the probe on these sentences"):
-        masks_views.context_probe(enc_ref, enc_rev, probe_a, probe_b, word)
+        views.context_probe(enc_ref, enc_rev, probe_a, probe_b, word)
 
 st.header("4 · A real causal decoder, side by side")
 decoder = ui.load_model("decoder", dec_ref, dec_rev)
@@ -98,4 +99,4 @@ if dec_res.truncated:
         f"For the decoder the text is {dec_res.n_input_tokens} tokens long; the attention maps show the "
         f"first {MAX_TOKENS}, the next-token guess reads the last {min(decoder.max_length, dec_res.n_input_tokens)}."
     )
-masks_views.decoder_side_by_side(runs["causal" if trained_causal else "bidirectional"], encoder.name, dec_res, decoder, predictions)
+views.decoder_side_by_side(runs["causal" if trained_causal else "bidirectional"], encoder.name, dec_res, decoder, predictions)

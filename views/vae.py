@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from components import resources, ui, vae_views
+from components import resources, ui
+from components.vae import views
 from encoderscope import images
 
 st.title("🖼️ Image VAE")
@@ -13,7 +14,7 @@ st.caption(
 
 left, right = st.columns([2, 1])
 with right:
-    ref = vae_views.vae_picker()
+    ref = views.vae_picker()
     size = st.select_slider(
         "Working size (long side)",
         list(images.SIZES),
@@ -29,11 +30,11 @@ with right:
         format_func={"crop": "centre-crop", "pad": "padding", "square": "square crop"}.get,
     )
 with left:
-    chosen = vae_views.image_input()
+    chosen = views.image_input()
 if chosen is None or ref is None:
     st.stop()
 name, data = chosen
-vae = vae_views.load(ref)
+vae = views.load(ref)
 if vae is None:
     st.stop()
 
@@ -80,12 +81,12 @@ with st.expander("Preprocessing (what was encoded)", expanded=bool(rt.notes)):
 
 tab_latents, tab_recon, tab_play = st.tabs(["Latents", "Reconstruction", "Latent playground"])
 with tab_latents:
-    vae_views.latents_view(rt, vae)
+    views.latents_view(rt, vae)
 with tab_recon:
-    vae_views.reconstruction_view(rt)
+    views.reconstruction_view(rt)
 with tab_play:
-    other_name = next(n for n in vae_views.SAMPLES if n != name)
-    vae_views.playground(
-        ref, rt, other_name, lambda data: vae_views.partner_latents(ref, rt, data, size, fit, sample, seed)
+    other_name = next(n for n in views.SAMPLES if n != name)
+    views.playground(
+        ref, rt, other_name, lambda data: views.partner_latents(ref, rt, data, size, fit, sample, seed)
     )
-vae_views.exports(rt)
+views.exports(rt)

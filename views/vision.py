@@ -2,8 +2,12 @@
 
 import streamlit as st
 
-from components import clip_views, ui, vae_views, vision_controls, vision_views
-from components import vision_resources as cache
+from components import ui
+from components.vae import views as vae_views
+from components.vision import cache
+from components.vision import clip as clip_views
+from components.vision import controls as vision_controls
+from components.vision import views as vision_views
 
 SECTIONS = {"attention": "Attention over the picture", "clip": "CLIP: images and texts"}
 

@@ -1,4 +1,4 @@
-"""Background atlas builds from the Embeddings page (components/atlas_jobs.py): who gets the button, a real
+"""Background atlas builds from the Embeddings page (components/atlas/jobs.py): who gets the button, a real
 build of a small corpus through the CLI, its progress and its failure."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from components import atlas_jobs
+from components.atlas import jobs
 from encoderscope import settings
 from tests.app.conftest import app, no_exceptions
 
@@ -26,7 +26,7 @@ BUTTON = "Build this atlas in the background"
 def _forget_jobs():
     """The job registry lives as long as the process: a finished job must not show up in later tests' pages."""
     yield
-    atlas_jobs.registry().clear()
+    jobs.registry().clear()
 
 
 def _csv() -> bytes:
@@ -73,10 +73,10 @@ def test_background_build_writes_the_atlas_and_links_to_it(tmp_path):
         at.button(key="atlas_job_start").click().run()
         no_exceptions(at)
         assert any("Building atlas my-corpus" in bar.proto.text.replace("\\", "") for bar in at.get("progress"))
-        job = atlas_jobs.registry()["my-corpus"]
+        job = jobs.registry()["my-corpus"]
         # one build per name at a time (the subprocess is still importing torch here)
-        with pytest.raises(atlas_jobs.JobError, match="already being built"):
-            atlas_jobs.start("my-corpus", atlas_jobs.Source("x.csv", ["a"]), None, None, "auto")
+        with pytest.raises(jobs.JobError, match="already being built"):
+            jobs.start("my-corpus", jobs.Source("x.csv", ["a"]), None, None, "auto")
         assert job.process.wait(timeout=180) == 0, job.log.read_text()
         at.run()
         no_exceptions(at)
@@ -94,9 +94,9 @@ def test_background_build_writes_the_atlas_and_links_to_it(tmp_path):
 def test_a_failed_build_shows_the_cli_error(tmp_path):
     settings.reload({"ENCODERSCOPE_ATLAS_DIR": str(tmp_path)})
     try:
-        job = atlas_jobs.start("broken", atlas_jobs.Source("b.txt", ["fine", " "]), None, None, "auto")
+        job = jobs.start("broken", jobs.Source("b.txt", ["fine", " "]), None, None, "auto")
         assert job.process.wait(timeout=120) == 2
-        now = atlas_jobs.status(job)
+        now = jobs.status(job)
         assert now.state == "failed" and not (tmp_path / "broken" / "atlas.json").exists()
         assert any("error:" in line and "1 empty text(s)" in line for line in now.lines)
     finally:
@@ -107,18 +107,18 @@ def test_progress_reads_the_latest_stage_of_the_log(tmp_path):
     log = tmp_path / "build.log"
     log.write_text("read: 100%|##| 1/1 [00:00]\rembed:   0%|  | 0/2 [00:00]\rembed:  50%|#  | 1/2 [00:03<00:03]\r"
                    "Batches: 100%|##| 3/3 [00:01]\n")  # a library's own bar is not a stage
-    running = atlas_jobs.Job("x", types.SimpleNamespace(poll=lambda: None), tmp_path, Path(tmp_path / "x"))
-    now = atlas_jobs.status(running)
+    running = jobs.Job("x", types.SimpleNamespace(poll=lambda: None), tmp_path, Path(tmp_path / "x"))
+    now = jobs.status(running)
     # 7 stages (read, embed, reduce, layout, duplicates, names, write); embed is the second, half done
     assert (now.state, now.stage, now.fraction, now.lines) == ("running", "embed", pytest.approx(1.5 / 7), [])
 
 
 def test_names_are_sanitised_and_bad_ones_refused(tmp_path):
-    assert atlas_jobs.job_name("../my corpus/é") == "my-corpus"
+    assert jobs.job_name("../my corpus/é") == "my-corpus"
     settings.reload({"ENCODERSCOPE_ATLAS_DIR": str(tmp_path)})
     try:
-        with pytest.raises(atlas_jobs.JobError, match="letters, digits"):
-            atlas_jobs.start("../x", atlas_jobs.Source("x.csv", ["a"]), None, None, "auto")
+        with pytest.raises(jobs.JobError, match="letters, digits"):
+            jobs.start("../x", jobs.Source("x.csv", ["a"]), None, None, "auto")
         assert not any(tmp_path.iterdir())
     finally:
         settings.reload()

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import encoderscope as es
-from components import atlas_payload
+from components.atlas import payload as atlas_payload
 from encoderscope import settings
 from tests.app.conftest import app, download, messages, no_exceptions
 

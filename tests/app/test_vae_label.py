@@ -1,6 +1,6 @@
-"""How the VAE picker names its options (`components.vae_views.vae_label`)."""
+"""How the VAE picker names its options (`components.vae.views.vae_label`)."""
 
-from components.vae_views import vae_label
+from components.vae.views import vae_label
 
 
 def test_taesd_pair_is_shown_by_its_name_and_path():

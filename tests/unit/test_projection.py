@@ -79,13 +79,13 @@ def test_warm_up_lifespan_starts_the_thread_once(monkeypatch):
     import asyncio
     import threading
 
-    from components import embeddings_warmup
+    from components.embeddings import warmup
 
     calls = []
     monkeypatch.setattr(projection, "start_warm_up", lambda: calls.append(1))
 
     async def serve():
-        async with embeddings_warmup.lifespan(None):
+        async with warmup.lifespan(None):
             pass
 
     # A fresh thread: an earlier test (sync Playwright) may leave an event loop running in this one.

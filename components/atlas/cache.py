@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from components import atlas_payload
+from components.atlas import payload as atlas_payload
 from encoderscope import settings
 from encoderscope.errors import UserFacingError
 
@@ -194,6 +194,6 @@ def search(key: str, query, k: int, _opened: Opened) -> tuple[np.ndarray, np.nda
 
 @st.cache_resource
 def job_registry() -> dict:
-    """The background atlas builds of this server (see components/atlas_jobs.py): name -> job."""
+    """The background atlas builds of this server (see components/atlas/jobs.py): name -> job."""
     return {}
 

@@ -3,7 +3,7 @@
 Only where local paths are allowed (never in public mode) and an atlas folder is set. A job writes the full
 corpus to `<atlas_dir>/.jobs/<name>/corpus.parquet`, runs `python -m encoderscope atlas build` on it in its own
 process (output in `build.log` beside it) and writes the atlas to `<atlas_dir>/<name>`, which the Atlas page
-lists. Jobs live in a per-server registry (atlas_resources.job_registry): one build per name at a time.
+lists. Jobs live in a per-server registry (cache.job_registry): one build per name at a time.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from components import atlas_resources, ui
+from components import ui
+from components.atlas import cache
 from encoderscope import settings
 from encoderscope.errors import UserFacingError
 
-ROOT = Path(__file__).resolve().parents[1]  # `-m encoderscope` runs from the repository
+ROOT = Path(__file__).resolve().parents[2]  # `-m encoderscope` runs from the repository
 JOBS = ".jobs"  # inside the atlas folder; the Atlas page lists only folders holding points.parquet
 # the builder's stages in order (builder.build reports them); "normalise" replaces "embed" for --vectors
 _SLOT = {"read": 0, "embed": 1, "normalise": 1, "reduce": 2, "layout": 3, "duplicates": 4, "names": 5, "write": 6}
@@ -79,7 +80,7 @@ def job_name(text: str) -> str:
 
 def registry() -> dict[str, Job]:
     """Jobs of this server process, by name (a server restart forgets them; their folders stay)."""
-    return atlas_resources.job_registry()
+    return cache.job_registry()
 
 
 def _atlas_root() -> Path:

@@ -1,4 +1,4 @@
-"""The atlas map: a custom component (Streamlit components v2) around the WebGL renderer in atlas_renderer/.
+"""The atlas map: a custom component (Streamlit components v2) around the WebGL renderer in renderer/.
 
 The renderer's JS/CSS are plain files read once here and registered inline, so nothing is fetched from a
 CDN and no npm build runs. Python -> browser: `atlas_payload.points_payload` (+ labels, highlight, the
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-_HERE = Path(__file__).parent / "atlas_renderer"
+_HERE = Path(__file__).parent / "renderer"
 _JS = (_HERE / "atlas.js").read_text(encoding="utf-8")
 _CSS = (_HERE / "atlas.css").read_text(encoding="utf-8")
 

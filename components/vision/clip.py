@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from components import resources, ui, vae_views, vision_controls
-from components import vision_resources as cache
+from components import resources, ui
+from components.vae import views as vae_views
+from components.vision import cache, controls
 from encoderscope import projection, vision
 from encoderscope.figures import vision as figures
 from encoderscope.figures.embeddings import projection_scatter
@@ -30,7 +31,7 @@ def section() -> None:
     )
     left, right = st.columns([2, 1])
     with right:
-        picked = vision_controls.model_picker(
+        picked = controls.model_picker(
             "clip",
             "CLIP or SigLIP model",
             vision.CURATED_CLIP,
@@ -43,7 +44,7 @@ def section() -> None:
     texts = captions()
     if picked is None or not pictures or texts is None:
         return
-    clip = vision_controls.load(cache.clip_model, *picked)
+    clip = controls.load(cache.clip_model, *picked)
     if clip is None:
         return
     names = [name for name, _, _ in pictures]

@@ -6,9 +6,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from components import atlas_payload, atlas_resources, resources, ui
-from components.atlas_canvas import atlas_map
-from components.atlas_resources import Opened
+from components import resources, ui
+from components.atlas import cache as atlas_resources
+from components.atlas import payload as atlas_payload
+from components.atlas.cache import Opened
+from components.atlas.canvas import atlas_map
 from encoderscope import settings, tabular
 
 MAX_LABELS = 60  # cluster names drawn on the map (the biggest clusters)

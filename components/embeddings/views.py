@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from components import atlas_jobs, resources, ui
+from components import resources, ui
+from components.atlas import jobs
 from encoderscope import corpora, figures, projection, settings, tabular
 from encoderscope.embeddings import MAX_OCCURRENCES, nearest, self_similarity
 
@@ -25,7 +26,7 @@ class Corpus:
     vectors: np.ndarray | None = None
     notices: list[str] = field(default_factory=list)
     atlas_command: str | None = None  # set when the corpus was cut at the cap: how to map all of it
-    atlas_source: atlas_jobs.Source | None = None  # with it: the whole corpus, for a background atlas build
+    atlas_source: jobs.Source | None = None  # with it: the whole corpus, for a background atlas build
 
 
 def atlas_command(corpus_file: str, text_column: str = "text", label_column: str | None = None) -> str:
@@ -45,7 +46,7 @@ def atlas_command(corpus_file: str, text_column: str = "text", label_column: str
 
 def _limit(
     texts: list[str], labels: list[str], notices: list[str], command: str | None = None,
-    source: atlas_jobs.Source | None = None,
+    source: jobs.Source | None = None,
 ) -> Corpus:
     cap = settings.get().max_sentences
     if len(texts) > cap:
@@ -69,7 +70,7 @@ def corpus_input() -> Corpus | None:
             st.info("Type one sentence per line.")
             return None
         return _limit(lines, ["(typed)"] * len(lines), notices, atlas_command("sentences.txt"),
-                      atlas_jobs.Source("sentences.txt", lines))
+                      jobs.Source("sentences.txt", lines))
     if source == "CSV upload":
         return _csv_input()
     return _vectors_input()
@@ -101,7 +102,7 @@ def _csv_input() -> Corpus | None:
         return None
     label = None if label_col == "(none)" else label_col
     return _limit(texts, labels, table.notices, atlas_command(upload.name, text_col, label),
-                  atlas_jobs.Source(upload.name, texts, labels if label else None))
+                  jobs.Source(upload.name, texts, labels if label else None))
 
 
 def _vectors_input() -> Corpus | None:

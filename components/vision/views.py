@@ -1,8 +1,8 @@
 """Sections of the image encoders page: the attention overlay on the picture, all heads of a layer, rollout,
 attention distance, patch features and exports (the choices of model, layer, head and query are in
-components/vision_controls.py).
+components/vision/controls.py).
 
-Every section reads one cached `ImageViews` (components/vision_resources.py): a click on a patch or a head
+Every section reads one cached `ImageViews` (components/vision/cache.py): a click on a patch or a head
 reruns the page without running the model.
 """
 
@@ -12,8 +12,8 @@ import numpy as np
 import streamlit as st
 
 from components import ui
-from components import vision_resources as cache
-from components.vision_controls import HEADS_KEY, MEAN, OVERLAY_KEY, View
+from components.vision import cache
+from components.vision.controls import HEADS_KEY, MEAN, OVERLAY_KEY, View
 from encoderscope import images, vision
 from encoderscope.figures import vision as figures
 

@@ -9,7 +9,7 @@ Two ways to start it, both idempotent (one warm-up thread per process):
 
       # serve.py, run with `streamlit run serve.py`
       import streamlit as st
-      from components.embeddings_warmup import lifespan
+      from components.embeddings.warmup import lifespan
       app = st.App("app.py", lifespan=lifespan)
 """
 

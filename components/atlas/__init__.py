@@ -1,0 +1,1 @@
+"""The /atlas page's UI sections and cache."""

@@ -1,0 +1,1 @@
+"""The /masks page's UI sections and cache."""

@@ -1,0 +1,1 @@
+"""The /vae page's UI sections and cache."""

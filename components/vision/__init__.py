@@ -1,0 +1,1 @@
+"""The /vision page's UI sections and cache."""
