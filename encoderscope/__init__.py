@@ -58,6 +58,9 @@ _API = {
     "modality_gap": "vision.clip",
     "apply_template": "vision.inputs",
     "VisionError": "vision.inputs",
+    # attribution: why a model produced its output
+    "explain_similarity": "attribution.similarity",
+    "SimilarityExplanation": "attribution.similarity",
     # images
     "load_vae": "vae",
     "round_trip": "vae",

@@ -37,6 +37,11 @@ class Settings:
     models_dir: str = ""  # scanned for local VAEs and models
     # Corpus atlases (`atlas build --out`) the Atlas page lists; default <cache_dir>/atlases. "" = none listed.
     atlas_dir: str = ""
+    # Attribution (gradients): tokens per text for integrated gradients, the most interpolation steps, and the
+    # tokens one batched backward pass may hold (steps are chunked to stay under it: the memory bound).
+    attribution_max_tokens: int = 128
+    attribution_max_steps: int = 64
+    attribution_batch_tokens: int = 4096
 
 
 _PUBLIC_DEFAULTS = dict(
@@ -51,6 +56,9 @@ _PUBLIC_DEFAULTS = dict(
     model_cache_size=2,
     allow_custom_models=False,
     allow_local_paths=False,
+    attribution_max_tokens=64,
+    attribution_max_steps=16,
+    attribution_batch_tokens=1024,
     atlas_dir="",  # public: no server folder unless the operator names one (uploads only)
 )
 
