@@ -61,6 +61,8 @@ _API = {
     # attribution: why a model produced its output
     "explain_similarity": "attribution.similarity",
     "SimilarityExplanation": "attribution.similarity",
+    "query_key": "attribution.query_key",
+    "QueryKey": "attribution.query_key",
     # images
     "load_vae": "vae",
     "round_trip": "vae",
