@@ -63,6 +63,10 @@ _API = {
     "SimilarityExplanation": "attribution.similarity",
     "query_key": "attribution.query_key",
     "QueryKey": "attribution.query_key",
+    "logit_lens": "attribution.lens",
+    "LogitLens": "attribution.lens",
+    "token_attribution": "attribution.next_token",
+    "TokenAttribution": "attribution.next_token",
     # images
     "load_vae": "vae",
     "round_trip": "vae",

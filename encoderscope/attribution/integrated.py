@@ -90,8 +90,12 @@ def baseline_embeddings(model: LoadedModel, enc: Encoded) -> tuple[torch.Tensor,
     return x, b, name
 
 
-def integrated_gradients(model: LoadedModel, enc: Encoded, objective: Objective, steps: int) -> IGResult:
+def integrated_gradients(
+    model: LoadedModel, enc: Encoded, objective: Objective, steps: int, **call
+) -> IGResult:
     """Integrated gradients of `objective` with respect to the token embeddings of `enc`.
+
+    `call` holds extra keyword arguments for the model (e.g. `logits_to_keep=1` for a causal LM).
 
     Steps are evaluated in batches of at most `attribution_batch_tokens // T` rows (the memory bound); gradients are
     taken with `torch.autograd.grad` on the interpolated embeddings only, so the shared model's parameters never
@@ -108,10 +112,10 @@ def integrated_gradients(model: LoadedModel, enc: Encoded, objective: Objective,
         xa = (b + chunk[:, None, None] * (x - b)).requires_grad_(True)  # [B, T, D]
         # enable_grad alone does not leave inference mode, which a caller (a cached page function) may be in
         with torch.inference_mode(False), torch.enable_grad(), replaced_embeddings(model, xa):
-            values = objective(model.model(**_repeat(inputs, len(chunk))), len(chunk))
+            values = objective(model.model(**_repeat(inputs, len(chunk)), **call), len(chunk))
             (grad,) = torch.autograd.grad(values.sum(), xa)
         total += grad.sum(0)
     scores = ((x - b)[0] * total / steps).sum(-1)  # [T]
     with torch.no_grad(), replaced_embeddings(model, torch.cat([x, b])):
-        ends = objective(model.model(**_repeat(inputs, 2)), 2)
+        ends = objective(model.model(**_repeat(inputs, 2), **call), 2)
     return IGResult(scores.double().cpu().numpy(), float(ends[0]), float(ends[1]), steps, name)
