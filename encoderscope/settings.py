@@ -41,7 +41,7 @@ class Settings:
     # tokens one batched backward pass may hold (steps are chunked to stay under it: the memory bound).
     attribution_max_tokens: int = 128
     attribution_max_steps: int = 64
-    attribution_batch_tokens: int = 4096
+    attribution_batch_tokens: int = 1024  # SmolLM2-135M: about 1.2 MB of saved activations per token
 
 
 _PUBLIC_DEFAULTS = dict(
@@ -58,7 +58,7 @@ _PUBLIC_DEFAULTS = dict(
     allow_local_paths=False,
     attribution_max_tokens=64,
     attribution_max_steps=16,
-    attribution_batch_tokens=1024,
+    attribution_batch_tokens=256,
     atlas_dir="",  # public: no server folder unless the operator names one (uploads only)
 )
 

@@ -54,6 +54,10 @@ def token_attribution(dec_ref: str | None, revision: str | None, text: str) -> N
     )
     steps = int(c2.slider("Steps (integrated gradients)", 2, max(top, 3), min(32, top), key="attr_steps",
                           help=f"More steps, smaller integration error; at most {top} on this server."))
+    if not st.toggle("Run integrated gradients", key="attr_run",
+                     help="A backward pass per step through the decoder: a few seconds, so it runs on request."):
+        st.caption("Switch it on to see which tokens made the decoder's guess.")
+        return
     with ui.guard("attribute the next token") as run, st.spinner("Integrated gradients …"):
         ta = cache.token_attribution(dec_ref, revision, text, target, steps)
     if run.failed:
