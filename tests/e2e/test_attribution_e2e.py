@@ -68,6 +68,7 @@ def test_logit_lens_on_the_masks_page(page, app_url, decoder_model):
     page.get_by_role("tab", name="Which tokens made the guess?").click()
     page.get_by_text("Run integrated gradients").click()
     wait_for_plot(page, "((gd.layout.title && gd.layout.title.text) || '').includes('Which tokens raise')")
+    page.locator('[data-testid="stMetricValue"]').get_by_text("' Paris'").wait_for()
     scores = plot_titled(page, "^Which tokens raise")["traces"][0]["z"]
     assert len([v for row in scores for v in row if v is not None]) == T
     top = page.get_by_role("heading", name="5 · Inside the decoder").bounding_box()
