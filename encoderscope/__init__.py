@@ -58,6 +58,10 @@ _API = {
     "modality_gap": "vision.clip",
     "apply_template": "vision.inputs",
     "VisionError": "vision.inputs",
+    "classify": "vision.classify",
+    # attribution: why a model produced its output
+    "explain_image": "attribution.image",
+    "ImageRelevance": "attribution.image",
     # images
     "load_vae": "vae",
     "round_trip": "vae",

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from components import ui
-from components.vae import views as vae_views
+from components.image_input import image_input
 from components.vision import cache
 from components.vision import clip as clip_views
 from components.vision import controls as vision_controls
@@ -37,7 +37,7 @@ with right:
         "cut away. On: exactly the resize and centre crop the checkpoint was trained with.",
     )
 with left:
-    chosen = vae_views.image_input(key="v_image")
+    chosen = image_input(key="v_image")
 if picked is None or chosen is None:
     st.stop()
 enc = vision_controls.load(cache.image_encoder, *picked)

@@ -11,13 +11,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from components import resources, ui
-from components.vae import views as vae_views
+from components import image_input, resources, ui
 from components.vision import cache, controls
 from encoderscope import projection, vision
 from encoderscope.figures import vision as figures
 from encoderscope.figures.embeddings import projection_scatter
-from encoderscope.vision import loading
 
 # Labels for the two sample photos (a Chinese temple, a flower) plus distractors, so the matrix has an answer.
 DEFAULT_LABELS = "a Chinese temple\na flower\na dog\na city street at night\na plate of food"
@@ -35,7 +33,7 @@ def section() -> None:
             "clip",
             "CLIP or SigLIP model",
             vision.CURATED_CLIP,
-            loading._TWO_TOWER,
+            "clip",
             "A two-tower model (image and text encoders with a shared space). Hub models need internet on first "
             "use; local folders come from ENCODERSCOPE_MODELS_DIR.",
         )
@@ -71,7 +69,7 @@ def _uploads() -> list:
     return ui.file_uploader(
         "Your images (PNG, JPEG, WebP, BMP, GIF, TIFF)",
         key="c_uploads",
-        type=vae_views.UPLOAD_TYPES,
+        type=image_input.UPLOAD_TYPES,
         accept_multiple_files=True,
     )
 
@@ -80,8 +78,9 @@ def image_set() -> list[tuple[str, bytes, bytes]]:
     """(name, file bytes, thumbnail PNG) of each usable picture: the chosen samples, then the uploads.
     Files that are not usable images are named in a message and left out; beyond MAX_IMAGES the rest is
     left out with a warning."""
-    samples = st.multiselect("Sample photos", list(vae_views.SAMPLES), default=list(vae_views.SAMPLES), key="c_samples")
-    files = [vae_views.SAMPLES[name] for name in samples]  # "china.jpg": short enough for an axis label
+    offered = list(image_input.SAMPLES)
+    samples = st.multiselect("Sample photos", offered, default=offered, key="c_samples")
+    files = [image_input.SAMPLES[name] for name in samples]  # "china.jpg": short enough for an axis label
     chosen = [(file, resources.sample_image_bytes(file)) for file in files]
     chosen += [(upload.name, upload.getvalue()) for upload in _uploads()]
     if len(chosen) > vision.MAX_IMAGES:

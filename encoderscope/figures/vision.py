@@ -25,6 +25,7 @@ __all__ = [
     "picture_uri",
     "blend_tiles",
     "patch_centres",
+    "patch_at",
     "patch_overlay",
     "rgb_patches",
     "thumbnail_grid",
@@ -78,6 +79,16 @@ def patch_centres(grid: tuple[int, int], patch: int) -> tuple[np.ndarray, np.nda
     rows, cols = grid
     r, c = np.divmod(np.arange(rows * cols), cols)
     return c * patch + patch / 2 - 0.5, r * patch + patch / 2 - 0.5, r, c
+
+
+def patch_at(x: float, y: float, grid: tuple[int, int], patch: int) -> tuple[int, int]:
+    """(row, col) of the patch under picture pixel (x, y), the inverse of :func:`patch_centres`: patch (r, c)
+    covers x in [c·p − 0.5, (c + 1)·p − 0.5), likewise y (pixel centres at integers), clamped to the grid so a
+    click on the picture's outer edge picks the border patch."""
+    rows, cols = grid
+    row = int(np.floor((float(y) + 0.5) / patch))
+    col = int(np.floor((float(x) + 0.5) / patch))
+    return min(max(row, 0), rows - 1), min(max(col, 0), cols - 1)
 
 
 def _picture_axes(width: int, height: int, max_height: int = 520) -> dict:

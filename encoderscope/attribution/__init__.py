@@ -1,0 +1,1 @@
+"""Attribution: why a model produced its output."""
