@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from components import image_input, resources, ui
-from components.vision import cache, controls
+from components.vision import cache, controls, why
 from encoderscope import projection, vision
 from encoderscope.figures import vision as figures
 from encoderscope.figures.embeddings import projection_scatter
@@ -57,6 +57,7 @@ def section() -> None:
         cut = [labels[i] for i, flag in enumerate(sim.truncated) if flag]
         ui.user_warning(f"{len(cut)} caption(s) are longer than the model reads and were cut: {', '.join(cut)[:300]}")
     similarity(sim, names, labels, prompts)
+    why.match(picked, sim, pictures, labels, chosen_cell(sim))
     zero_shot(sim, pictures, labels)
     joint_space(sim, names, labels)
 
@@ -128,7 +129,13 @@ def captions() -> tuple[list[str], list[str]] | None:
 
 
 def similarity(sim: vision.ClipSimilarity, names: list[str], labels: list[str], prompts: list[str]) -> None:
-    ui.plotly(figures.similarity_heatmap(sim.cosine, names, labels), key="c_matrix", filename="clip_similarity")
+    ui.plotly(
+        figures.similarity_heatmap(sim.cosine, names, labels),
+        key=MATRIX_KEY,
+        filename="clip_similarity",
+        on_select="rerun",
+        selection_mode="points",
+    )
     bias = sim.logit_bias
     logit = f"cosine × {sim.logit_scale:.1f}" + (
         "" if bias is None else f" {'+' if bias >= 0 else '−'} {abs(bias):.2f}"
@@ -138,6 +145,23 @@ def similarity(sim: vision.ClipSimilarity, names: list[str], labels: list[str], 
         f"“{ui.escape_markdown(prompts[0])}”). The model's logit is {logit}. Colours span this matrix's own range: "
         "CLIP's cosines sit in a narrow band, so small differences decide."
     )
+
+
+MATRIX_KEY, CELL_KEY = "c_matrix", "c_cell"
+
+
+def chosen_cell(sim: vision.ClipSimilarity) -> tuple[int, int]:
+    """(image, text) to explain: the cell last clicked in the matrix, else the first image's best caption.
+    A kept cell outside a smaller matrix (fewer images or captions now) falls back to that default."""
+    if (point := controls.new_click(MATRIX_KEY)) and point.get("customdata") is not None:
+        st.session_state[CELL_KEY] = tuple(int(v) for v in point["customdata"][:2])
+    elif (point or {}).get("x") is not None:  # some Streamlit versions omit customdata: the marker sits on (x, y)
+        st.session_state[CELL_KEY] = (int(round(point["y"])), int(round(point["x"])))
+    n_images, n_texts = sim.cosine.shape
+    cell = st.session_state.get(CELL_KEY)
+    if not (isinstance(cell, tuple) and 0 <= cell[0] < n_images and 0 <= cell[1] < n_texts):
+        cell = (0, int(sim.cosine[0].argmax()))
+    return cell
 
 
 def zero_shot(sim: vision.ClipSimilarity, pictures: list[tuple[str, bytes, bytes]], labels: list[str]) -> None:

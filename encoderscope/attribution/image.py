@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..vision import classify as classify_mod
+from ..vision.classify import logits as classifier_logits
+from ..vision.classify import require_head
 from ..vision.clip import tokenize_texts
 from ..vision.inputs import MAX_TEXT_CHARS, ImageInput, VisionError
 from ..vision.loading import ClipModel, ImageEncoder
@@ -105,11 +106,11 @@ def _class_target(enc: ImageEncoder, target, logits: torch.Tensor, notes: list[s
 
 
 def _explain_class(enc: ImageEncoder, image: ImageInput, target, square: bool, max_patches) -> ImageRelevance:
-    enc = classify_mod.require_head(enc)
+    enc = require_head(enc)
     prep = prepare(enc, image, square, max_patches)
     notes = list(prep.notes)
     with torch.enable_grad():
-        out = classify_mod.logits(enc, prep.pixel_values, output_attentions=True)
+        out = classifier_logits(enc, prep.pixel_values, output_attentions=True)
         if not out.attentions:
             raise VisionError(f"{enc.name!r} returned no attention weights (fused attention only).")
         logits = out.logits[0]
@@ -235,7 +236,7 @@ def deletion_curve(enc: ImageEncoder, rel: ImageRelevance, order: np.ndarray, st
     Point s blanks the first round(s · N / steps) patches of `rel.image` (set to the processor's mean colour:
     0 after normalisation), s = 0..steps, all in one batch. Returns float32 `[steps + 1]`; a good map makes it
     fall fast (a small area under the curve, `curve.mean()`)."""
-    enc = classify_mod.require_head(enc)
+    enc = require_head(enc)
     rows, cols = rel.grid
     order = np.asarray(order, np.int64).ravel()
     if sorted(order.tolist()) != list(range(rows * cols)):
@@ -248,5 +249,5 @@ def deletion_curve(enc: ImageEncoder, rel: ImageRelevance, order: np.ndarray, st
             r, c = divmod(int(index), cols)
             batch[s, :, r * p : (r + 1) * p, c * p : (c + 1) * p] = 0.0
     with torch.inference_mode():
-        out = classify_mod.logits(enc, batch)
+        out = classifier_logits(enc, batch)
     return out.logits.float().softmax(-1)[:, int(rel.target)].cpu().numpy().astype(np.float32)
