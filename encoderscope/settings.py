@@ -28,6 +28,8 @@ class Settings:
     max_csv_rows: int = 100_000
     max_projection_points: int = 20_000  # above this, sample with a notice
     max_image_pixels: int = 40_000_000  # refused before decoding
+    max_image_patches: int = 1_024  # /vision and image_attention downscale to at most this many patches (T² memory)
+    vision_cache_mb: int = 1_024  # bytes, not entries: cached /vision results (attention, relevance) share this budget
     max_upload_mb: int = 200  # keep equal to .streamlit/config.toml server.maxUploadSize
     model_cache_size: int = 4  # models per kind kept in st.cache_resource
     allow_custom_models: bool = True  # free-text hub ids
@@ -52,6 +54,8 @@ _PUBLIC_DEFAULTS = dict(
     max_csv_rows=5_000,
     max_projection_points=5_000,
     max_image_pixels=16_000_000,
+    max_image_patches=576,
+    vision_cache_mb=256,
     max_upload_mb=20,
     model_cache_size=2,
     allow_custom_models=False,
