@@ -37,6 +37,11 @@ class Settings:
     models_dir: str = ""  # scanned for local VAEs and models
     # Corpus atlases (`atlas build --out`) the Atlas page lists; default <cache_dir>/atlases. "" = none listed.
     atlas_dir: str = ""
+    # The compute pool (encoderscope.compute, docs/deploy.md): heavy jobs at once (0 = one per core), how many of
+    # them the long lane may take (0 = workers - 1), and the seconds one job may run before its user is told.
+    workers: int = 0
+    long_workers: int = 0
+    job_timeout: float = 120.0
 
 
 _PUBLIC_DEFAULTS = dict(
