@@ -77,11 +77,8 @@ def run(kind: str, key: Hashable | None, fn: Callable[..., Any], *args, lane: st
         return fn(*args, **kwargs)
     ctx = get_script_run_ctx(suppress_warning=True)
     key = None if key is None else (getattr(fn, "__module__", ""), getattr(fn, "__qualname__", repr(fn)), key)
-    if progress is not None:
-        kwargs["progress"] = _Relay()
-    ticket = pool.submit(kind, key, fn, *args, lane=lane, owner=ctx.session_id if ctx else None, **kwargs)
-    if progress is not None:
-        kwargs["progress"].job = ticket.job
+    ticket = pool.submit(kind, key, fn, *args, lane=lane, owner=ctx.session_id if ctx else None,
+                         reporting=progress is not None, **kwargs)
     try:
         if ctx is None:
             return ticket.result()
@@ -89,16 +86,6 @@ def run(kind: str, key: Hashable | None, fn: Callable[..., Any], *args, lane: st
         return ticket.result()
     finally:
         pool.withdraw(ticket)
-
-
-class _Relay:
-    """The progress callback a job gets: it records the value on the job, for the waiting session to draw."""
-
-    job: compute.Job | None = None
-
-    def __call__(self, fraction: float, text: str = "") -> None:
-        if self.job is not None:
-            self.job.report(fraction, text)
 
 
 def wait_text(pool: compute.Pool, job: compute.Job) -> str:
@@ -113,7 +100,14 @@ def wait_text(pool: compute.Pool, job: compute.Job) -> str:
 
 def _wait(pool: compute.Pool, ticket: compute.Ticket, session_id: str, progress) -> None:
     """Wait for the ticket's job in a spinner that shows the place in the queue; give up when the session left."""
-    job, drawn = ticket.job, None
+    job, drawn = ticket.job, 0
+
+    def draw_progress() -> int:  # in order, every report since the last one drawn (the list only grows)
+        reports = job.reports[drawn:]
+        for report in reports if progress is not None else ():
+            progress(*report)
+        return drawn + len(reports)
+
     while not job.done.is_set():
         text = wait_text(pool, job)
         with st.spinner(text):
@@ -122,8 +116,7 @@ def _wait(pool: compute.Pool, ticket: compute.Ticket, session_id: str, progress)
                 if not session_alive(session_id):
                     pool.withdraw(ticket)
                     st.stop()  # the script was asked to stop anyway; nothing is drawn for a closed tab
-                if progress is not None and job.progress is not None and job.progress != drawn:
-                    drawn = job.progress
-                    progress(*drawn)
+                drawn = draw_progress()
                 if time.monotonic() > until and wait_text(pool, job) != text:
                     break
+    draw_progress()

@@ -79,7 +79,7 @@ def limit_threads(n: int) -> None:
 
 @dataclass(eq=False)
 class Job:
-    """One unit of heavy work. `progress` is the latest (fraction, text) the job reported, or None."""
+    """One unit of heavy work. `reports`: every (fraction, text) the job reported so far, in order."""
 
     kind: str
     key: Hashable
@@ -88,19 +88,20 @@ class Job:
     kwargs: dict
     lane: str
     number: int
+    reporting: bool = False  # call fn with progress=self.report
     submitted: float = field(default_factory=time.monotonic)
     started: float | None = None
     finished: float | None = None
     state: str = QUEUED
     result: Any = None
     error: BaseException | None = None
-    progress: tuple[float, str] | None = None
+    reports: list[tuple[float, str]] = field(default_factory=list)
     tickets: set = field(default_factory=set)
     done: threading.Event = field(default_factory=threading.Event)
 
     def report(self, fraction: float, text: str = "") -> None:
         """Progress callback a job function may call from its worker (`progress=job.report`)."""
-        self.progress = (float(fraction), str(text))
+        self.reports.append((float(fraction), str(text)))
 
 
 @dataclass(eq=False)
@@ -160,9 +161,10 @@ class Pool:
     # --- callers -----------------------------------------------------------------------------
 
     def submit(self, kind: str, key: Hashable | None, fn: Callable[..., Any], *args, lane: str = "short",
-               owner: Hashable | None = None, **kwargs) -> Ticket:
+               owner: Hashable | None = None, reporting: bool = False, **kwargs) -> Ticket:
         """Queue `fn(*args, **kwargs)`, or join the identical job (same `kind` and `key`) already queued or
-        running. `key=None` never shares. Returns the caller's ticket; withdraw it when no longer waiting."""
+        running. `key=None` never shares. `reporting`: call `fn` with `progress=job.report` as well (its reports
+        collect in `job.reports`). Returns the caller's ticket; withdraw it when no longer waiting."""
         if lane not in LANES:
             raise ValueError(f"lane must be one of {LANES}, not {lane!r}")
         with self._cond:
@@ -170,7 +172,7 @@ class Pool:
                 raise RuntimeError("the compute pool is shut down")
             job = self._inflight.get((kind, key)) if key is not None else None
             if job is None:
-                job = Job(kind, key, fn, args, kwargs, lane, next(self._numbers))
+                job = Job(kind, key, fn, args, kwargs, lane, next(self._numbers), reporting)
                 self._queue.append(job)
                 if key is not None:
                     self._inflight[(kind, key)] = job
@@ -271,7 +273,8 @@ class Pool:
                 self._running[job] = worker
             limit_threads(self.threads)
             try:
-                result, error = job.fn(*job.args, **job.kwargs), None
+                kwargs = {**job.kwargs, "progress": job.report} if job.reporting else job.kwargs
+                result, error = job.fn(*job.args, **kwargs), None
             except BaseException as err:  # noqa: BLE001 - handed to the job's callers; the worker carries on
                 result, error = None, err
             with self._cond:

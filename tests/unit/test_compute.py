@@ -80,7 +80,7 @@ def test_a_job_still_wanted_by_another_session_is_not_dropped(make_pool):
     hold, release, started = blocker()
     pool.submit("test", None, hold)
     assert started.wait(WAIT)
-    a = pool.submit("test", "same", lambda: "value", owner="a")
+    pool.submit("test", "same", lambda: "value", owner="a")
     b = pool.submit("test", "same", lambda: "value", owner="b")
     pool.cancel_owner("a")
     release.set()
@@ -211,3 +211,17 @@ def test_one_log_line_per_job(make_pool):
     ran = float(lines[0].split("ran ")[1].split(" s")[0])
     assert 0.15 <= ran < 5
     assert "job projection failed (ValueError)" in lines[1]
+
+
+def test_progress_reports_reach_the_job_in_order(make_pool):
+    # Bug caught: a slow VAE's stage reports lost on the way from the worker to the waiting page.
+    pool = make_pool(1, timeout=None)
+
+    def work(n, progress):
+        for i in range(n):
+            progress((i + 1) / n, f"stage {i + 1}")
+        return n
+
+    ticket = pool.submit("VAE round trip", None, work, 3, reporting=True)
+    assert ticket.result(WAIT) == 3
+    assert ticket.job.reports == [(1 / 3, "stage 1"), (2 / 3, "stage 2"), (1.0, "stage 3")]
