@@ -44,6 +44,11 @@ class Settings:
     attribution_max_tokens: int = 128
     attribution_max_steps: int = 64
     attribution_batch_tokens: int = 4096
+    # The compute pool (encoderscope.compute, docs/deploy.md): heavy jobs at once (0 = one per core), how many of
+    # them the long lane may take (0 = workers - 1), and the seconds one job may run before its user is told.
+    workers: int = 0
+    long_workers: int = 0
+    job_timeout: float = 120.0
 
 
 _PUBLIC_DEFAULTS = dict(
