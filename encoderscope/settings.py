@@ -37,6 +37,9 @@ class Settings:
     models_dir: str = ""  # scanned for local VAEs and models
     # Corpus atlases (`atlas build --out`) the Atlas page lists; default <cache_dir>/atlases. "" = none listed.
     atlas_dir: str = ""
+    atlas_upload_bytes: int = 200_000_000  # an uploaded points.parquet: uncompressed bytes of the columns read
+    atlas_hover_points: int = 100_000  # up to this many points, the map gets each text for hover
+    atlas_build_queue: int = 8  # background atlas builds waiting their turn (one runs at a time per server)
 
 
 _PUBLIC_DEFAULTS = dict(
@@ -52,6 +55,8 @@ _PUBLIC_DEFAULTS = dict(
     allow_custom_models=False,
     allow_local_paths=False,
     atlas_dir="",  # public: no server folder unless the operator names one (uploads only)
+    atlas_upload_bytes=20_000_000,
+    atlas_hover_points=20_000,
 )
 
 
