@@ -49,6 +49,9 @@ class Settings:
     workers: int = 0
     long_workers: int = 0
     job_timeout: float = 120.0
+    atlas_upload_bytes: int = 200_000_000  # an uploaded points.parquet: uncompressed bytes of the columns read
+    atlas_hover_points: int = 100_000  # up to this many points, the map gets each text for hover
+    atlas_build_queue: int = 8  # background atlas builds waiting their turn (one runs at a time per server)
 
 
 _PUBLIC_DEFAULTS = dict(
@@ -69,6 +72,8 @@ _PUBLIC_DEFAULTS = dict(
     attribution_max_steps=16,
     attribution_batch_tokens=1024,
     atlas_dir="",  # public: no server folder unless the operator names one (uploads only)
+    atlas_upload_bytes=20_000_000,
+    atlas_hover_points=20_000,
 )
 
 
