@@ -316,8 +316,8 @@ class Pool:
                         self._running.pop(job)
                         self._forget(job)
                         job.error = JobTimeout(
-                            f"This {job.kind} took more than {self.timeout:g} s, the limit on this server, and was "
-                            "stopped waiting for. Try a smaller input, or try again when the server is less busy."
+                            f"This {job.kind} took more than {self.timeout:g} s, the limit on this server, so the "
+                            "server stopped waiting for it. Try a smaller input, or try again when it is less busy."
                         )
                         self._finish(job, TIMED_OUT)
                         worker.retired = True
