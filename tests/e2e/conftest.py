@@ -192,13 +192,14 @@ def shot(page, name: str, full_page: bool = True) -> Path:
 _HEATMAPS_JS = """() => [...(window.__esHeatmaps || [])].filter(r => r.isConnected && r.__esHeatmap).map(r => {
   const h = r.__esHeatmap;
   return {tag: r.dataset.esHeatmap, id: h.id, t: h.t, exact: h.exact, rows: h.rows, cols: h.cols,
-          values: Array.from(h.values, v => Number.isNaN(v) ? null : v)};
+          geometry: h.geometry, values: Array.from(h.values, v => Number.isNaN(v) ? null : v)};
 })"""
 MAIN_HEATMAP = r"^\d+:(\d+|mean)$"  # the attention page's main map: "LAYER:HEAD"
 
 
 def heatmaps(page) -> list[dict]:
-    """Every drawn heatmap: {tag, id, t, exact, rows, cols, values: [rows][cols] (None = filtered cell)}."""
+    """Every drawn heatmap: {tag, id, t, exact, rows, cols, geometry (cells' CSS px in the canvas: x0, y0, cw, ch;
+    rowStep/colStep: every how many rows/columns a label is drawn), values: `[rows, cols]` (NaN = filtered)}."""
     import numpy as np
 
     found = page.evaluate(_HEATMAPS_JS)

@@ -185,7 +185,7 @@ function layout(st) {
   const avail = W - left - legend - 8;
   let pw, ph;
   if (h.aspect === "square") {
-    pw = ph = Math.max(120, Math.min(avail, h.max_px || 760));
+    pw = ph = Math.max(120, Math.min(avail, h.max_px || 760, Math.max(320, 36 * R)));
   } else {
     pw = Math.max(120, Math.min(avail, (h.col_px || 1e9) * C));
     ph = Math.max(80, Math.min(h.max_px || 700, (h.row_px || 18) * R));
@@ -294,7 +294,8 @@ function drawMatrix(st, ctx, L) {
   const tag = (h.tag_prefix || "") + st.view;
   const exact = !!block(st, "lo", st.view);
   const t = performance.now();
-  st.root.__esHeatmap = { tag, id: h.id, t, rows: L.R, cols: L.C, values, exact };
+  const geometry = { x0: L.x0, y0: L.y0, cw: L.cw, ch: L.ch, rowStep: step(L.ch), colStep: step(L.cw) };
+  st.root.__esHeatmap = { tag, id: h.id, t, rows: L.R, cols: L.C, values, exact, geometry };
   st.root.dataset.esHeatmap = tag;
   st.root.dataset.esExact = exact ? "1" : "0";
   st.root.dataset.esDraws = String(Number(st.root.dataset.esDraws || 0) + 1);
@@ -395,6 +396,7 @@ function drawGrid(st, ctx, L) {
     }
   }
   st.root.dataset.esGrid = `${h.layers}x${L.cols}`;
+  st.root.__esGrid = { x0: L.x0, y0: L.y0, cell: L.cell, gap: L.gap }; // CSS px in the canvas, for tests
 }
 
 // --- interaction -----------------------------------------------------------------------------------
