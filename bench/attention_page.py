@@ -12,8 +12,9 @@ Per length, on one page of one server, after one untimed warm-up of each action:
   browser received over the websocket from the key press until the run finished (`ws_bytes`), and the two
   payloads (the selected head first, then the layer's other heads with the exact low bytes);
 - head change: a head button clicked in the map -> drawn (in the browser, next animation frame).
-The bare forward pass with attentions (the model's own call, as `es.attention` makes it) is timed in this
-process, in the same run, and every page figure is also given as a multiple of it. Every text is new to the
+The bare forward pass with attentions (the model's own call, as `es.attention` makes it, on new texts) is timed
+in this process, taking turns with the new-text runs, and every page figure is also given as a multiple of its
+median. Every text is new to the
 server (no cache hits). The JSON records the machine's load average at the start and the end: the machine is
 shared, read the figures with it.
 """
@@ -114,15 +115,21 @@ def measure(browser, url: str, folder: str, model, tokenizer, n: int, runs: int)
         page.goto(f"{url}/attention?{query}")
         wait_main(page, "true", timeout_s=300)  # loads the model
         settle(page)
-        texts = iter(text_of(tokenizer, n, shift=i + 1) for i in range(runs + 1))
-        new_text(page, next(texts))  # warm-up
-        open_ms = [new_text(page, next(texts)) for _ in range(runs)]
+        texts = iter(text_of(tokenizer, n, shift=i + 1) for i in range(2 * runs + 2))
+        forward(model, next(texts))  # warm-up of both
+        new_text(page, next(texts))
+        fwd_times, open_ms = [], []
+        for _ in range(runs):  # taking turns, so the machine's load hits both alike
+            start = time.perf_counter()
+            forward(model, next(texts))
+            fwd_times.append(time.perf_counter() - start)
+            open_ms.append(new_text(page, next(texts)))
         layer_change(page, frames)  # warm-up
         layers = [layer_change(page, frames) for _ in range(runs)]
         head_change(page, "1")  # warm-up
         heads = [head_change(page, str(h)) for h in range(2, 2 + runs)]
         wait_idle(page)  # the head change's own rerun (server state, URL)
-        fwd, fwd_times = _common.median_time(lambda: forward(model, text_of(tokenizer, n, shift=99)), runs)
+        fwd = statistics.median(fwd_times)
         out = {
             "tokens": n,
             "forward_ms": _common.ms(fwd),

@@ -69,3 +69,9 @@ def thumbnails(model_ref: str | None, revision: str | None, text: str, text_pair
                hide: bool) -> np.ndarray:
     """The all-heads grid's thumbnails, uint8 `[L, H + 1, s, s]` (see `payloads.grid_thumbnails`)."""
     return payloads.grid_thumbnails(shown(model_ref, revision, text, text_pair, merge, hide).weights)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def query_key(model_ref: str | None, revision: str | None, text: str, layer: int, head: int):
+    """`es.query_key` of one head of the cached encoder: .q/.k `[T, d]`, .scale, .bias `[T, T]` | None, .weights."""
+    return es.query_key(resources.encoder(model_ref, revision), text, layer, head)
