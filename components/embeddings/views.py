@@ -133,8 +133,9 @@ def embed_with_progress(model_ref, revision, texts: list[str], pooling: str) -> 
     chunks = [tuple(texts[i : i + block]) for i in range(0, len(texts), block)]
     bar = st.progress(0.0, text=f"Embedding {len(texts):,} sentences …") if len(texts) > 100 else None
     parts = []
+    lane = "long" if len(texts) > resources.LONG_EMBED else "short"  # a large corpus cannot take every worker
     for k, chunk in enumerate(chunks):
-        parts.append(resources.embed_block(model_ref, revision, chunk, pooling))
+        parts.append(resources.embed_block(model_ref, revision, chunk, pooling, _lane=lane))
         if bar:
             bar.progress((k + 1) / len(chunks), text=f"Embedded {min((k + 1) * block, len(texts)):,} / {len(texts):,}")
     if bar:
