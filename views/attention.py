@@ -87,8 +87,7 @@ views.main_heatmap(inputs, res, layer, head, direction)
 views.downloads(res, layer, head, direction)
 
 # One view at a time, computed only when shown: opening a text costs one forward pass and one map.
-shown = st.radio("View", views.VIEWS + (["Query · key"] if query_key.available() else []), horizontal=True,
-                 key="attn_view", label_visibility="collapsed")
+shown = st.radio("View", views.VIEWS, horizontal=True, key="attn_view", label_visibility="collapsed")
 if shown == "All heads":
     views.all_heads(inputs, layer, head)
 elif shown == "Rollout":
@@ -98,5 +97,5 @@ elif shown == "Token focus":
 elif shown == "Head summary":
     views.head_summary(inputs)
 elif shown == "Query · key":
-    with ui.guard("compute queries and keys for this head") as qk_run:
+    with ui.guard("compute queries and keys for this head"):
         query_key.view(model_ref, revision, text, pair or None, layer, head, merge or hide)

@@ -12,17 +12,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import encoderscope as es
 from components.attention import cache, payloads
 from components.heatmap import canvas
 from encoderscope.tokens import display_tokens
 
 ORDERS = ["model order", "contribution to the attended keys"]
-
-
-def available() -> bool:
-    """Whether the library has `es.query_key` (the view is hidden until it does)."""
-    return "query_key" in getattr(es, "_API", {})
 
 
 def dimension_order(products: np.ndarray, weights: np.ndarray, by: str) -> np.ndarray:
@@ -45,12 +39,10 @@ def view(model_ref: str | None, revision: str | None, text: str, pair: str | Non
     if head == "mean":
         st.info("Pick a single head (not “mean”) above: queries and keys belong to one head.")
         return
-    if pair:
-        st.caption("Query · key runs on the first text alone (sentence B is not part of this view).")
     if options_on:
         st.caption("Shown on the model's own tokens: merging word-pieces and hiding special tokens do not apply here.")
-    qk = cache.query_key(model_ref, revision, text, layer, int(head))
-    tokens = display_tokens(qk.tokens) if hasattr(qk, "tokens") else [str(i) for i in range(qk.q.shape[0])]
+    qk = cache.query_key(model_ref, revision, text, pair, layer, int(head))
+    tokens = display_tokens(qk.tokens)
     labels = [f"{i}: {t}" for i, t in enumerate(tokens)]
     default = next((i for i, t in enumerate(tokens) if t.strip().lower() == "bank"), min(1, len(tokens) - 1))
     if st.session_state.get("qk_token", 0) >= len(tokens):
