@@ -3,7 +3,7 @@
 import streamlit as st
 
 from components import ui
-from components.attention import cache, views
+from components.attention import cache, query_key, views
 
 DEFAULT_TEXT = "The bank of the river was steep, so we went fishing from the bank."
 
@@ -96,3 +96,6 @@ elif shown == "Token focus":
     views.focus(res, "focus_token")
 elif shown == "Head summary":
     views.head_summary(inputs)
+elif shown == "Query · key":
+    with ui.guard("compute queries and keys for this head"):
+        query_key.view(model_ref, revision, text, pair or None, layer, head, merge or hide)

@@ -1,7 +1,7 @@
 """The attention page's cache section: one forward pass per text, everything else derived lazily and memoised.
 
-Keyed on the inputs (model, text, options), never on arrays, so moving a slider hashes no tensor. Heavy work is
-one call per cached function (`es.attention`, `es.query_key`), so a compute pool can wrap it in one line.
+Keyed on the inputs (model, text, options), never on arrays, so moving a slider hashes no tensor. The model calls
+(`es.attention`, `es.query_key`) run on the server's compute pool (components/pool.py), one job per call.
 Results are shared (`st.cache_resource`) where unpickling per caller would cost more than the page: a bert-base
 tensor `[12, 12, 512, 512]` is 151 MB. Treat them as read-only.
 """
@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 
 import encoderscope as es
-from components import resources
+from components import pool, resources
 from components.attention import payloads
 from encoderscope import settings
 
@@ -22,7 +22,8 @@ _ENTRIES = max(2, settings.get().model_cache_size)
 @st.cache_resource(max_entries=_ENTRIES, show_spinner=False)
 def attention(model_ref: str | None, revision: str | None, text: str, text_pair: str | None):
     """`es.attention` of the cached encoder: AttentionResult with weights `[L, H, T, T]`. Read-only."""
-    return es.attention(resources.encoder(model_ref, revision), text, text_pair)
+    model = resources.encoder(model_ref, revision)  # loads stay outside the pool
+    return pool.run("attention", (model_ref, revision, text, text_pair), es.attention, model, text, text_pair)
 
 
 @st.cache_resource(max_entries=_ENTRIES, show_spinner=False)
@@ -69,3 +70,11 @@ def thumbnails(model_ref: str | None, revision: str | None, text: str, text_pair
                hide: bool) -> np.ndarray:
     """The all-heads grid's thumbnails, uint8 `[L, H + 1, s, s]` (see `payloads.grid_thumbnails`)."""
     return payloads.grid_thumbnails(shown(model_ref, revision, text, text_pair, merge, hide).weights)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def query_key(model_ref: str | None, revision: str | None, text: str, text_pair: str | None, layer: int, head: int):
+    """`es.query_key` of one head of the cached encoder: .q/.k `[T, d]`, .scale, .bias `[T, T]` | None, .weights."""
+    model = resources.encoder(model_ref, revision)
+    return pool.run("query key", (model_ref, revision, text, text_pair, layer, head), es.query_key, model, text,
+                    layer, head, text_pair)

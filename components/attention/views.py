@@ -21,7 +21,7 @@ from encoderscope.attention_maps import AttentionResult, pair_filter, token_focu
 from encoderscope.tokens import clean_token, display_tokens
 
 DIRECTIONS = {"all pairs": "all", "A → B only": "A→B", "B → A only": "B→A"}
-VIEWS = ["All heads", "Rollout", "Token focus", "Head summary"]
+VIEWS = ["All heads", "Rollout", "Token focus", "Head summary", "Query · key"]
 MAIN_KEY, STORE_KEY, GRID_KEY = "main_heatmap", "main_heatmap_store", "grid"
 
 

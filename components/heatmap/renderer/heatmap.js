@@ -8,8 +8,9 @@
 //
 // Test surface, set after every draw: the root element gets data-es-heatmap="<tag>" (the main map: "LAYER:HEAD",
 // HEAD "mean" for the mean), data-es-exact="1" once the exact low bytes are in, and a property
-// __esHeatmap = {tag, rows, cols, values: Float32Array [R * C] (what each colour stands for, NaN = filtered),
-// exact(i, j)}. window.__esHeatmapDrawn = {tag, t} (ms since navigation start) for the benchmark.
+// __esHeatmap = {tag, id (the data's id), t (ms since navigation start), rows, cols, values: Float32Array [R * C]
+// (what each colour stands for, NaN = filtered), exact}. window.__esHeatmaps: every root element (they live in
+// shadow roots, out of document.querySelector's reach); window.__esHeatmapDrawn: the latest draw {tag, id, t}.
 
 const SCHEMES = {
   blues: ["#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b"],
@@ -86,6 +87,7 @@ function build(root) {
 function init(host) {
   const wrap = build(host);
   const st = { root: wrap, wrap, pending: null };
+  (window.__esHeatmaps || (window.__esHeatmaps = new Set())).add(wrap); // for tests: roots in shadow DOMs
   st.canvas = st.wrap.querySelector("canvas");
   st.tip = st.wrap.querySelector(".esh-tip");
   st.tools = st.wrap.querySelector(".esh-tools");
@@ -183,7 +185,7 @@ function layout(st) {
   const avail = W - left - legend - 8;
   let pw, ph;
   if (h.aspect === "square") {
-    pw = ph = Math.max(120, Math.min(avail, h.max_px || 760));
+    pw = ph = Math.max(120, Math.min(avail, h.max_px || 760, Math.max(320, 36 * R)));
   } else {
     pw = Math.max(120, Math.min(avail, (h.col_px || 1e9) * C));
     ph = Math.max(80, Math.min(h.max_px || 700, (h.row_px || 18) * R));
@@ -291,11 +293,13 @@ function drawMatrix(st, ctx, L) {
   }
   const tag = (h.tag_prefix || "") + st.view;
   const exact = !!block(st, "lo", st.view);
-  st.root.__esHeatmap = { tag, rows: L.R, cols: L.C, values, exact };
+  const t = performance.now();
+  const geometry = { x0: L.x0, y0: L.y0, cw: L.cw, ch: L.ch, rowStep: step(L.ch), colStep: step(L.cw) };
+  st.root.__esHeatmap = { tag, id: h.id, t, rows: L.R, cols: L.C, values, exact, geometry };
   st.root.dataset.esHeatmap = tag;
   st.root.dataset.esExact = exact ? "1" : "0";
   st.root.dataset.esDraws = String(Number(st.root.dataset.esDraws || 0) + 1);
-  window.__esHeatmapDrawn = { tag, t: performance.now() };
+  window.__esHeatmapDrawn = { tag, id: h.id, t };
 }
 
 function title(st) {
@@ -392,6 +396,7 @@ function drawGrid(st, ctx, L) {
     }
   }
   st.root.dataset.esGrid = `${h.layers}x${L.cols}`;
+  st.root.__esGrid = { x0: L.x0, y0: L.y0, cell: L.cell, gap: L.gap }; // CSS px in the canvas, for tests
 }
 
 // --- interaction -----------------------------------------------------------------------------------
