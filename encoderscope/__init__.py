@@ -67,6 +67,9 @@ _API = {
     "LogitLens": "attribution.lens",
     "token_attribution": "attribution.next_token",
     "TokenAttribution": "attribution.next_token",
+    "classify": "vision.classify",
+    "explain_image": "attribution.image",
+    "ImageRelevance": "attribution.image",
     # images
     "load_vae": "vae",
     "round_trip": "vae",
