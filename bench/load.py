@@ -9,8 +9,19 @@ the end, how often each model was loaded (from the server log: once means shared
 verdict against the pass criteria (0 errors, end RSS within 15% of the RSS after warm-up, every model loaded
 once). Exit code 1 when a criterion fails.
 
-Usage: python bench/load.py [--users 8 16] [--seconds 120] [--max-rounds 60] [--quick]
-  (--quick: 2 users, 20 s, 3 rounds each after the warm-up)
+Fair share: with a 1-user run among `--users` (e.g. `--users 1 8`), each larger run also reports, per action,
+its fair share (the 1-user p50 × users ÷ CPUs: what each user would wait if the machine were split evenly
+between them) and the ratio of its p50 to it; the target is a ratio ≤ 1.5 for every action (a criterion).
+
+When an action's script run ended is read from the server's own messages on the page's websocket (a
+`new_session` ForwardMsg starts each run, `script_finished` ends it), not from the page's
+`data-test-script-state` attribute alone: the attribute sometimes never changes for a fast run (the browser
+renders "running" and "notRunning" in one go), which made a pick that did rerun look like one that did not.
+`state_changes_missed` counts those runs.
+
+Usage: python bench/load.py [--users 8 16] [--seconds 120] [--max-rounds 60] [--workers N] [--quick]
+  (--quick: 2 users, 20 s, 3 rounds each after the warm-up; --seconds takes one value, or one per --users entry;
+   --workers sets the server's ENCODERSCOPE_WORKERS)
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import time
 from pathlib import Path
 
 from _common import arguments, emit, machine, parse
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server
 
@@ -54,10 +66,72 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
-# Streamlit writes the script's state on its root element (data-test-script-state: initial, running,
-# rerunRequested, notRunning, ...). A fixed pause plus "no status widget" can pass before the rerun an action
-# triggered has even started (under load it starts late), which would time nothing; so each action first
-# notes every change of that state, then waits for a change (a run started) and for the run to end.
+FAIR_SHARE_TARGET = 1.5  # an action's p50 at N users may be at most this many times its fair share
+_NEW_SESSION = ForwardMsg.DESCRIPTOR.fields_by_name["new_session"].number  # sent at the start of every script run
+_FINISHED = ForwardMsg.DESCRIPTOR.fields_by_name["script_finished"].number
+_EARLY = ForwardMsg.FINISHED_EARLY_FOR_RERUN  # a run cut short by a rerun: the rerun's own end is the one to wait for
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[i]
+        value |= (byte & 0x7F) << shift
+        i, shift = i + 1, shift + 7
+        if byte < 0x80:
+            return value, i
+
+
+def run_event(frame: bytes) -> str | None:
+    """"start" / "finish" for a ForwardMsg frame that starts / ends a script run, else None. Reads only the
+    top-level field tags (a chart delta can be megabytes; parsing each one would load the measuring process)."""
+    i = 0
+    while i < len(frame):
+        tag, i = _varint(frame, i)
+        field, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, i = _varint(frame, i)
+            if field == _FINISHED:
+                return None if value == _EARLY else "finish"
+        elif wire == 2:
+            size, i = _varint(frame, i)
+            if field == _NEW_SESSION:
+                return "start"
+            i += size
+        elif wire in (1, 5):
+            i += 8 if wire == 1 else 4
+        else:
+            return None
+    return None
+
+
+class Runs:
+    """The script runs the server reports to one page (all its websockets, so a navigation's new one too)."""
+
+    def __init__(self, page):
+        self.events: list[str] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+
+    def _frame(self, payload) -> None:
+        if isinstance(payload, bytes) and (event := run_event(payload)):
+            self.events.append(event)
+
+    async def wait(self, after: int, timeout: float) -> bool:
+        """Wait until a run started after event `after` and then finished; False if none started in `timeout`."""
+        deadline = time.monotonic() + timeout
+        while "start" not in self.events[after:]:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        start = self.events.index("start", after)
+        while "finish" not in self.events[start:]:
+            await asyncio.sleep(0.02)
+        return True
+
+
+# Streamlit also writes the script's state on its root element (data-test-script-state: initial, running,
+# rerunRequested, notRunning, ...); the page is drawn once that says notRunning. Each action notes whether the
+# attribute changed at all, to count the runs it missed.
 _WATCH_RUNS = """() => {
   window.__benchRan = false;
   const app = document.querySelector('[data-testid="stApp"]');
@@ -70,15 +144,17 @@ _RUN_FINISHED = """() => ['notRunning', 'compilationError'].includes(
   document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state'))"""
 
 
-async def _until_rerun_done(page, action) -> None:
-    """Run `action`, then wait for the script run it triggers to start (15 s at most) and to finish."""
+async def _until_rerun_done(page, runs: Runs, action) -> bool:
+    """Run `action`, then wait for the script run it triggers to start (15 s at most) and to finish, as the
+    server reports it; then for the page to say so. Returns False when the page's state attribute never changed."""
     await page.evaluate(_WATCH_RUNS)
+    mark = len(runs.events)
     await action()
-    try:
-        await page.wait_for_function(_RUN_STARTED, timeout=15_000)
-    except Exception as err:
-        raise RuntimeError("no script run followed the action") from err
+    if not await runs.wait(mark, timeout=15):
+        raise RuntimeError("no script run followed the action")
+    seen = await page.evaluate(_RUN_STARTED)
     await page.wait_for_function(_RUN_FINISHED)
+    return seen
 
 
 def upload_image(user: int, round_: int) -> dict:
@@ -105,7 +181,9 @@ class User:
     def __init__(self, context, url: str, index: int, pages: set[str]):
         self.context, self.url, self.index, self.pages = context, url, index, pages
         self.page = None
+        self.runs: Runs | None = None
         self.rounds = 0
+        self.missed = 0
         self.latency: dict[str, list[float]] = {}
         self.errors: list[str] = []
         self.error_boxes = 0
@@ -114,10 +192,15 @@ class User:
         """Time `action` up to the end of the script run it triggers; `expect`: text the result must show."""
         start = time.perf_counter()
         try:
-            await _until_rerun_done(self.page, action)
+            self.missed += not await _until_rerun_done(self.page, self.runs, action)
             self.latency.setdefault(name, []).append(time.perf_counter() - start)
-            if expect and expect not in (await self.page.text_content('[data-testid="stMain"]') or ""):
-                self.errors.append(f"{name}: the page does not show {expect!r}")
+            if expect:  # the page may draw a moment after it says the run ended
+                try:
+                    await self.page.wait_for_function(
+                        "t => (document.querySelector('[data-testid=\"stMain\"]')?.textContent || '').includes(t)",
+                        arg=expect, timeout=10_000)
+                except Exception:
+                    self.errors.append(f"{name}: the page does not show {expect!r}")
             boxes = self.page.locator(ERROR_BOXES)
             if count := await boxes.count():
                 self.error_boxes += count
@@ -168,6 +251,7 @@ class User:
         if self.page is None:
             self.page = await self.context.new_page()
             self.page.set_default_timeout(120_000)
+            self.runs = Runs(self.page)
         mix = [self.attention] + [getattr(self, p) for p in ("embeddings", "vae") if p in self.pages]
         for _ in range(max_rounds):
             if time.monotonic() >= deadline:
@@ -188,7 +272,7 @@ async def _session(url: str, users: int, seconds: float, max_rounds: int, on_war
         # then the measured run starts from that steady state.
         await asyncio.gather(*(user.run(time.monotonic() + 300, 1 + len(pages)) for user in crowd))
         for user in crowd:
-            user.latency, user.errors, user.error_boxes = {}, [], 0
+            user.latency, user.errors, user.error_boxes, user.missed = {}, [], 0, 0
         on_warm()
         deadline = time.monotonic() + seconds
         await asyncio.gather(*(user.run(deadline, max_rounds) for user in crowd))
@@ -196,8 +280,9 @@ async def _session(url: str, users: int, seconds: float, max_rounds: int, on_war
     return crowd, pages
 
 
-def run(users: int, seconds: float, max_rounds: int) -> dict:
-    proc, url, log = start_server({"MALLOC_ARENA_MAX": "2"})  # as `make run` serves it
+def run(users: int, seconds: float, max_rounds: int, workers: int | None = None) -> dict:
+    env = {"MALLOC_ARENA_MAX": "2", **({"ENCODERSCOPE_WORKERS": str(workers)} if workers else {})}
+    proc, url, log = start_server(env)  # as `make run` serves it
     samples: list[float] = []
     marks: dict[str, float] = {"start": rss_mb(proc.pid)}
     stop = threading.Event()
@@ -220,7 +305,8 @@ def run(users: int, seconds: float, max_rounds: int) -> dict:
         stop.set()
         stop_server(proc)
     loads: dict[str, int] = {}
-    for match in re.finditer(r"encoderscope: loaded (\S+ \S+)", log.read_text(errors="replace")):
+    server_log = log.read_text(errors="replace")
+    for match in re.finditer(r"encoderscope: loaded (\S+ \S+)", server_log):
         loads[match.group(1)] = loads.get(match.group(1), 0) + 1
     latency: dict[str, list[float]] = {}
     for user in crowd:
@@ -249,6 +335,8 @@ def run(users: int, seconds: float, max_rounds: int) -> dict:
         },
         "errors": errors,
         "error_boxes": boxes,
+        "state_changes_missed": sum(u.missed for u in crowd),
+        "pool_jobs": pool_jobs(server_log),
         "model_loads": loads,
         "rss_mb": {"start": round(marks["start"], 1), "after_warmup": round(marks["warm"], 1),
                    "peak": round(max(samples or [marks["warm"]]), 1), "end": round(marks["end"], 1),
@@ -256,17 +344,61 @@ def run(users: int, seconds: float, max_rounds: int) -> dict:
     }
 
 
+def pool_jobs(server_log: str) -> dict:
+    """Per job kind, from the server's one line per job: count, and median wait and run times (s)."""
+    found: dict[str, dict[str, list[float]]] = {}
+    for m in re.finditer(r"encoderscope: job (.+?) (done|failed \(\w+\)|dropped|timed out): waited ([\d.]+) s, "
+                         r"ran ([\d.]+) s", server_log):
+        entry = found.setdefault(m.group(1), {"wait": [], "run": [], "not_done": []})
+        entry["wait"].append(float(m.group(3)))
+        entry["run"].append(float(m.group(4)))
+        if m.group(2) != "done":
+            entry["not_done"].append(m.group(2))
+    return {kind: {"n": len(v["wait"]), "wait_p50": round(statistics.median(v["wait"]), 3),
+                   "run_p50": round(statistics.median(v["run"]), 3), "not_done": len(v["not_done"])}
+            for kind, v in sorted(found.items())}
+
+
+def add_fair_share(results: list[dict], cpus: int) -> None:
+    """Give each run with more than one user, when a 1-user run exists, each action's fair share (1-user p50 ×
+    users ÷ cpus) and its p50's ratio to it; a ratio above FAIR_SHARE_TARGET fails the run."""
+    base = next((r["latency_s"] for r in results if r["users"] == 1), None)
+    if base is None:
+        return
+    for r in results:
+        if r["users"] == 1:
+            continue
+        share = {}
+        for action, stats in r["latency_s"].items():
+            if action in base:
+                fair = base[action]["p50"] * r["users"] / cpus
+                share[action] = {"p50_1_user": base[action]["p50"], "fair_share_s": round(fair, 3),
+                                 "p50": stats["p50"], "ratio": round(stats["p50"] / fair, 2)}
+        r["fair_share"] = share
+        over = [f"{a} {v['ratio']}x" for a, v in share.items() if v["ratio"] > FAIR_SHARE_TARGET]
+        if over:
+            r["failed"].append(f"p50 above {FAIR_SHARE_TARGET}x the fair share: {', '.join(over)}")
+            r["pass"] = False
+
+
 def main() -> None:
     parser = arguments(__doc__, runs=None)
     parser.add_argument("--users", type=int, nargs="+", default=None, help="users per run (default 8 16)")
-    parser.add_argument("--seconds", type=float, default=None, help="measured seconds per run (default 120)")
+    parser.add_argument("--seconds", type=float, nargs="+", default=None,
+                        help="measured seconds per run, one value or one per --users entry (default 120)")
     parser.add_argument("--max-rounds", type=int, default=None, help="action rounds per user (default 60)")
+    parser.add_argument("--workers", type=int, default=None, help="the server's ENCODERSCOPE_WORKERS (default: its own)")
     args = parse(parser)
     quick = args.quick
     users = args.users or ([2] if quick else [8, 16])
-    seconds = args.seconds or (20 if quick else 120)
+    seconds = args.seconds or [20 if quick else 120]
+    if len(seconds) not in (1, len(users)):
+        parser.error("--seconds takes one value or one per --users entry")
+    seconds = seconds * len(users) if len(seconds) == 1 else seconds
     max_rounds = args.max_rounds or (3 if quick else 60)
-    out = {"machine": machine(), "quick": quick, "results": [run(n, seconds, max_rounds) for n in users]}
+    out = {"machine": machine(), "quick": quick, "workers": args.workers or "default (one per CPU)",
+           "results": [run(n, s, max_rounds, args.workers) for n, s in zip(users, seconds, strict=True)]}
+    add_fair_share(out["results"], out["machine"]["cpus"])
     emit(out)
     sys.exit(0 if all(r["pass"] for r in out["results"]) else 1)
 

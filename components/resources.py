@@ -16,7 +16,9 @@ import streamlit as st
 from streamlit.logger import get_logger
 
 import encoderscope as es
+from components import pool
 from encoderscope import settings
+from encoderscope.model_kinds import import_transformers
 
 _MODELS = settings.get().model_cache_size
 _log = get_logger(__name__)
@@ -25,15 +27,24 @@ _log = get_logger(__name__)
 # --- models (shared, bounded) ---------------------------------------------------------------
 
 
-# One model load at a time: transformers resolves model classes lazily, and a page loading a model while the
-# background preload loads another could see a half-imported module ("no attribute 'ViTModel'").
-_LOAD_LOCK = threading.RLock()
+# One lock per model reference: a multi-GB hub download must not hold up another user's load of another model.
+# The import race a global lock once hid (a page and the background preload importing transformers at once, one
+# of them getting the half-initialised package without its classes) is fixed where it happens: transformers is
+# imported once, by one thread, before any load (`import_transformers`).
+_LOCKS_GUARD = threading.Lock()
+_LOAD_LOCKS: dict[tuple, threading.Lock] = {}
+
+
+def _load_lock(kind: str, ref, args: tuple) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOAD_LOCKS.setdefault((kind, str(ref), args), threading.Lock())
 
 
 def _logged_load(kind: str, loader, ref, *args):
     """Load and log one line to the server log: the load test counts these to prove models are shared."""
+    import_transformers()
     start = time.perf_counter()
-    with _LOAD_LOCK:
+    with _load_lock(kind, ref, args):
         loaded = loader(ref, *args)
     _log.info("encoderscope: loaded %s %s in %.1f s", kind, ref or "(bundled)", time.perf_counter() - start)
     return loaded
@@ -64,39 +75,6 @@ def hub_online() -> bool:
     return models.hub_online()
 
 
-# --- attention page -------------------------------------------------------------------------
-
-
-# Shared (cache_resource), not pickled per caller (cache_data): at 512 tokens a bert-base tensor [12, 12, T, T]
-# is 151 MB, and unpickling it on every slider move would cost more than drawing the page. Read-only.
-_ATTENTION_ENTRIES = max(2, _MODELS)
-
-
-@st.cache_resource(max_entries=_ATTENTION_ENTRIES, show_spinner=False)
-def attention(model_ref: str | None, revision: str | None, text: str, text_pair: str | None):
-    """`es.attention` of the cached encoder: AttentionResult with weights `[L, H, T, T]`. Read-only."""
-    return es.attention(encoder(model_ref, revision), text, text_pair)
-
-
-@st.cache_resource(max_entries=_ATTENTION_ENTRIES, show_spinner=False)
-def attention_views(
-    model_ref: str | None, revision: str | None, text: str, text_pair: str | None, merge: bool, hide_special: bool
-):
-    """(result, head stats with flags, rollout `[T, T]`) for the attention page, after the display options.
-
-    Keyed on the inputs, not on arrays, so changing layer or head reruns no model and hashes no tensor. Read-only.
-    """
-    from encoderscope.attention_maps import drop_special, flag_heads, head_stats, merge_word_pieces, rollout
-
-    res = attention(model_ref, revision, text, text_pair)
-    flagged = flag_heads(head_stats(res), len(res.tokens))  # on raw tokens: [CLS]/[SEP] columns stay
-    if merge:
-        res = merge_word_pieces(res)
-    if hide_special:
-        res = drop_special(res)
-    return res, flagged, rollout(res)
-
-
 # --- masks page -----------------------------------------------------------------------------
 
 
@@ -106,14 +84,16 @@ def masked_runs(model_ref: str | None, revision: str | None, text: str, max_leng
     from encoderscope import masks
 
     model = encoder(model_ref, revision)
-    return {mask: masks.run(model, text, mask, max_length) for mask in masks.MASKS}
+    return pool.run("masks", (model_ref, revision, text, max_length),
+                    lambda: {mask: masks.run(model, text, mask, max_length) for mask in masks.MASKS})
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def context_probe(model_ref: str | None, revision: str | None, text_a: str, text_b: str):
     from encoderscope import masks
 
-    return masks.context_probe(encoder(model_ref, revision), text_a, text_b)
+    model = encoder(model_ref, revision)
+    return pool.run("context probe", (model_ref, revision, text_a, text_b), masks.context_probe, model, text_a, text_b)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -121,13 +101,17 @@ def decoder_view(model_ref: str | None, revision: str | None, text: str, max_len
     """(AttentionResult `[L, H, T, T]`, top-5 next tokens) of the cached decoder, from one forward pass."""
     from encoderscope import decoder as dec
 
-    return dec.attention_and_next_tokens(decoder(model_ref, revision), text, max_length)
+    model = decoder(model_ref, revision)
+    return pool.run("decoder", (model_ref, revision, text, max_length), dec.attention_and_next_tokens, model, text,
+                    max_length)
 
 
 
 # --- embeddings page ------------------------------------------------------------------------
 
 EMBED_BLOCK = 128  # sentences per cached block: progress between blocks, and edits re-embed one block only
+LONG_EMBED = 2_000  # sentences: a corpus above this embeds in the pool's long lane (it cannot take every worker)
+LONG_PROJECTION = 5_000  # points: a projection above this runs in the long lane
 
 
 @st.cache_resource
@@ -155,11 +139,14 @@ def start_background_warm_up() -> bool:
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
-def embed_block(model_ref: str | None, revision: str | None, texts: tuple[str, ...], pooling: str):
-    """Sentence embeddings `[len(texts), D]` of one block (see `encoderscope.embeddings.embed`)."""
+def embed_block(model_ref: str | None, revision: str | None, texts: tuple[str, ...], pooling: str, _lane: str = "short"):
+    """Sentence embeddings `[len(texts), D]` of one block (see `encoderscope.embeddings.embed`). `_lane`: the pool
+    lane, "long" for a block of a large corpus (not part of the cache key)."""
     from encoderscope import embeddings
 
-    return embeddings.embed(encoder(model_ref, revision), list(texts), pooling=pooling)
+    model = encoder(model_ref, revision)
+    return pool.run("embedding", (model_ref, revision, texts, pooling), embeddings.embed, model, list(texts),
+                    pooling=pooling, lane=_lane)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -167,8 +154,9 @@ def projection(X, method: str, dim: int, seed: int, n_neighbors: int, min_dist: 
     """`encoderscope.projection.project_with_info` of `X` `[N, D]`."""
     from encoderscope import projection as proj
 
-    return proj.project_with_info(X, method, dim, seed, n_neighbors=n_neighbors, min_dist=min_dist,
-                                  perplexity=perplexity)
+    key = (pool.digest(X), method, dim, seed, n_neighbors, min_dist, perplexity)
+    return pool.run("projection", key, proj.project_with_info, X, method, dim, seed, n_neighbors=n_neighbors,
+                    min_dist=min_dist, perplexity=perplexity, lane="long" if len(X) > LONG_PROJECTION else "short")
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -176,21 +164,26 @@ def kmeans_labels(X, k: int, seed: int) -> list[str]:
     """k-means cluster names `[N]` for `X` `[N, D]` (see `encoderscope.clustering.kmeans`)."""
     from encoderscope import clustering
 
-    return clustering.cluster_names(clustering.kmeans(X, k, seed))
+    return pool.run("k-means", (pool.digest(X), k, seed), lambda: clustering.cluster_names(clustering.kmeans(X, k, seed)),
+                    lane="long" if len(X) > LONG_PROJECTION else "short")
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def word_occurrences(model_ref: str | None, revision: str | None, texts: tuple[str, ...], word: str):
     from encoderscope import embeddings
 
-    return embeddings.word_occurrences(encoder(model_ref, revision), list(texts), word)
+    model = encoder(model_ref, revision)
+    return pool.run("word occurrences", (model_ref, revision, texts, word), embeddings.word_occurrences, model,
+                    list(texts), word, lane="long" if len(texts) > LONG_EMBED else "short")
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def anisotropy(model_ref: str | None, revision: str | None, texts: tuple[str, ...]):
     from encoderscope import embeddings
 
-    return embeddings.anisotropy(encoder(model_ref, revision), list(texts))
+    model = encoder(model_ref, revision)
+    return pool.run("anisotropy", (model_ref, revision, texts), embeddings.anisotropy, model, list(texts),
+                    lane="long" if len(texts) > LONG_EMBED else "short")
 
 
 
@@ -223,7 +216,9 @@ def vae_round_trip(ref: str, image_bytes: bytes, size: int, fit: str, sample: bo
             memo["items"].move_to_end(key)
             return memo["items"][key]
     image, notes = images.open_image(image_bytes)
-    result = vae_lib.round_trip(vae(ref), image, size, fit, sample, seed, progress=progress)
+    model = vae(ref)
+    result = pool.run("VAE round trip", key, vae_lib.round_trip, model, image, size, fit, sample, seed,
+                      progress=progress)
     result.notes = notes + result.notes
     with memo["lock"]:
         memo["items"][key] = result
@@ -239,7 +234,9 @@ def vae_encode(ref: str, image_bytes: bytes, size: int, fit: str, sample: bool, 
     from encoderscope import vae as vae_lib
 
     image, _ = images.open_image(image_bytes)
-    return vae_lib.encode_image(vae(ref), image, size, fit, sample, seed)
+    model = vae(ref)
+    key = (ref, pool.digest(image_bytes), size, fit, sample, seed)
+    return pool.run("VAE encode", key, vae_lib.encode_image, model, image, size, fit, sample, seed)
 
 
 @st.cache_data(show_spinner=False)
@@ -274,5 +271,6 @@ def vae_decode(ref: str, latents) -> bytes:
     from encoderscope import images
     from encoderscope import vae as vae_lib
 
-    y = vae_lib.decode(vae(ref), torch.from_numpy(latents)[None])
-    return images.to_png(vae_lib.to_image(y))
+    model = vae(ref)
+    return pool.run("VAE decode", (ref, pool.digest(latents)),
+                    lambda: images.to_png(vae_lib.to_image(vae_lib.decode(model, torch.from_numpy(latents)[None]))))

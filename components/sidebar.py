@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import resources
+from components import pool, resources
 from encoderscope import models, settings
 
 
@@ -16,7 +16,18 @@ def status_rows() -> list[tuple[str, str]]:
     rows.append(("Hugging Face Hub", "online" if resources.hub_online() else "offline (bundled and local models only)"))
     if settings.get().public:
         rows.append(("Mode", "public (curated models only)"))
+    if queue := queue_status():
+        rows.append(("Queue", queue))
     return rows
+
+
+def queue_status() -> str:
+    """The compute pool's queue when jobs wait ("3 jobs waiting, 2 running on 2 workers"), else ""."""
+    stats = pool.shared().stats()
+    if not stats.queued:
+        return ""
+    return (f"{stats.queued} job{'s' if stats.queued != 1 else ''} waiting, {stats.running} running on "
+            f"{stats.workers} worker{'s' if stats.workers != 1 else ''}")
 
 
 def render() -> None:

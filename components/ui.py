@@ -11,10 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
+from streamlit.logger import get_logger
 
 from components import resources
 from encoderscope import models, settings
 from encoderscope.errors import UserFacingError
+
+_log = get_logger("encoderscope")  # the server log (Streamlit's handler and level)
 
 # --- uploads --------------------------------------------------------------------------------
 
@@ -88,13 +91,25 @@ class Guarded:
     error: Exception | None = None
 
 
+# An absolute file path in an error text: /a/b, ~/a, C:\a (not a URL's //host/path, not a hub id's org/name).
+_PATH = re.compile(r"(?<![\w:/.~-])(?:~|[A-Za-z]:)?[/\\](?:[\w.@+~-]+[/\\])*[\w.@+~-]+")
+
+
+def hide_paths(text: str) -> str:
+    """`text` with every absolute server path replaced by "<server path>" (public mode shows no file layout)."""
+    return _PATH.sub("<server path>", text)
+
+
 def error_message(what: str, err: Exception, context: str | None = None) -> str:
     """The text shown for `err`: a UserFacingError's own message (after "`context`: " when given); for anything
-    else, which is a bug or an odd model, "Could not {what}: TypeName: first 200 characters"."""
+    else, which is a bug or an odd model, "Could not {what}: TypeName: first 200 characters". In public mode,
+    server paths in the text are hidden (`hide_paths`)."""
     if isinstance(err, UserFacingError):
-        return f"{context}: {err}" if context else str(err)
-    detail = " ".join(str(err).split())[:200]
-    return f"Could not {what}: {type(err).__name__}" + (f": {detail}" if detail else "")
+        text = f"{context}: {err}" if context else str(err)
+    else:
+        detail = " ".join(str(err).split())[:200]
+        text = f"Could not {what}: {type(err).__name__}" + (f": {detail}" if detail else "")
+    return hide_paths(text) if settings.get().public else text
 
 
 @contextmanager
@@ -113,8 +128,12 @@ def guard(what: str, context: str | None = None) -> Iterator[Guarded]:
     outcome = Guarded()
     try:
         yield outcome
-    except Exception as err:  # shown to the user in place of a traceback
+    except Exception as err:  # shown to the user in place of a traceback, logged in full for the operator
         outcome.failed, outcome.error = True, err
+        if isinstance(err, UserFacingError):
+            _log.info("encoderscope: could not %s: %s", what, " ".join(str(err).split())[:300])
+        else:
+            _log.error("encoderscope: could not %s", what, exc_info=err)
         user_error(error_message(what, err, context))
 
 

@@ -6,7 +6,7 @@ Every step that changes the picture appends a note, so the UI can show exactly w
 from __future__ import annotations
 
 import io
-import warnings
+import struct
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -24,29 +24,29 @@ class ImageError(UserFacingError):
 def open_image(data: bytes, max_pixels: int | None = None) -> tuple[Image.Image, list[str]]:
     """Decode an upload into an RGB image. Returns (image, notes).
 
-    The pixel count is checked from the header *before* decoding (decompression bombs). PIL's own global
-    Image.MAX_IMAGE_PIXELS is left alone: setting it per call leaked one caller's cap into every other image
-    the process opens. Applies EXIF orientation, takes the first frame of
-    animations, composites transparency over white and converts palette/16-bit/CMYK/greyscale to RGB.
+    The pixel count is checked from the header *before* decoding (decompression bombs) against `max_pixels`
+    (default settings.max_image_pixels), which is the real cap: larger or smaller than PIL's own. PIL's global
+    Image.MAX_IMAGE_PIXELS is neither read at open time nor set (setting it per call leaked one caller's cap into
+    every other image the process opens), and its DecompressionBombWarning is left a warning. Applies EXIF
+    orientation, takes the first frame of animations, composites transparency over white and converts
+    palette/16-bit/CMYK/greyscale to RGB.
     """
     cap = settings.get().max_image_pixels if max_pixels is None else max_pixels
     if not data:
         raise ImageError("The file is empty.")
     notes: list[str] = []
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            w, h = image.size
-            if w * h > cap:
-                raise ImageError(f"The image is {w}×{h} = {w * h / 1e6:.1f} MP; the limit is {cap / 1e6:.0f} MP.")
-            if getattr(image, "n_frames", 1) > 1:
-                notes.append(f"Animated image with {image.n_frames} frames: using the first frame.")
-                image.seek(0)
-            image.load()
+        image = _identify(data)
+        w, h = image.size
+        if w * h > cap:
+            raise ImageError(f"The image is {w}×{h} = {w * h / 1e6:.1f} MP; the limit is {cap / 1e6:.0f} MP.")
+        if getattr(image, "n_frames", 1) > 1:
+            notes.append(f"Animated image with {image.n_frames} frames: using the first frame.")
+            image.seek(0)
+        image.load()
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+    except Image.DecompressionBombError as err:  # a frame or tile past PIL's own cap (GIF, TIFF, WebP: see SECURITY.md)
         raise ImageError(f"The image is too large to decode safely (limit {cap / 1e6:.0f} MP).") from err
     except UnidentifiedImageError as err:
         raise ImageError("This file is not an image format we can read (PNG, JPEG, WebP, BMP, GIF, TIFF).") from err
@@ -60,6 +60,25 @@ def open_image(data: bytes, max_pixels: int | None = None) -> tuple[Image.Image,
         notes.append("Rotated according to the EXIF orientation tag.")
     image = transposed
     return to_rgb(image, notes, fmt), notes
+
+
+def _identify(data: bytes) -> Image.Image:
+    """`Image.open(data)` without its check against PIL's process-wide MAX_IMAGE_PIXELS (a warning above about
+    89.5 MP, an error above twice that), so the caller's own cap, checked right after from the header, is the one
+    that holds. Nothing is decoded here. The loop is Image.open's own: each registered format's `accept` test on
+    the first bytes, then its opener (PIL's public plugin registry, Image.ID and Image.OPEN)."""
+    Image.init()
+    prefix = data[:16]
+    for fmt in Image.ID:
+        opener, accept = Image.OPEN[fmt]
+        accepted = accept(prefix) if accept else True
+        if not accepted or isinstance(accepted, str):  # a str is PIL's "looks like this format, but unsupported"
+            continue
+        try:
+            return opener(io.BytesIO(data), "")
+        except (SyntaxError, IndexError, TypeError, struct.error):
+            continue  # not this format after all, as Image.open does
+    raise UnidentifiedImageError("cannot identify image file")
 
 
 def to_rgb(image: Image.Image, notes: list[str], fmt: str = "image") -> Image.Image:

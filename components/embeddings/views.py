@@ -102,7 +102,8 @@ def _csv_input() -> Corpus | None:
         return None
     label = None if label_col == "(none)" else label_col
     return _limit(texts, labels, table.notices, atlas_command(upload.name, text_col, label),
-                  jobs.Source(upload.name, texts, labels if label else None))
+                  jobs.Source(upload.name, texts, labels if label else None, data=upload.getvalue(),
+                              text_column=text_col, label_column=label))
 
 
 def _vectors_input() -> Corpus | None:
@@ -133,8 +134,9 @@ def embed_with_progress(model_ref, revision, texts: list[str], pooling: str) -> 
     chunks = [tuple(texts[i : i + block]) for i in range(0, len(texts), block)]
     bar = st.progress(0.0, text=f"Embedding {len(texts):,} sentences …") if len(texts) > 100 else None
     parts = []
+    lane = "long" if len(texts) > resources.LONG_EMBED else "short"  # a large corpus cannot take every worker
     for k, chunk in enumerate(chunks):
-        parts.append(resources.embed_block(model_ref, revision, chunk, pooling))
+        parts.append(resources.embed_block(model_ref, revision, chunk, pooling, _lane=lane))
         if bar:
             bar.progress((k + 1) / len(chunks), text=f"Embedded {min((k + 1) * block, len(texts)):,} / {len(texts):,}")
     if bar:

@@ -164,3 +164,66 @@ def test_a_small_cap_does_not_leak_into_other_images():
     Image.open(io.BytesIO(buf.getvalue())).load()  # PIL itself, for anyone else in the process
     assert Image.MAX_IMAGE_PIXELS is None or Image.MAX_IMAGE_PIXELS > 100 * 100
     images.open_image(buf.getvalue())  # and the default cap
+
+
+def _png(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("1", (width, height)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_the_configured_pixel_cap_is_the_real_one(monkeypatch):
+    # Bug caught (issue 17): PIL's DecompressionBombWarning turned into an error, so the real cap was the smaller of
+    # the setting and PIL's ~89.5 MP: a server configured for 150 MP still refused a 100 MP image. PIL's cap is
+    # lowered here to 10,000 px (one test image is above it, one above twice it) so the test stays small.
+    import warnings
+
+    from PIL import Image
+
+    from encoderscope import images
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    above_warning, above_error = _png(150, 100), _png(300, 100)  # 15,000 and 30,000 px
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning escalated anywhere (e.g. pytest -W error) must not matter
+        for data, size in ((above_warning, (150, 100)), (above_error, (300, 100))):
+            image, _ = images.open_image(data, max_pixels=50_000)  # a larger setting works
+            assert image.size == size
+    with pytest.raises(images.ImageError, match="the limit is"):
+        images.open_image(above_warning, max_pixels=12_000)  # a smaller one still refuses, before decoding
+    assert Image.MAX_IMAGE_PIXELS == 10_000  # PIL's global is never set by open_image
+
+
+def test_the_configured_cap_comes_from_the_settings():
+    # Bug caught: the setting ignored (a hard-coded cap), in either direction.
+    from encoderscope import images, settings
+
+    data = _png(400, 300)  # 120,000 px
+    try:
+        settings.reload({"ENCODERSCOPE_MAX_IMAGE_PIXELS": "100000"})
+        with pytest.raises(images.ImageError, match="400×300"):
+            images.open_image(data)
+        settings.reload({"ENCODERSCOPE_MAX_IMAGE_PIXELS": "200000"})
+        assert images.open_image(data)[0].size == (400, 300)
+    finally:
+        settings.reload()
+
+
+def test_formats_still_identified_and_junk_refused():
+    import io
+
+    from PIL import Image
+
+    from encoderscope import images
+
+    for fmt in ("JPEG", "GIF", "WEBP", "BMP", "TIFF"):
+        buf = io.BytesIO()
+        Image.new("RGB", (20, 10), "red").save(buf, format=fmt)
+        image, _ = images.open_image(buf.getvalue())
+        assert image.size == (20, 10) and image.mode == "RGB"
+    with pytest.raises(images.ImageError, match="not an image format"):
+        images.open_image(b"definitely not an image, just text")
