@@ -1,7 +1,10 @@
 """Benchmark: the attention page's server-side work at 16/64/256/512 tokens. Prints one JSON object.
 
-For each model and length: the bare forward pass with attentions, the full rerun (extraction, head stats,
-rollout, every figure built and serialised as Streamlit does) and the figure JSON bytes sent.
+For each model and length: the bare forward pass with attentions; the first rerun of the page before the canvas
+heatmaps (`plotly_rerun`: extraction, head stats, rollout, every Plotly figure built and serialised as Streamlit
+does, and its JSON bytes); and what the page's first rerun computes now (`rerun`: extraction, the shown layer
+quantised, the first payload (selected head), the layer's store payload and the all-heads thumbnails; head
+statistics, rollout and focus wait for their view), with the bytes of its payloads.
 Models: the bundled MiniLM (real weights) and a bert-base-sized BertModel (random weights: timing only).
 real_page: the attention page itself under AppTest (Streamlit caches and all), for a new text and a layer change:
 MiniLM at 64 tokens, bert-base size at 512 tokens.
@@ -20,6 +23,7 @@ import torch
 from _common import ROOT, arguments, emit, machine, median_time, ms, parse, progress
 
 import encoderscope as es
+from components.attention import payloads
 from encoderscope import figures, models
 from encoderscope.attention_maps import flag_heads, head_stats, rollout, token_focus
 
@@ -37,7 +41,21 @@ def text_of(tokenizer, n_tokens: int, shift: int = 0) -> str:
 
 
 def page_rerun(model, text: str) -> int:
-    """Everything the attention page computes for a new text; returns the figure JSON bytes."""
+    """Everything the attention page computes for a new text, with the canvas heatmaps; returns the bytes of
+    the payloads it sends (first map, the layer's store, the all-heads grid)."""
+    res = es.attention(model, text)
+    q = payloads.layer_quantised(res.weights[0])
+    sent = [
+        payloads.main_map(res, q, 0, "0", "id", "all"),
+        payloads.layer_store(q, res.num_heads, "id"),
+        payloads.grid(payloads.grid_thumbnails(res.weights), (0, "0")),
+    ]
+    return sum(len(b) for b in sent)
+
+
+def plotly_rerun(model, text: str) -> int:
+    """Everything the attention page computed for a new text with Plotly figures (before the canvas heatmaps);
+    returns the figure JSON bytes."""
     res = es.attention(model, text)
     stats = flag_heads(head_stats(res), len(res.tokens))
     roll = rollout(res)
@@ -115,12 +133,15 @@ def main() -> None:
         for n in QUICK_LENGTHS if args.quick else LENGTHS:
             text = text_of(model.tokenizer, n)
             fwd, _ = median_time(lambda m=model, t=text: forward(m, t), args.runs)
-            payload = page_rerun(model, text)  # the figure bytes; also the warm-up call of the timing below
+            payload = page_rerun(model, text)  # the payload bytes; also the warm-up call of the timing below
+            figure_bytes = plotly_rerun(model, text)
             rerun, _ = median_time(lambda m=model, t=text: page_rerun(m, t), args.runs, warm=False)
+            old, _ = median_time(lambda m=model, t=text: plotly_rerun(m, t), args.runs, warm=False)
             out["results"].append({
                 "model": model.name, "layers": model.num_layers, "heads": model.num_heads, "tokens": n,
                 "forward_ms": ms(fwd), "rerun_ms": ms(rerun), "overhead_x": round(rerun / fwd, 2),
-                "figure_bytes": payload,
+                "payload_bytes": payload, "plotly_rerun_ms": ms(old), "plotly_overhead_x": round(old / fwd, 2),
+                "figure_bytes": figure_bytes,
             })
             progress(out["results"][-1])
     emit(out)

@@ -75,40 +75,6 @@ def hub_online() -> bool:
     return models.hub_online()
 
 
-# --- attention page -------------------------------------------------------------------------
-
-
-# Shared (cache_resource), not pickled per caller (cache_data): at 512 tokens a bert-base tensor [12, 12, T, T]
-# is 151 MB, and unpickling it on every slider move would cost more than drawing the page. Read-only.
-_ATTENTION_ENTRIES = max(2, _MODELS)
-
-
-@st.cache_resource(max_entries=_ATTENTION_ENTRIES, show_spinner=False)
-def attention(model_ref: str | None, revision: str | None, text: str, text_pair: str | None):
-    """`es.attention` of the cached encoder: AttentionResult with weights `[L, H, T, T]`. Read-only."""
-    model = encoder(model_ref, revision)
-    return pool.run("attention", (model_ref, revision, text, text_pair), es.attention, model, text, text_pair)
-
-
-@st.cache_resource(max_entries=_ATTENTION_ENTRIES, show_spinner=False)
-def attention_views(
-    model_ref: str | None, revision: str | None, text: str, text_pair: str | None, merge: bool, hide_special: bool
-):
-    """(result, head stats with flags, rollout `[T, T]`) for the attention page, after the display options.
-
-    Keyed on the inputs, not on arrays, so changing layer or head reruns no model and hashes no tensor. Read-only.
-    """
-    from encoderscope.attention_maps import drop_special, flag_heads, head_stats, merge_word_pieces, rollout
-
-    res = attention(model_ref, revision, text, text_pair)
-    flagged = flag_heads(head_stats(res), len(res.tokens))  # on raw tokens: [CLS]/[SEP] columns stay
-    if merge:
-        res = merge_word_pieces(res)
-    if hide_special:
-        res = drop_special(res)
-    return res, flagged, rollout(res)
-
-
 # --- masks page -----------------------------------------------------------------------------
 
 

@@ -259,14 +259,9 @@ def url_picker(
 
 def _local_models(kind: str) -> list[str]:
     """Model folders (with config.json) under settings.models_dir, when local paths are allowed."""
-    conf = settings.get()
-    if not conf.models_dir or not conf.allow_local_paths:
-        return []
-    from pathlib import Path
+    from encoderscope import local_models
 
-    root = Path(conf.models_dir)
-    found = [p.parent for p in sorted(root.glob("*/config.json"))[:50]]
-    return [str(p) for p in found if models.folder_kind(p) == kind]
+    return local_models.find(kind)
 
 
 def model_picker(kind: str = "encoder", key: str = "model", label: str | None = None) -> tuple[str | None, str | None]:

@@ -58,6 +58,18 @@ _API = {
     "modality_gap": "vision.clip",
     "apply_template": "vision.inputs",
     "VisionError": "vision.inputs",
+    # attribution: why a model produced its output
+    "explain_similarity": "attribution.similarity",
+    "SimilarityExplanation": "attribution.similarity",
+    "query_key": "attribution.query_key",
+    "QueryKey": "attribution.query_key",
+    "logit_lens": "attribution.lens",
+    "LogitLens": "attribution.lens",
+    "token_attribution": "attribution.next_token",
+    "TokenAttribution": "attribution.next_token",
+    "classify": "vision.classify",
+    "explain_image": "attribution.image",
+    "ImageRelevance": "attribution.image",
     # images
     "load_vae": "vae",
     "round_trip": "vae",

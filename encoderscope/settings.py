@@ -28,6 +28,8 @@ class Settings:
     max_csv_rows: int = 100_000
     max_projection_points: int = 20_000  # above this, sample with a notice
     max_image_pixels: int = 40_000_000  # refused before decoding
+    max_image_patches: int = 1_024  # /vision and image_attention downscale to at most this many patches (T² memory)
+    vision_cache_mb: int = 1_024  # bytes, not entries: cached /vision results (attention, relevance) share this budget
     max_upload_mb: int = 200  # keep equal to .streamlit/config.toml server.maxUploadSize
     model_cache_size: int = 4  # models per kind kept in st.cache_resource
     allow_custom_models: bool = True  # free-text hub ids
@@ -37,11 +39,20 @@ class Settings:
     models_dir: str = ""  # scanned for local VAEs and models
     # Corpus atlases (`atlas build --out`) the Atlas page lists; default <cache_dir>/atlases. "" = none listed.
     atlas_dir: str = ""
+    # Attribution (gradients): tokens per text for integrated gradients, the most interpolation steps, and the
+    # tokens one batched backward pass may hold (steps are chunked to stay under it: the memory bound).
+    attribution_max_tokens: int = 128
+    attribution_max_steps: int = 64
+    attribution_batch_tokens: int = 4096
     # The compute pool (encoderscope.compute, docs/deploy.md): heavy jobs at once (0 = one per core), how many of
     # them the long lane may take (0 = workers - 1), and the seconds one job may run before its user is told.
     workers: int = 0
     long_workers: int = 0
     job_timeout: float = 120.0
+    atlas_upload_bytes: int = 200_000_000  # an uploaded points.parquet: uncompressed bytes of the columns read
+    atlas_hover_points: int = 100_000  # up to this many points, the map gets each text for hover
+    atlas_build_queue: int = 8  # background atlas builds waiting their turn (one runs at a time per server)
+    attribution_batch_tokens: int = 1024  # SmolLM2-135M: about 1.2 MB of saved activations per token
 
 
 _PUBLIC_DEFAULTS = dict(
@@ -52,11 +63,18 @@ _PUBLIC_DEFAULTS = dict(
     max_csv_rows=5_000,
     max_projection_points=5_000,
     max_image_pixels=16_000_000,
+    max_image_patches=576,
+    vision_cache_mb=256,
     max_upload_mb=20,
     model_cache_size=2,
     allow_custom_models=False,
     allow_local_paths=False,
+    attribution_max_tokens=64,
+    attribution_max_steps=16,
+    attribution_batch_tokens=256,
     atlas_dir="",  # public: no server folder unless the operator names one (uploads only)
+    atlas_upload_bytes=20_000_000,
+    atlas_hover_points=20_000,
 )
 
 

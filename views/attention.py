@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from components import resources, ui
-from components.attention import views
+from components import ui
+from components.attention import cache, query_key, views
 
 DEFAULT_TEXT = "The bank of the river was steep, so we went fishing from the bank."
 
@@ -46,8 +46,9 @@ if merge:
         "column the sum of its pieces' columns (as a key), so every row still sums to 1."
     )
 
+inputs = views.Inputs(model_ref, revision, text, pair or None, merge, hide)
 with ui.guard("run the model on this text") as run, st.spinner("Running the model …"):
-    res, stats, rollout = resources.attention_views(model_ref, revision, text, pair or None, merge, hide)
+    res = cache.shown(*inputs.shown)
 if run.failed:
     st.stop()
 
@@ -70,30 +71,31 @@ if "layer" not in st.session_state:
     st.session_state.layer = ui.query_int("layer", start_layer, 0, L - 1)
     head_q = ui.query_str("head", str(start_head), 10)
     st.session_state.head = "mean" if head_q == "mean" else ui.query_int("head", start_head, 0, H - 1)
-views.pick_from_grid("grid", "layer", "head", H)
 st.session_state.layer = min(max(int(st.session_state.layer), 0), L - 1)  # a new model may have fewer layers
-if st.session_state.head != "mean":
-    st.session_state.head = min(max(int(st.session_state.head), 0), H - 1)
+if st.session_state.get("head", 0) != "mean":
+    st.session_state.head = min(max(int(st.session_state.get("head", 0)), 0), H - 1)
 
-c1, c2 = st.columns(2)
-layer = ui.index_slider(c1, "Layer (0 = first)", L, key="layer")
-head = c2.select_slider("Head", options=[*range(H), "mean"], key="head",
-                        help="'mean' averages the layer's heads.")
+layer = ui.index_slider(st, "Layer (0 = first)", L, key="layer")
+head = st.session_state.head
 ui.sync_query(layer=layer, head=head)
 ui.share_texts(text=text, pair=pair)
 
 st.caption(f"{ui.escape_markdown(model.name)} · {L} layers × {H} heads · {len(res.tokens)} tokens")
 if choice is not None and (layer, head) == choice[:2]:
     views.chosen_head_caption(choice, L * H)
-matrix = views.main_heatmap(res, layer, head, direction)
-views.downloads(res, matrix, layer, head)
+views.main_heatmap(inputs, res, layer, head, direction)
+views.downloads(res, layer, head, direction)
 
-tab_grid, tab_roll, tab_focus, tab_stats = st.tabs(["All heads", "Rollout", "Token focus", "Head summary"])
-with tab_grid:
-    views.all_heads(res, "grid")
-with tab_roll:
-    views.rollout(res, rollout)
-with tab_focus:
+# One view at a time, computed only when shown: opening a text costs one forward pass and one map.
+shown = st.radio("View", views.VIEWS, horizontal=True, key="attn_view", label_visibility="collapsed")
+if shown == "All heads":
+    views.all_heads(inputs, layer, head)
+elif shown == "Rollout":
+    views.rollout(inputs, res)
+elif shown == "Token focus":
     views.focus(res, "focus_token")
-with tab_stats:
-    views.head_summary(stats)
+elif shown == "Head summary":
+    views.head_summary(inputs)
+elif shown == "Query · key":
+    with ui.guard("compute queries and keys for this head"):
+        query_key.view(model_ref, revision, text, pair or None, layer, head, merge or hide)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from components import resources, ui
 from components.atlas import jobs
-from components.embeddings import views
+from components.embeddings import views, why_close
 from encoderscope import clustering, figures, projection, settings
 
 resources.start_background_warm_up()  # no-op when app.py already started it
@@ -59,7 +59,7 @@ if unique == 1 and N > 1:
     ui.user_warning("Every sentence is the same, so every point lands in the same place.")
 st.caption(f"{N:,} vectors of dimension {X.shape[1]}" + (f" from {ui.escape_markdown(model.name)}" if model else " (uploaded)"))
 
-tab_sent, tab_word = st.tabs(["Sentences", "One word in context"])
+tab_sent, tab_word, tab_why = st.tabs(["Sentences", "One word in context", "Why are these close?"])
 with tab_sent:
     params = views.projection_controls(N)
     cap = settings.get().max_projection_points
@@ -131,3 +131,9 @@ with tab_word:
         st.info("Token embeddings need a model: pick a corpus of sentences instead of precomputed vectors.")
     else:
         views.word_in_context(model_ref, revision, corpus, params)
+
+with tab_why:
+    if model is None:
+        st.info("Explanations need the model: pick a corpus of sentences instead of precomputed vectors.")
+    else:
+        why_close.section(model_ref, revision, corpus.texts, X, pooling)

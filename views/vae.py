@@ -3,6 +3,7 @@
 import streamlit as st
 
 from components import resources, ui
+from components.image_input import image_input
 from components.vae import views
 from encoderscope import images
 
@@ -30,7 +31,7 @@ with right:
         format_func={"crop": "centre-crop", "pad": "padding", "square": "square crop"}.get,
     )
 with left:
-    chosen = views.image_input()
+    chosen = image_input()
 if chosen is None or ref is None:
     st.stop()
 name, data = chosen

@@ -3,8 +3,8 @@
 import streamlit as st
 
 from components import ui
-from components.vae import views as vae_views
-from components.vision import cache
+from components.image_input import image_input
+from components.vision import cache, why
 from components.vision import clip as clip_views
 from components.vision import controls as vision_controls
 from components.vision import views as vision_views
@@ -37,21 +37,36 @@ with right:
         "cut away. On: exactly the resize and centre crop the checkpoint was trained with.",
     )
 with left:
-    chosen = vae_views.image_input(key="v_image")
+    chosen = image_input(key="v_image")
 if picked is None or chosen is None:
     st.stop()
 enc = vision_controls.load(cache.image_encoder, *picked)
 if enc is None:
     st.stop()
 name, data = chosen
+digest = cache.digest(data)
 with ui.guard("run the model on this image") as run, st.spinner("Running the model …"):
-    views = cache.image_views(*picked, cache.digest(data), square, data)
+    views = cache.image_views(*picked, digest, square, data)
 if run.failed:
     st.stop()
 
 vision_views.describe(enc, views, name)
 view, opacity = vision_controls.controls(views.res)
-values = vision_views.overlay(views, view, opacity)
+top = why.top_classes(picked, digest, square, data) if enc.classifier is not None else None
+relevance = None
+if top:
+    attention_column, why_column = st.columns(2)
+    with attention_column:
+        values = vision_views.overlay(views, view, opacity, vision_views.SIDE_HEIGHT)
+    with why_column:
+        relevance = why.why(picked, views, digest, square, data, top, opacity, vision_views.SIDE_HEIGHT)
+    why.classes(top)
+else:
+    values = vision_views.overlay(views, view, opacity)
+    st.caption(
+        "“Why this class?” needs a classifier checkpoint (a ViT, DeiT or DINOv2 saved with its head); "
+        "this one is a bare encoder."
+    )
 tab_heads, tab_rollout, tab_distance, tab_features = st.tabs(
     ["All heads of this layer", "Rollout", "Attention distance", "Patch features"]
 )
@@ -64,3 +79,5 @@ with tab_distance:
 with tab_features:
     vision_views.features(views)
 vision_views.exports(views, view, values, roll, opacity)
+if relevance is not None:
+    why.relevance_downloads(relevance, opacity, f"relevance_class{relevance.target}")

@@ -58,11 +58,17 @@ def resolve(name: str) -> Path:
     if root is None:
         raise AtlasOpenError("This server lists no atlas folder: upload a points.parquet instead.")
     target = (root / name).resolve()
-    if target == root or not target.is_relative_to(root):
+    if not _inside(target, root):
         raise AtlasOpenError(f"{name!r} is not an atlas in this server's atlas folder.")
     if not (target / "points.parquet").is_file():
         raise AtlasOpenError(f"No atlas named {name!r} (no points.parquet in it).")
     return target
+
+
+def _inside(folder: Path, root: Path) -> bool:
+    """Whether `folder` (symlinks resolved) is a folder strictly inside `root`."""
+    target = folder.resolve()
+    return target != root and target.is_relative_to(root)
 
 
 def listing() -> pd.DataFrame:
@@ -70,7 +76,7 @@ def listing() -> pd.DataFrame:
     root = atlas_root()
     rows = []
     if root is not None and root.is_dir():
-        for folder in sorted(p for p in root.iterdir() if (p / "points.parquet").is_file()):
+        for folder in sorted(p for p in root.iterdir() if (p / "points.parquet").is_file() and _inside(p, root)):
             try:
                 meta = json.loads((folder / "atlas.json").read_text(encoding="utf-8"))
                 rows.append({"name": folder.name, "points": int(meta.get("N", 0)), "model": model_of(meta) or ""})
@@ -117,25 +123,88 @@ def _open_folder(folder: str, stamp: tuple) -> Opened:
 
 
 def open_upload(data: bytes, filename: str) -> Opened:
+    """An uploaded points.parquet, checked from its metadata before any column is read (rows, and the
+    uncompressed bytes of the columns the page reads), then read column by column: a small file never
+    inflates into gigabytes (a 53 KB file of 4,000 one-MB strings would be 4 GB as a table)."""
     return _open_upload(hashlib.sha256(data).hexdigest(), filename, _data=data)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Reading the points …")
 def _open_upload(digest: str, filename: str, _data: bytes) -> Opened:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(io.BytesIO(_data))
-    except Exception as err:  # pyarrow raises several types for truncated or foreign bytes
-        raise AtlasOpenError(f"{filename} is not a readable Parquet file ({type(err).__name__}).") from err
-    cap = settings.get().max_csv_rows
-    if table.num_rows > cap:
-        raise AtlasOpenError(
-            f"{filename} has {table.num_rows:,} points; uploads are capped at {cap:,} on this server. "
-            "Larger atlases go in the server's atlas folder (python -m encoderscope atlas build ... --out DIR)."
-        )
+    table = read_upload(_data, filename)
     points = check_points(table.to_pandas())
     return Opened(Path(filename).stem, points, None, {"N": len(points)}, key=digest)
+
+
+def read_upload(data: bytes, filename: str):
+    """The columns the page needs (REQUIRED, plus id and label when present) of a points.parquet upload, as
+    a pyarrow Table, within settings' max_csv_rows and atlas_upload_bytes. Raises AtlasOpenError, naming the
+    limit, before reading anything that would break it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    conf = settings.get()
+    try:
+        file = pq.ParquetFile(io.BytesIO(data))
+        meta, names = file.metadata, file.schema_arrow.names
+    except Exception as err:  # pyarrow raises several types for truncated or foreign bytes
+        raise AtlasOpenError(f"{filename} is not a readable Parquet file ({type(err).__name__}).") from err
+    missing = [c for c in REQUIRED if c not in names]
+    if missing:
+        raise AtlasOpenError(f"points.parquet lacks the column(s) {', '.join(missing)}; it needs {', '.join(REQUIRED)}.")
+    if meta.num_rows > conf.max_csv_rows:
+        raise AtlasOpenError(
+            f"{filename} has {meta.num_rows:,} points; uploads are capped at {conf.max_csv_rows:,} on this server. "
+            "Larger atlases go in the server's atlas folder (python -m encoderscope atlas build ... --out DIR)."
+        )
+    wanted = [*REQUIRED, *(c for c in ("id", "label") if c in names)]
+    declared = sum(
+        rg.column(j).total_uncompressed_size
+        for rg in (meta.row_group(i) for i in range(meta.num_row_groups))
+        for j in range(rg.num_columns)
+        if rg.column(j).path_in_schema.split(".")[0] in wanted
+    )
+    _check_size(filename, declared, conf.atlas_upload_bytes)
+    strings = [c for c in ("text", "label") if c in wanted]
+    try:
+        # dictionary-encoded strings stay encoded while we measure them: one 1 MB string repeated 4,000 times
+        # is 1 MB here, and would only become 4 GB in the conversion below
+        table = pq.ParquetFile(io.BytesIO(data), read_dictionary=strings).read(columns=wanted)
+        expanded = sum(_string_bytes(table.column(c)) for c in strings)
+        _check_size(filename, declared + expanded, conf.atlas_upload_bytes)
+        for c in strings:
+            table = table.set_column(table.schema.get_field_index(c), c, table.column(c).cast(pa.string()))
+    except AtlasOpenError:
+        raise
+    except Exception as err:
+        raise AtlasOpenError(f"{filename} is not a readable Parquet file ({type(err).__name__}).") from err
+    return table
+
+
+def _string_bytes(column) -> int:
+    """Bytes `column` (a pyarrow ChunkedArray, dictionary-encoded or not) takes once every value is spelled
+    out, counted without spelling them out."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    total = 0
+    for chunk in column.chunks:
+        if pa.types.is_dictionary(chunk.type):
+            lengths = pc.binary_length(chunk.dictionary.cast(pa.string())).fill_null(0).to_numpy(zero_copy_only=False)
+            indices = chunk.indices.fill_null(0).to_numpy(zero_copy_only=False)
+            total += int(lengths.astype(np.int64)[indices].sum()) if len(lengths) else 0
+        else:
+            total += int(pc.sum(pc.binary_length(chunk.cast(pa.string()))).as_py() or 0)
+    return total
+
+
+def _check_size(filename: str, size: int, limit: int) -> None:
+    if size > limit:
+        raise AtlasOpenError(
+            f"{filename} holds about {size / 1e6:,.0f} MB of points and text once read; uploads are capped at "
+            f"{limit / 1e6:,.0f} MB on this server (ENCODERSCOPE_ATLAS_UPLOAD_BYTES). Larger atlases go in the "
+            "server's atlas folder (python -m encoderscope atlas build ... --out DIR)."
+        )
 
 
 def check_points(points: pd.DataFrame) -> pd.DataFrame:
@@ -179,7 +248,9 @@ def payload(_opened: Opened, key: str, colour_by: str) -> tuple[dict, atlas_payl
     """(points payload, colouring) for `colour_by` in {"cluster", "label"}; `key` is `_opened.key`."""
     colours = atlas_payload.colouring(_opened.points[colour_by])
     pts = _opened.points
-    return atlas_payload.points_payload(pts["x"].to_numpy(), pts["y"].to_numpy(), colours.codes), colours
+    # hover texts only where the payload stays small (about 100k points: ~10 MB); above, click to read
+    texts = atlas_payload.hover_texts(pts["text"]) if len(pts) <= settings.get().atlas_hover_points else None
+    return atlas_payload.points_payload(pts["x"].to_numpy(), pts["y"].to_numpy(), colours.codes, texts), colours
 
 
 @st.cache_data(max_entries=32, show_spinner="Searching …")

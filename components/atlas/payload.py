@@ -5,8 +5,8 @@ finer than any screen) and a uint8 colour index `[N]`, both base64 in one JSON o
 6.7 MB, against 37.9 MB for plotly's Scattergl with hover text. Texts never travel in bulk: a click sends
 an id back and the server shows that row.
 
-Selections come back as a *shape* in data coordinates (a box or a lasso polygon), not as a list of ids, so a
-selection over 10^6 points costs a few hundred bytes; `select` finds the rows on the server.
+Selections come back as a *shape* in data coordinates (a box or a lasso polygon), not as a list of ids;
+`encoderscope.atlas.selection` validates it and finds the rows on the server.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from encoderscope.atlas import selection
 
 # Tableau-like categorical palette; 62 slots usable, 63 is the renderer's highlight colour.
 _BASE = [
@@ -57,7 +59,7 @@ COLOURS = 62  # distinct colours; more groups share colours (the legend says whi
 NOISE = 62  # colour slot for HDBSCAN noise (cluster -1) and missing labels: grey
 GREY = (170, 170, 170)
 PALETTE = [_BASE[i % len(_BASE)] for i in range(COLOURS)] + [GREY]
-MAX_LASSO_VERTICES = 2_000
+HOVER_CHARS = 160  # characters of each text sent for hover (the server shows the whole text on click)
 
 
 @dataclass(frozen=True)
@@ -108,70 +110,30 @@ def _b64(array: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
 
 
-def points_payload(x: np.ndarray, y: np.ndarray, codes: np.ndarray) -> dict:
-    """The heavy, rarely changing part of the renderer's data: positions and colours, with a `version`
-    (content hash) so the browser re-uploads its buffers only when these change."""
+def hover_texts(texts: pd.Series, limit: int = HOVER_CHARS) -> list[str]:
+    """Each text cut to `limit` characters (with "…"), whitespace runs collapsed: the hover payload `[N]`."""
+    clean = texts.astype(str).str.replace(r"\s+", " ", regex=True).str.strip()
+    cut = clean.str.len() > limit
+    return clean.where(~cut, clean.str.slice(0, limit - 1) + "…").tolist()
+
+
+def points_payload(x: np.ndarray, y: np.ndarray, codes: np.ndarray, texts: list[str] | None = None) -> dict:
+    """The heavy, rarely changing part of the renderer's data: positions, colours, the opening view (the 1st
+    to 99th percentile box) and, when given, hover `texts` `[N]`, with a `version` (content hash) so the
+    browser re-uploads its buffers only when these change."""
     box = bounds(x, y)
     xy = quantise(x, y, box)
     digest = hashlib.blake2b(xy.tobytes(), digest_size=8)
     digest.update(codes.tobytes())
-    return {
-        "version": digest.hexdigest(),
+    out = {
         "n": int(len(x)),
         "bounds": box,
+        "fit": selection.opening_view(x, y),
         "xy": _b64(xy),
         "colour": _b64(codes.astype(np.uint8)),
         "palette": [list(c) for c in PALETTE],
     }
-
-
-# --- shapes sent back by the renderer -------------------------------------------------------
-
-
-def parse_shape(shape) -> dict | None:
-    """A validated selection shape, or None for no or malformed input (it comes from the browser).
-
-    Box: {"kind": "box", "x0", "x1", "y0", "y1"}; lasso: {"kind": "lasso", "points": [[x, y], ...]} (3 to
-    MAX_LASSO_VERTICES finite vertices)."""
-    if not isinstance(shape, dict):
-        return None
-    try:
-        if shape.get("kind") == "box":
-            x0, x1, y0, y1 = (float(shape[k]) for k in ("x0", "x1", "y0", "y1"))
-            if not np.all(np.isfinite([x0, x1, y0, y1])):
-                return None
-            return {"kind": "box", "x0": min(x0, x1), "x1": max(x0, x1), "y0": min(y0, y1), "y1": max(y0, y1)}
-        if shape.get("kind") == "lasso":
-            pts = np.asarray(shape["points"], dtype=np.float64)
-            if pts.ndim != 2 or pts.shape[1] != 2 or not 3 <= len(pts) <= MAX_LASSO_VERTICES:
-                return None
-            if not np.isfinite(pts).all():
-                return None
-            return {"kind": "lasso", "points": pts.tolist()}
-    except (KeyError, TypeError, ValueError):
-        return None
-    return None
-
-
-def select(x: np.ndarray, y: np.ndarray, shape: dict) -> np.ndarray:
-    """Boolean mask `[N]` of the points inside a parsed shape (box edges inclusive; lasso by even-odd rule).
-
-    The lasso test runs only on points inside the polygon's bounding box, one vectorised pass per edge."""
-    x = np.asarray(x, np.float64)
-    y = np.asarray(y, np.float64)
-    if shape["kind"] == "box":
-        return (x >= shape["x0"]) & (x <= shape["x1"]) & (y >= shape["y0"]) & (y <= shape["y1"])
-    poly = np.asarray(shape["points"], np.float64)
-    mask = np.zeros(len(x), bool)
-    near = np.flatnonzero(
-        (x >= poly[:, 0].min()) & (x <= poly[:, 0].max()) & (y >= poly[:, 1].min()) & (y <= poly[:, 1].max())
-    )
-    px, py = x[near], y[near]
-    inside = np.zeros(len(near), bool)
-    for (ax, ay), (bx, by) in zip(poly, np.roll(poly, -1, axis=0), strict=True):
-        crosses = (ay > py) != (by > py)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            at = ax + (py - ay) * (bx - ax) / (by - ay)
-        inside ^= crosses & (px < at)
-    mask[near] = inside
-    return mask
+    if texts is not None:
+        digest.update("\x00".join(texts).encode("utf-8", "surrogatepass"))
+        out["texts"] = texts
+    return {"version": digest.hexdigest(), **out}

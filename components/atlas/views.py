@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -12,8 +14,9 @@ from components.atlas import payload as atlas_payload
 from components.atlas.cache import Opened
 from components.atlas.canvas import atlas_map
 from encoderscope import settings, tabular
+from encoderscope.atlas import selection
 
-MAX_LABELS = 60  # cluster names drawn on the map (the biggest clusters)
+MAX_LABELS = 400  # cluster names sent to the map (the biggest clusters); the renderer draws those that fit
 MAX_TABLE_ROWS = 10_000  # selected rows shown in the table; the CSV has all of them
 
 
@@ -131,35 +134,73 @@ def search(opened: Opened) -> pd.DataFrame | None:
         return None
     hits = opened.points.iloc[ids][["text", "cluster"]].assign(cosine=np.round(cos, 4))
     hits.insert(0, "id", ids)
-    return hits.reset_index(drop=True)
+    hits = hits.reset_index(drop=True)
+    # what "Why is this a hit?" explains against: the typed query (a point query has no text of its own to explain)
+    hits.attrs["query"] = text if by_text else None
+    return hits
 
 
-def show_hits(hits: pd.DataFrame) -> None:
-    st.markdown(f"**Top {len(hits)} neighbours** (red on the map)")
-    st.dataframe(
-        hits, hide_index=True, key="hits", column_config={"cosine": st.column_config.NumberColumn(format="%.4f")}
+def show_hits(hits: pd.DataFrame) -> int | None:
+    """The hits table; a row selected in it is returned (its id), for "Why is this a hit?"."""
+    st.markdown(f"**Top {len(hits)} neighbours** (red on the map; click one, on the map or here, to see why)")
+    event = st.dataframe(
+        hits, hide_index=True, key="hits", column_config={"cosine": st.column_config.NumberColumn(format="%.4f")},
+        on_select="rerun", selection_mode="single-row",
     )
+    rows = list(getattr(getattr(event, "selection", None), "rows", None) or [])
+    return int(hits["id"].iloc[rows[0]]) if rows and 0 <= rows[0] < len(hits) else None
+
+
+def why_hit(opened: Opened, hits: pd.DataFrame | None, result, picked: int | None) -> None:
+    """"Why is this a hit?": the query against the clicked hit (on the map, or a row of the hits table), in the
+    Embeddings page's "Why are these close?" view (components/why.py, on es.explain_similarity), with the
+    atlas's own model. Only for a typed query, on an atlas with a model."""
+    from components import why
+
+    query = None if hits is None else hits.attrs.get("query")
+    if not query:
+        return
+    try:
+        clicked = int(getattr(result, "clicked", None))
+    except (TypeError, ValueError):
+        clicked = None
+    ids = hits["id"].tolist()
+    hit = clicked if clicked in ids else picked if picked in ids else None
+    if hit is None:
+        st.caption("Click a hit (on the map or in the table) to see which words make it close to the query.")
+        return
+    st.markdown(f"**Why is point {hit} a hit?** The query against its text, token by token.")
+    model_ref = atlas_resources.model_of(opened.meta)
+    text = str(opened.points["text"].iloc[hit])
+    why.explain_view(model_ref, opened.meta.get("revision") or None, query, text, key="atlas_why")
 
 
 # --- the map ---------------------------------------------------------------------------------
 
 
 def cluster_labels(opened: Opened) -> list[dict]:
-    """[{x, y, name}] for the biggest clusters: clusters.parquet's names and centroids, else "cluster k" at
-    the mean position of its points."""
+    """[{x, y, name, size}] for the MAX_LABELS biggest clusters, biggest first (the renderer places them in this
+    order, skipping any that would overlap one already placed): clusters.parquet's names and centroids, else the
+    library's cluster table (centroids, sizes, "cluster k")."""
+    from encoderscope.atlas import layout
+
     clusters = opened.clusters
-    if clusters is None or not {"cluster", "x", "y", "name"} <= set(clusters.columns):
-        pts = opened.points[opened.points["cluster"] >= 0]
-        clusters = pts.groupby("cluster").agg(x=("x", "mean"), y=("y", "mean"), size=("x", "size")).reset_index()
-        clusters["name"] = "cluster " + clusters["cluster"].astype(str)
-    clusters = clusters[clusters["cluster"] >= 0]
-    if "size" in clusters.columns:
-        clusters = clusters.sort_values("size", ascending=False)
+    if clusters is None or not {"cluster", "x", "y", "name", "size"} <= set(clusters.columns):
+        pts = opened.points
+        table = layout.cluster_table(pts[["x", "y"]].to_numpy(np.float64), pts["cluster"].to_numpy(np.int64), None)
+        clusters = pd.DataFrame(table)
+    clusters = clusters[clusters["cluster"] >= 0].sort_values("size", ascending=False, kind="stable")
     top = clusters.head(MAX_LABELS)
     return [
-        {"x": float(r.x), "y": float(r.y), "name": str(r.name)[:40]}
-        for r in top[["x", "y", "name"]].itertuples(index=False)
+        {"x": float(r.x), "y": float(r.y), "name": str(r.name)[:40], "size": int(r.size)}
+        for r in top[["x", "y", "name", "size"]].itertuples(index=False)
     ]
+
+
+def map_key(opened: Opened) -> str:
+    """The map component's key: one per atlas (its content key), so a selection or a clicked point made on one
+    atlas is never read back on another."""
+    return "atlas_map_" + hashlib.blake2b(opened.key.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
 def atlas_view(opened: Opened, hits: pd.DataFrame | None):
@@ -167,11 +208,12 @@ def atlas_view(opened: Opened, hits: pd.DataFrame | None):
     options = ["cluster"] + (["label"] if "label" in opened.points.columns else [])
     colour_by = st.radio("Colour by", options, horizontal=True, key="colour_by")
     data, colours = atlas_resources.payload(opened, opened.key, colour_by)
-    state = st.session_state.get("atlas_map") or {}
-    shape = atlas_payload.parse_shape(state.get("selection") if isinstance(state, dict) else None)
+    key = map_key(opened)
+    state = st.session_state.get(key) or {}
+    shape = selection.parse_shape(state.get("selection") if isinstance(state, dict) else None)
     highlight = [] if hits is None else hits["id"].tolist()
-    result = atlas_map(data, cluster_labels(opened), highlight, shape, key="atlas_map")
-    shape = atlas_payload.parse_shape(getattr(result, "selection", None))
+    result = atlas_map(data, cluster_labels(opened), highlight, shape, key=key)
+    shape = selection.parse_shape(getattr(result, "selection", None))
     with st.expander(f"Legend ({len(colours.legend)} {colour_by} groups)"):
         legend = pd.DataFrame(colours.legend, columns=[colour_by, "slot", "points"])
         legend.insert(
@@ -216,7 +258,7 @@ def selection_table(opened: Opened, shape: dict | None) -> pd.DataFrame | None:
     if shape is None:
         return None
     pts = opened.points
-    mask = atlas_payload.select(pts["x"].to_numpy(), pts["y"].to_numpy(), shape)
+    mask = selection.select(pts["x"].to_numpy(), pts["y"].to_numpy(), shape)
     rows = pts[mask].rename_axis("id").reset_index()
     what = "box" if shape["kind"] == "box" else f"lasso of {len(shape['points'])} vertices"
     st.markdown(f"**Selection** ({what}): {len(rows):,} points")

@@ -11,13 +11,12 @@ import streamlit as st
 from PIL import Image
 
 from components import resources, ui
+from components.image_input import SAMPLES, UPLOAD_TYPES
 from encoderscope import figures, images, latents
 from encoderscope import vae as vae_lib
 from encoderscope.vae import taesd
 
-SAMPLES = {"china.jpg (scikit-learn sample)": "china.jpg", "flower.jpg (scikit-learn sample)": "flower.jpg"}
 _CUSTOM = "Other (hub id, folder or .safetensors)…"
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 
 
 def vae_label(ref: str) -> str:
@@ -27,19 +26,6 @@ def vae_label(ref: str) -> str:
     if path.name.endswith(taesd.ENCODER_SUFFIX):
         return f"{taesd.pair_name(path)} · {ref}"
     return ref
-
-
-def image_input(key: str = "image") -> tuple[str, bytes] | None:
-    """(name, bytes) of the chosen sample or upload; None with a message when there is none."""
-    source = st.radio("Image", ["Sample photo", "Upload"], horizontal=True, key=f"{key}_source")
-    if source == "Sample photo":
-        name = st.selectbox("Sample", list(SAMPLES), key=f"{key}_sample")
-        return name, resources.sample_image_bytes(SAMPLES[name])
-    upload = ui.file_uploader("PNG, JPEG, WebP, BMP, GIF (first frame) or TIFF", type=UPLOAD_TYPES, key=f"{key}_upload")
-    if upload is None:
-        st.info("Upload an image, or pick a sample photo.")
-        return None
-    return upload.name, upload.getvalue()
 
 
 def vae_picker() -> str | None:

@@ -11,13 +11,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from components import resources, ui
-from components.vae import views as vae_views
-from components.vision import cache, controls
+from components import image_input, resources, ui
+from components.vision import cache, controls, why
 from encoderscope import projection, vision
 from encoderscope.figures import vision as figures
 from encoderscope.figures.embeddings import projection_scatter
-from encoderscope.vision import loading
 
 # Labels for the two sample photos (a Chinese temple, a flower) plus distractors, so the matrix has an answer.
 DEFAULT_LABELS = "a Chinese temple\na flower\na dog\na city street at night\na plate of food"
@@ -35,7 +33,7 @@ def section() -> None:
             "clip",
             "CLIP or SigLIP model",
             vision.CURATED_CLIP,
-            loading._TWO_TOWER,
+            "clip",
             "A two-tower model (image and text encoders with a shared space). Hub models need internet on first "
             "use; local folders come from ENCODERSCOPE_MODELS_DIR.",
         )
@@ -59,6 +57,7 @@ def section() -> None:
         cut = [labels[i] for i, flag in enumerate(sim.truncated) if flag]
         ui.user_warning(f"{len(cut)} caption(s) are longer than the model reads and were cut: {', '.join(cut)[:300]}")
     similarity(sim, names, labels, prompts)
+    why.match(picked, sim, pictures, labels, chosen_cell(sim))
     zero_shot(sim, pictures, labels)
     joint_space(sim, names, labels)
 
@@ -71,7 +70,7 @@ def _uploads() -> list:
     return ui.file_uploader(
         "Your images (PNG, JPEG, WebP, BMP, GIF, TIFF)",
         key="c_uploads",
-        type=vae_views.UPLOAD_TYPES,
+        type=image_input.UPLOAD_TYPES,
         accept_multiple_files=True,
     )
 
@@ -80,8 +79,9 @@ def image_set() -> list[tuple[str, bytes, bytes]]:
     """(name, file bytes, thumbnail PNG) of each usable picture: the chosen samples, then the uploads.
     Files that are not usable images are named in a message and left out; beyond MAX_IMAGES the rest is
     left out with a warning."""
-    samples = st.multiselect("Sample photos", list(vae_views.SAMPLES), default=list(vae_views.SAMPLES), key="c_samples")
-    files = [vae_views.SAMPLES[name] for name in samples]  # "china.jpg": short enough for an axis label
+    offered = list(image_input.SAMPLES)
+    samples = st.multiselect("Sample photos", offered, default=offered, key="c_samples")
+    files = [image_input.SAMPLES[name] for name in samples]  # "china.jpg": short enough for an axis label
     chosen = [(file, resources.sample_image_bytes(file)) for file in files]
     chosen += [(upload.name, upload.getvalue()) for upload in _uploads()]
     if len(chosen) > vision.MAX_IMAGES:
@@ -129,7 +129,13 @@ def captions() -> tuple[list[str], list[str]] | None:
 
 
 def similarity(sim: vision.ClipSimilarity, names: list[str], labels: list[str], prompts: list[str]) -> None:
-    ui.plotly(figures.similarity_heatmap(sim.cosine, names, labels), key="c_matrix", filename="clip_similarity")
+    ui.plotly(
+        figures.similarity_heatmap(sim.cosine, names, labels),
+        key=MATRIX_KEY,
+        filename="clip_similarity",
+        on_select="rerun",
+        selection_mode="points",
+    )
     bias = sim.logit_bias
     logit = f"cosine × {sim.logit_scale:.1f}" + (
         "" if bias is None else f" {'+' if bias >= 0 else '−'} {abs(bias):.2f}"
@@ -139,6 +145,23 @@ def similarity(sim: vision.ClipSimilarity, names: list[str], labels: list[str], 
         f"“{ui.escape_markdown(prompts[0])}”). The model's logit is {logit}. Colours span this matrix's own range: "
         "CLIP's cosines sit in a narrow band, so small differences decide."
     )
+
+
+MATRIX_KEY, CELL_KEY = "c_matrix", "c_cell"
+
+
+def chosen_cell(sim: vision.ClipSimilarity) -> tuple[int, int]:
+    """(image, text) to explain: the cell last clicked in the matrix, else the first image's best caption.
+    A kept cell outside a smaller matrix (fewer images or captions now) falls back to that default."""
+    if (point := controls.new_click(MATRIX_KEY)) and point.get("customdata") is not None:
+        st.session_state[CELL_KEY] = tuple(int(v) for v in point["customdata"][:2])
+    elif (point or {}).get("x") is not None:  # some Streamlit versions omit customdata: the marker sits on (x, y)
+        st.session_state[CELL_KEY] = (int(round(point["y"])), int(round(point["x"])))
+    n_images, n_texts = sim.cosine.shape
+    cell = st.session_state.get(CELL_KEY)
+    if not (isinstance(cell, tuple) and 0 <= cell[0] < n_images and 0 <= cell[1] < n_texts):
+        cell = (0, int(sim.cosine[0].argmax()))
+    return cell
 
 
 def zero_shot(sim: vision.ClipSimilarity, pictures: list[tuple[str, bytes, bytes]], labels: list[str]) -> None:

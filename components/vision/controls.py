@@ -5,15 +5,13 @@ overlay (a patch) and on the per-head thumbnails (a head).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import streamlit as st
 
 from components import ui
-from encoderscope import settings, vision
-from encoderscope.vision import loading
+from encoderscope import local_models, settings, vision
+from encoderscope.figures import vision as vision_figures
 
 MEAN, PATCH = "mean", "patch"  # query choices besides the prefix tokens (given by their index)
 OVERLAY_KEY, HEADS_KEY = "v_overlay", "v_heads"  # charts whose clicks pick the query patch / the head
@@ -22,26 +20,11 @@ OVERLAY_KEY, HEADS_KEY = "v_overlay", "v_heads"  # charts whose clicks pick the 
 # --- models -------------------------------------------------------------------------------------------------
 
 
-def local_models(model_types) -> list[str]:
-    """Folders under settings.models_dir whose config.json names one of `model_types` (local paths allowed)."""
-    conf = settings.get()
-    if not conf.models_dir or not conf.allow_local_paths:
-        return []
-    found = []
-    for config in sorted(Path(conf.models_dir).glob("*/config.json"))[:50]:
-        try:
-            model_type = json.loads(config.read_text())["model_type"]
-        except (OSError, ValueError, KeyError, TypeError):  # unreadable or not a model config: not listed
-            continue
-        if model_type in model_types:
-            found.append(str(config.parent))
-    return found
-
-
-def model_picker(param: str, label: str, curated: list[str], model_types, help: str) -> tuple[str, str | None] | None:
-    """(ref, revision) from local folders (listed first), the curated hub ids, or free text where allowed;
-    `?{param}=` in the URL picks one. None while the free-text box is empty."""
-    local = local_models(model_types)
+def model_picker(param: str, label: str, curated: list[str], kind: str, help: str) -> tuple[str, str | None] | None:
+    """(ref, revision) from local folders of `kind` ("image" or "clip", listed first: the models folder, e.g.
+    ../shared/models with its ViT-Ti), the curated hub ids, or free text where allowed; `?{param}=` in the URL
+    picks one. None while the free-text box is empty."""
+    local = local_models.find(kind)
     picked = ui.url_picker(
         param,
         label,
@@ -68,7 +51,7 @@ def encoder_picker() -> tuple[str, str | None] | None:
         "model",
         "Image encoder",
         vision.CURATED_IMAGE_ENCODERS,
-        loading._VISION,
+        "image",
         "ViT, DeiT, DINOv2 (with or without registers), or the vision tower of CLIP / SigLIP. Hub models need "
         "internet on first use; local folders come from ENCODERSCOPE_MODELS_DIR.",
     )
@@ -139,8 +122,7 @@ def _apply_clicks(res: vision.ImageAttention) -> None:
     """Turn a click on the picture into the query patch, and a click on a head thumbnail into the head."""
     ss, p = st.session_state, res.patch_size
     if (point := new_click(OVERLAY_KEY)) and point.get("x") is not None:
-        ss.v_row = min(max(int((point["y"] + 0.5) // p), 0), res.grid[0] - 1)
-        ss.v_col = min(max(int((point["x"] + 0.5) // p), 0), res.grid[1] - 1)
+        ss.v_row, ss.v_col = vision_figures.patch_at(point["x"], point["y"], res.grid, p)
         ss.v_query = PATCH
     if (point := new_click(HEADS_KEY)) and point.get("point_index") is not None:
         tile = int(point["point_index"]) // res.num_patches

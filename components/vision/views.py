@@ -18,6 +18,7 @@ from encoderscope import images, vision
 from encoderscope.figures import vision as figures
 
 MAIN_HEIGHT = 620  # the main overlay, at most (pixels)
+SIDE_HEIGHT = 330  # the attention and relevance overlays side by side (half the width each)
 
 
 def _head_name(head: int | str) -> str:
@@ -50,8 +51,8 @@ def describe(enc, views: cache.ImageViews, name: str) -> None:
         st.text("\n".join(res.notes) or "The image was used as it is.")
 
 
-def overlay(views: cache.ImageViews, view: View, opacity: float) -> np.ndarray:
-    """The chosen attention row over the picture; returns the `[rows, cols]` map drawn."""
+def overlay(views: cache.ImageViews, view: View, opacity: float, height: int = MAIN_HEIGHT) -> np.ndarray:
+    """The chosen attention row over the picture (at most `height` pixels high); returns the `[rows, cols]` map."""
     res = views.res
     values = vision.patch_map(res, view.layer, view.head, view.query)
     fig = _on_picture(
@@ -59,7 +60,7 @@ def overlay(views: cache.ImageViews, view: View, opacity: float) -> np.ndarray:
         values,
         opacity=opacity,
         marked=view.marked,
-        max_height=MAIN_HEIGHT,
+        max_height=height,
         title=f"Layer {view.layer}, {_head_name(view.head)}: attention from {view.label}",
     )
     ui.plotly(
@@ -145,7 +146,7 @@ def features(views: cache.ImageViews) -> None:
         st.caption(
             "The last layer's patch tokens projected on their first three principal components, as red, green and "
             "blue (the DINO picture): patches the model represents alike get alike colours, so object parts and "
-            "background separate without any labels."
+            f"background separate without any labels. State shown: {ui.escape_markdown(res.features_state)}."
         )
     with right:
         norms = views.norms
@@ -158,11 +159,11 @@ def features(views: cache.ImageViews) -> None:
             clickable=False,
         )
         ui.plotly(fig, key="v_norms", filename="patch_norms")
-        median = float(np.median(norms))
-        high = int((norms > 2 * median).sum())
+        stats = vision.norm_outliers(norms)
         st.caption(
-            f"Median norm {median:.1f}, maximum {norms.max():.1f} ({norms.max() / max(median, 1e-9):.1f}× the "
-            f"median); {high} patch(es) above twice the median. Large ViTs (DINOv2, CLIP, DeiT-III) recycle a few "
+            f"State shown: the last block's output before any final norm. Median norm {stats.median:.1f}, maximum "
+            f"{stats.maximum:.1f} ({stats.ratio:.1f}× the median); {stats.count} patch(es) above "
+            f"{stats.factor:g}× the median. Large ViTs (DINOv2, CLIP, DeiT-III) recycle a few "
             "low-information background patches as scratch space for global information: their tokens get much "
             "larger norms and soak up attention (Darcet et al. 2024, “Vision Transformers Need Registers”). "
             "Models trained with register tokens move that role to the registers."
@@ -172,16 +173,39 @@ def features(views: cache.ImageViews) -> None:
             st.caption("Prefix token norms: " + ui.escape_markdown(", ".join(parts)))
 
 
+NPY_LIMIT_MB = 200  # the whole attention tensor as one download, at most; above it, the chosen layer only
+
+
+def _attention_npy(container, res, layer: int) -> None:
+    """The attention tensor as .npy (float16, as cached); above NPY_LIMIT_MB only the chosen layer, and the
+    button's help says so."""
+    shape = list(res.weights.shape)
+    if res.weights.nbytes <= NPY_LIMIT_MB * 1_000_000:
+        container.download_button(
+            "⬇️ Attention (.npy)",
+            ui.npy_bytes(res.weights),
+            "attention.npy",
+            "application/octet-stream",
+            help=f"float16 [layers, heads, T, T] = {shape}; tokens: prefix, then patches row by row",
+        )
+        return
+    container.download_button(
+        f"⬇️ Layer {layer} attention (.npy)",
+        ui.npy_bytes(res.weights[layer]),
+        f"attention_L{layer}.npy",
+        "application/octet-stream",
+        help=f"float16 [heads, T, T] = {shape[1:]} of layer {layer}",
+    )
+    container.caption(
+        f"The whole tensor {shape} is {res.weights.nbytes / 1e6:,.0f} MB, over this server's {NPY_LIMIT_MB} MB "
+        "download limit: pick a layer above to download it."
+    )
+
+
 def exports(views: cache.ImageViews, view: View, values: np.ndarray, roll: np.ndarray, opacity: float) -> None:
     res = views.res
     c1, c2, c3, c4, c5 = st.columns(5)
-    c1.download_button(
-        "⬇️ Attention (.npy)",
-        ui.npy_bytes(res.weights),
-        "attention.npy",
-        "application/octet-stream",
-        help=f"float32 [layers, heads, T, T] = {list(res.weights.shape)}; tokens: prefix, then patches row by row",
-    )
+    _attention_npy(c1, res, view.layer)
     c2.download_button(
         "⬇️ Overlay (.png)",
         lambda: images.to_png(vision.heat_overlay(res, values, opacity)),

@@ -11,11 +11,23 @@ Why this shape (measured in bench/atlas.py):
   the sample's 2-D layout (fast: 20,000 points in 2-D) and every other point takes the weighted vote of its
   sample neighbours, so clusters agree with what the map shows. scikit-learn's HDBSCAN on 10^6 raw 384-D
   vectors would not finish in the time budget.
+
+Determinism: the same vectors and seed give a bit-identical layout whatever the core count, the thread
+settings or the engine that embedded the vectors. OpenBLAS splits a matrix product differently with 1 or 2
+threads, so PCA's floats change in the last bits (measured: up to 1.8e-5 on 6,000 Debian descriptions) and
+UMAP turns that into a different map (0 % of positions and 22 % of cluster ids kept). Dask's LocalCluster sets
+OMP/MKL/OPENBLAS_NUM_THREADS=1 in the client's own environment, so a BLAS loaded after it (scipy's, which
+PCA uses) ran single-threaded: that is why `--engine dask` drew another map from bit-identical vectors. Every
+numeric stage here therefore runs under `fixed_threads()`: one BLAS/OpenMP thread and one numba thread.
+(Another CPU architecture may still pick other BLAS kernels; the thread count no longer matters.)
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +49,42 @@ class Layout:
     params: dict
 
 
+@contextmanager
+def fixed_threads() -> Iterator[None]:
+    """One BLAS/OpenMP thread (threadpoolctl) and one numba thread inside, restored after: float results that
+    do not depend on the machine's core count or on thread variables that another library set.
+
+    threadpoolctl only reaches the libraries already loaded, so the ones the layout uses are imported first
+    (a BLAS loaded later would start with every core)."""
+    import numba
+    import pynndescent  # noqa: F401
+    import scipy.linalg  # noqa: F401
+    import sklearn.cluster  # noqa: F401
+    import sklearn.decomposition  # noqa: F401
+    import umap  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    previous = numba.get_num_threads()
+    with threadpool_limits(limits=1):
+        numba.set_num_threads(1)
+        try:
+            yield
+        finally:
+            numba.set_num_threads(previous)
+
+
+def _single_threaded(func):
+    """Run `func` under fixed_threads() (see the module docstring: why)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with fixed_threads():
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+@_single_threaded
 def reduce(vectors: np.ndarray, dim: int = PCA_DIM, seed: int = 0, fit_rows: int = 100_000) -> np.ndarray:
     """`[N, D]` -> `[N, min(dim, D)]` float32: PCA fitted on a seeded sample of `fit_rows`, applied in chunks."""
     from sklearn.decomposition import PCA
@@ -80,6 +128,7 @@ def _neighbours(Z: np.ndarray, sample: np.ndarray, k: int, seed: int):
     return idx, dist
 
 
+@_single_threaded
 def layout(vectors: np.ndarray, seed: int = 0, sample_size: int = SAMPLE, n_neighbors: int = 15,
            min_dist: float = 0.1, min_cluster_size: int | None = None, Z: np.ndarray | None = None) -> Layout:
     """2-D coordinates and clusters for L2-normalised `vectors` `[N, D]` (see the module docstring)."""
@@ -185,6 +234,7 @@ def ctfidf_names(cluster: np.ndarray, ids: np.ndarray, texts: list[str], seed: i
     return names
 
 
+@_single_threaded
 def near_duplicates(vectors: np.ndarray, Z: np.ndarray, threshold: float = 0.95, k: int = 8,
                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs (a < b) with cosine >= `threshold`: candidates from a k-NN graph of `Z` `[N, d]` (pynndescent),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-_SUBMODULES = ("common", "attention", "masks", "embeddings", "vae", "vision")
+_SUBMODULES = ("common", "attention", "masks", "embeddings", "vae", "vision", "attribution")
 
 
 def __getattr__(name: str):

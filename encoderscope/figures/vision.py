@@ -18,19 +18,21 @@ import plotly.graph_objects as go
 from PIL import Image
 
 from ..images import colorize
-from .common import FONT, escape_hover
+from .common import FONT, escape_hover, token_axis
 from .vae import _data_uri
 
 __all__ = [
     "picture_uri",
     "blend_tiles",
     "patch_centres",
+    "patch_at",
     "patch_overlay",
     "rgb_patches",
     "thumbnail_grid",
     "distance_chart",
     "similarity_heatmap",
     "prob_bars",
+    "token_bars",
 ]
 
 
@@ -78,6 +80,16 @@ def patch_centres(grid: tuple[int, int], patch: int) -> tuple[np.ndarray, np.nda
     rows, cols = grid
     r, c = np.divmod(np.arange(rows * cols), cols)
     return c * patch + patch / 2 - 0.5, r * patch + patch / 2 - 0.5, r, c
+
+
+def patch_at(x: float, y: float, grid: tuple[int, int], patch: int) -> tuple[int, int]:
+    """(row, col) of the patch under picture pixel (x, y), the inverse of :func:`patch_centres`: patch (r, c)
+    covers x in [c·p − 0.5, (c + 1)·p − 0.5), likewise y (pixel centres at integers), clamped to the grid so a
+    click on the picture's outer edge picks the border patch."""
+    rows, cols = grid
+    row = int(np.floor((float(y) + 0.5) / patch))
+    col = int(np.floor((float(x) + 0.5) / patch))
+    return min(max(row, 0), rows - 1), min(max(col, 0), cols - 1)
 
 
 def _picture_axes(width: int, height: int, max_height: int = 520) -> dict:
@@ -345,8 +357,26 @@ def similarity_heatmap(cosine: np.ndarray, image_names: list[str], texts: list[s
         hovertemplate="%{customdata}: %{z:.4f}<extra></extra>",
         colorbar=dict(title=dict(text="cosine", side="right"), thickness=12),
     )
+    # Streamlit reports clicks on scatter points only (streamlit#8760): an invisible marker on every cell,
+    # customdata (image, text) says which one was clicked.
+    rows, cols = np.divmod(np.arange(n_images * T), T)
+    cells = go.Scatter(
+        x=cols,
+        y=rows,
+        mode="markers",
+        customdata=np.stack([rows, cols], axis=1),
+        marker=dict(symbol="square", size=24, color="rgba(0,0,0,0)"),
+        selected=dict(marker=dict(color="rgba(255,255,255,0.25)")),
+        unselected=dict(marker=dict(opacity=0)),
+        hovertemplate="click: which patches and words made this match<extra></extra>",
+        showlegend=False,
+    )
     layout = dict(
-        title=_title("Cosine similarity of every image and text"),
+        title=_title("Cosine similarity of every image and text (click a cell: why)"),
+        hovermode="closest",
+        hoverdistance=-1,
+        clickmode="event+select",
+        dragmode=False,
         height=int(np.clip(160 + 34 * n_images, 300, 820)),
         font=FONT,
         margin=dict(l=10, r=10, t=40, b=10),
@@ -367,7 +397,7 @@ def similarity_heatmap(cosine: np.ndarray, image_names: list[str], texts: list[s
             showgrid=False,
         ),
     )
-    return go.Figure(data=[trace], layout=layout)
+    return go.Figure(data=[trace, cells], layout=layout)
 
 
 def prob_bars(probs: np.ndarray, texts: list[str], title: str = "", value_name: str = "probability") -> go.Figure:
@@ -398,5 +428,29 @@ def prob_bars(probs: np.ndarray, texts: list[str], title: str = "", value_name: 
             autorange="reversed",
             showgrid=False,
         ),
+    )
+    return go.Figure(data=[trace], layout=layout)
+
+
+def token_bars(tokens, scores: np.ndarray, title: str = "", value_name: str = "relevance") -> go.Figure:
+    """One bar per token `[n]` in reading order (an integer axis with the tokens as tick text, so repeated
+    words stay separate bars), coloured by value on the same ramp as the patch maps."""
+    scores = np.asarray(scores, np.float64)
+    top = float(scores.max()) if scores.size and scores.max() > 0 else 1.0
+    trace = go.Bar(
+        x=list(range(len(tokens))),
+        y=scores,
+        marker=dict(color=scores, colorscale=ATTENTION_SCALE, cmin=0, cmax=top, line=dict(color="#444", width=0.5)),
+        customdata=[escape_hover(t) for t in tokens],
+        hovertemplate="%{customdata}: %{y:.4f}<extra></extra>",
+    )
+    layout = dict(
+        title=_title(title),
+        height=320,
+        font=FONT,
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        plot_bgcolor="white",
+        xaxis=token_axis(list(tokens)),
+        yaxis=dict(title=dict(text=value_name), gridcolor="#eef0f4", rangemode="tozero"),
     )
     return go.Figure(data=[trace], layout=layout)

@@ -10,11 +10,18 @@ Modules by job: `inputs` (accepted images and captions, limits, VisionError), `l
 model sees), `patch_attention`, `features` (PCA picture, token norms, pixel boxes), `clip`.
 """
 
+from .classify import classify
 from .clip import ClipSimilarity, clip_similarity, modality_gap
-from .features import colorize, heat_overlay, patch_norms, pca_rgb, to_pixels, token_norms
+from .features import NormOutliers, colorize, heat_overlay, norm_outliers, patch_norms, pca_rgb, to_pixels, token_norms
 from .inputs import MAX_IMAGES, MAX_PATCHES, MAX_TEXTS, VisionError, apply_template, as_rgb
 from .loading import CURATED_CLIP, CURATED_IMAGE_ENCODERS, ClipModel, ImageEncoder, load_clip, load_image_encoder
-from .patch_attention import ImageAttention, attention_distance, image_attention, patch_map
+from .patch_attention import (
+    ImageAttention,
+    attention_distance,
+    image_attention,
+    patch_map,
+    uniform_attention_distance,
+)
 
 __all__ = [
     "CURATED_CLIP",
@@ -26,10 +33,12 @@ __all__ = [
     "ClipSimilarity",
     "ImageAttention",
     "ImageEncoder",
+    "NormOutliers",
     "VisionError",
     "apply_template",
     "as_rgb",
     "attention_distance",
+    "classify",
     "clip_similarity",
     "colorize",
     "heat_overlay",
@@ -37,9 +46,11 @@ __all__ = [
     "load_clip",
     "load_image_encoder",
     "modality_gap",
+    "norm_outliers",
     "patch_map",
     "patch_norms",
     "pca_rgb",
     "to_pixels",
     "token_norms",
+    "uniform_attention_distance",
 ]

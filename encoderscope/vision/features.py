@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image
 
@@ -44,6 +46,29 @@ def token_norms(res: ImageAttention) -> np.ndarray:
 def patch_norms(res: ImageAttention) -> np.ndarray:
     """L2 norm of each patch token of the last block's output, float32 `[rows, cols]`."""
     return token_norms(res)[res.prefix :].reshape(res.grid)
+
+
+@dataclass(frozen=True)
+class NormOutliers:
+    """Summary of patch-token norms: `median`, `maximum`, `ratio` = maximum / median, and `count` of patches
+    whose norm exceeds `factor` × the median (the high-norm artefact tokens of Darcet et al. 2024)."""
+
+    median: float
+    maximum: float
+    ratio: float
+    count: int
+    factor: float
+
+
+def norm_outliers(norms: np.ndarray, factor: float = 2.0) -> NormOutliers:
+    """Outlier statistics of a `[rows, cols]` (or any shape) array of token norms; see :class:`NormOutliers`.
+    A zero median gives ratio inf when the maximum is positive (never a division error)."""
+    values = np.asarray(norms, np.float64).ravel()
+    if values.size == 0:
+        raise ValueError("No norms to summarise.")
+    median, maximum = float(np.median(values)), float(values.max())
+    ratio = maximum / median if median > 0 else (float("inf") if maximum > 0 else 1.0)
+    return NormOutliers(median, maximum, ratio, int((values > factor * median).sum()), float(factor))
 
 
 def to_pixels(values: np.ndarray, patch_size: int) -> np.ndarray:

@@ -3,8 +3,9 @@ two-tower CLIP/SigLIP models, from hub ids or local folders.
 
 Same rules as the text loaders in `encoderscope.models`, whose helpers they reuse: eager attention (so the weights
 exist), safetensors preferred, never remote code, a fast and plain failure when the hub is offline. Image
-processors use the PIL backend (no torchvision). Classification checkpoints load their encoder only, without the
-pooler, so nothing randomly initialised is ever used.
+processors use the PIL backend (no torchvision). Classification checkpoints (ViT, DeiT, DINOv2
+`*ForImageClassification`) load whole, head included: `enc.model` is their encoder (no pooler) and `enc.classifier`
+the full model, for `classify` and `explain_image`. Nothing randomly initialised is ever used.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ _VISION = {
     "siglip_vision_model": ("SiglipVisionModel", {}, True),
 }
 _TWO_TOWER = {"clip": "CLIPModel", "siglip": "SiglipModel"}
+# families whose image-classification classes wrap exactly the bare encoder above (as `base_model`)
+_HEADS = {"vit", "deit", "dinov2", "dinov2_with_registers"}
 _TEXT_TOWERS = {"clip_text_model", "siglip_text_model", "t5", "mt5", "umt5", "bart", "mbart"}
 _SUPPORTED = "ViT, DeiT, DINO, DINOv2 (with or without registers), and the vision towers of CLIP and SigLIP"
 
@@ -48,7 +51,9 @@ class ImageEncoder(LoadedModel):
     model: the bare encoder (eval mode, eager attention); processor: its image processor (PIL backend);
     family: the vision model_type ("vit", "deit", "dinov2", "dinov2_with_registers", "clip", "siglip");
     prefix_names: the tokens before the patches, in order ("[CLS]", "[DIST]", "[REG0]", ...);
-    interpolate: whether forward() takes `interpolate_pos_encoding`.
+    interpolate: whether forward() takes `interpolate_pos_encoding`;
+    classifier: the whole `*ForImageClassification` model when the checkpoint has a head (its encoder is
+                `model`, the same weights), else None; labels: its class names by index (`config.id2label`).
     """
 
     processor: object = None
@@ -56,6 +61,8 @@ class ImageEncoder(LoadedModel):
     patch_size: int = 0
     prefix_names: tuple[str, ...] = ()
     interpolate: bool = False
+    classifier: object = None
+    labels: tuple[str, ...] = ()
 
 
 @dataclass
@@ -146,8 +153,18 @@ def load_image_encoder(ref: str | os.PathLike | None, revision: str | None = Non
         )
     class_name, extra, interpolate = _VISION[mtype]
     processor = _processor(model_ref, kwargs)
-    loader = getattr(transformers, class_name)
-    model = models._from_pretrained(loader, model_ref.location, model_ref, kwargs, attn_implementation="eager", **extra)
+    head = _head_class(transformers, config)
+    classifier, labels = None, ()
+    if head is not None:  # the whole classifier; its encoder is the bare model the page reads
+        classifier = models._from_pretrained(head, model_ref.location, model_ref, kwargs, attn_implementation="eager")
+        classifier.eval().to(models.device())
+        model = classifier.base_model
+        labels = tuple(str(classifier.config.id2label.get(i, f"class {i}")) for i in range(classifier.num_labels))
+    else:
+        loader = getattr(transformers, class_name)
+        model = models._from_pretrained(
+            loader, model_ref.location, model_ref, kwargs, attn_implementation="eager", **extra
+        )
     family = mtype.removesuffix("_vision_model")
     return ImageEncoder(
         **_loaded(model, None, model_ref, "image", revision),
@@ -156,7 +173,21 @@ def load_image_encoder(ref: str | os.PathLike | None, revision: str | None = Non
         patch_size=int(model.config.patch_size),
         prefix_names=prefix_names(family, model.config),
         interpolate=interpolate,
+        classifier=classifier,
+        labels=labels,
     )
+
+
+def _head_class(transformers, config):
+    """The transformers class of the checkpoint's image-classification head, or None when it has none (or
+    one whose encoder is not the bare model the page reads). DeiT's distilled checkpoints name
+    `DeiTForImageClassificationWithTeacher` (two heads, averaged), which is what they were evaluated with."""
+    if getattr(config, "model_type", "") not in _HEADS:
+        return None
+    for arch in getattr(config, "architectures", None) or []:
+        if "ForImageClassification" in str(arch) and hasattr(transformers, str(arch)):
+            return getattr(transformers, str(arch))
+    return None
 
 
 def load_clip(ref: str | os.PathLike | None, revision: str | None = None) -> ClipModel:

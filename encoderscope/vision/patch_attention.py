@@ -6,14 +6,16 @@ patches in row-major order), D hidden size. Weights are `[L, H, T, T]`, rows are
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from PIL import Image
 
+from .. import settings
 from ..attention_maps import AttentionResult, format_attention
-from .inputs import MAX_PATCHES, ImageInput, VisionError, as_rgb
+from .inputs import ImageInput, VisionError, as_rgb
 from .loading import ImageEncoder
 from .preprocess import prepare_aspect, prepare_square
 
@@ -26,7 +28,10 @@ class ImageAttention(AttentionResult):
     prefix:     number of leading non-patch tokens P
     grid:       (rows, cols) of patches;  patch_size: pixels per patch side
     image:      the RGB picture exactly as encoded, size (cols × patch_size, rows × patch_size)
-    features:   float32 `[T, D]`, the model's last hidden state (after its final norm, where it has one)
+    features:   float32 `[T, D]`, the last block's output after the model's own final norm: `last_hidden_state`
+                for ViT, DeiT, DINOv2 and SigLIP (their final LayerNorm is inside it); for CLIP, whose
+                `last_hidden_state` has no norm, its `post_layernorm` applied to every token (CLIP itself applies
+                it to [CLS] only). `features_state` says which, in words.
     hidden:     float32 `[T, D]`, the last block's output before any final norm (token norms, Darcet et al. 2024)
     notes:      what was done to the input picture, for the user
     """
@@ -39,6 +44,7 @@ class ImageAttention(AttentionResult):
     hidden: np.ndarray | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     square: bool = False
+    features_state: str = ""
 
     @property
     def num_patches(self) -> int:
@@ -52,29 +58,63 @@ class ImageAttention(AttentionResult):
         return self.prefix + row * cols + col
 
 
+_FINAL_NORM = {
+    "clip": "the last block's output after CLIP's post_layernorm (applied here to every token)",
+    "siglip": "the last block's output after SigLIP's post_layernorm",
+    "vit": "the last block's output after the model's final LayerNorm",
+    "deit": "the last block's output after the model's final LayerNorm",
+    "dinov2": "the last block's output after the model's final LayerNorm",
+    "dinov2_with_registers": "the last block's output after the model's final LayerNorm",
+}
+
+
+def final_features(enc: ImageEncoder, out) -> tuple[torch.Tensor, str]:
+    """(`[T, D]` tokens after the model's own final norm, which state that is in words) from a forward output.
+
+    CLIP keeps its final LayerNorm (`post_layernorm`) outside `last_hidden_state`, for the pooled [CLS] only;
+    the other families apply theirs inside `last_hidden_state`."""
+    state = out.last_hidden_state[0]
+    if enc.family == "clip":  # transformers 5 flattens CLIPVisionModel; older versions nest it in vision_model
+        norm = getattr(enc.model, "post_layernorm", None) or enc.model.vision_model.post_layernorm
+        return norm(state), _FINAL_NORM["clip"]
+    return state, _FINAL_NORM.get(enc.family, "the model's last_hidden_state")
+
+
 def patch_tokens(prefix_names, grid: tuple[int, int]) -> list[str]:
     rows, cols = grid
     return [*prefix_names, *(f"{r},{c}" for r in range(rows) for c in range(cols))]
 
 
+def prepare(enc, image: ImageInput, square: bool, max_patches: int | None = None, patch: int | None = None):
+    """The picture as `enc` (an ImageEncoder, or anything with `.processor`) reads it: a `preprocess.Prepared`.
+
+    max_patches None: the server's `max_image_patches` setting (ENCODERSCOPE_MAX_IMAGE_PATCHES)."""
+    notes: list[str] = []
+    rgb = as_rgb(image, notes)
+    patch = enc.patch_size if patch is None else patch
+    if square:
+        prep = prepare_square(rgb, enc.processor, patch)
+    else:
+        limit = settings.get().max_image_patches if max_patches is None else max_patches
+        prep = prepare_aspect(rgb, enc.processor, patch, limit)
+    return dataclasses.replace(prep, notes=tuple(notes) + prep.notes)
+
+
 def image_attention(
-    enc: ImageEncoder, image: ImageInput, square: bool = False, max_patches: int = MAX_PATCHES
+    enc: ImageEncoder, image: ImageInput, square: bool = False, max_patches: int | None = None
 ) -> ImageAttention:
     """Run `enc` on `image` once and return every layer's and head's attention, plus the last hidden states.
 
-    square=False keeps the aspect ratio (see `preprocess.prepare_aspect`); square=True uses the processor's own
-    square preprocessing. Accepts a PIL image (any mode), file bytes or a path.
+    square=False keeps the aspect ratio (see `preprocess.prepare_aspect`), downscaled to at most `max_patches`
+    patches (None: the `max_image_patches` setting); square=True uses the processor's own square
+    preprocessing. Accepts a PIL image (any mode), file bytes or a path.
     """
-    notes: list[str] = []
-    rgb = as_rgb(image, notes)
-    if square:
-        prep = prepare_square(rgb, enc.processor, enc.patch_size)
-    else:
-        prep = prepare_aspect(rgb, enc.processor, enc.patch_size, max_patches)
+    prep = prepare(enc, image, square, max_patches)
     pixels = torch.from_numpy(prep.pixel_values).to(enc.device)
     kwargs = {"interpolate_pos_encoding": True} if enc.interpolate else {}
     with torch.inference_mode():
         out = enc.model(pixel_values=pixels, output_attentions=True, output_hidden_states=True, **kwargs)
+        final, state = final_features(enc, out)
     prefix = len(enc.prefix_names)
     n_tokens = prefix + prep.grid[0] * prep.grid[1]
     if not out.attentions:
@@ -86,7 +126,7 @@ def image_attention(
         weights = format_attention(out.attentions, n_tokens)
     except ValueError as err:  # more tokens than [prefix] + patches: an architecture we do not know
         raise VisionError(f"{enc.name!r} produced an unexpected token layout: {err}") from err
-    features = out.last_hidden_state[0].float().cpu().numpy()
+    features = final.float().cpu().numpy()
     hidden = out.hidden_states[-1][0].float().cpu().numpy()
     return ImageAttention(
         tokens=patch_tokens(enc.prefix_names, prep.grid),
@@ -100,8 +140,9 @@ def image_attention(
         image=prep.image,
         features=features,
         hidden=hidden,
-        notes=tuple(notes) + prep.notes,
+        notes=prep.notes,
         square=square,
+        features_state=state,
     )
 
 
@@ -139,6 +180,13 @@ def patch_distances(grid: tuple[int, int], patch_size: int) -> np.ndarray:
     rows, cols = grid
     r, c = np.divmod(np.arange(rows * cols), cols)
     return patch_size * np.hypot(r[:, None] - r[None, :], c[:, None] - c[None, :])
+
+
+def uniform_attention_distance(grid: tuple[int, int], patch_size: int) -> float:
+    """What :func:`attention_distance` gives for uniform attention over the patches, in pixels: every query
+    spreads 1/N over the N patches, so the mean distance is the mean of all N × N centre distances (the
+    baseline line of the distance chart). 116.5 px for a 14 × 14 grid of 16-pixel patches."""
+    return float(patch_distances(grid, patch_size).mean())
 
 
 def attention_distance(res: ImageAttention) -> np.ndarray:

@@ -45,12 +45,14 @@ def input_side(processor) -> int:
 def target_grid(width: int, height: int, side: int, patch: int, max_patches: int = MAX_PATCHES) -> tuple[int, int]:
     """(rows, cols) of patches for a `width` × `height` picture whose short side is scaled to `side`.
 
-    Each count is the scaled side rounded down to whole patches (at least 1); when rows × cols exceeds
+    Each count is the scaled side rounded down to whole patches (at least 1): the short side gives exactly
+    `side // patch` patches, the long side `floor(long · side / short) // patch`. Integer arithmetic: with floats,
+    299 · (224 / 299) is 223.99999999999997 and the grid came out one patch short. When rows × cols exceeds
     `max_patches` both shrink by the same factor, so the aspect ratio holds as closely as whole patches allow.
     """
-    scale = side / min(width, height)
-    rows = max(1, int(height * scale) // patch)
-    cols = max(1, int(width * scale) // patch)
+    short = min(width, height)
+    rows = max(1, height * side // short // patch)
+    cols = max(1, width * side // short // patch)
     if rows * cols > max_patches:
         shrink = math.sqrt(max_patches / (rows * cols))
         rows, cols = max(1, int(rows * shrink)), max(1, int(cols * shrink))
@@ -107,7 +109,10 @@ def prepare_aspect(image: Image.Image, processor, patch: int, max_patches: int =
         resized = resized.crop((left, top, left + tw, top + th))
         notes.append(f"Centre-cropped to {tw}×{th}: {rows}×{cols} patches of {patch} px.")
     if (rows, cols) != target_grid(w, h, side, patch, max_patches=2**62):
-        notes.append(f"Downscaled to stay within {max_patches} patches.")
+        notes.append(
+            f"Downscaled to stay within this server's limit of {max_patches} patches (max_image_patches): "
+            f"{rows}×{cols} instead of the full-resolution grid."
+        )
     return Prepared(normalise(resized, processor), resized, (rows, cols), tuple(notes))
 
 

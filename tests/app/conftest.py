@@ -140,3 +140,48 @@ def tiny_kl_dir(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("vaes") / "tiny-kl"
     model.save_pretrained(folder)
     return str(folder)
+
+
+# --- the heatmap component (components/heatmap): its binary payload, decoded here independently -----------
+
+
+def heatmap(at: AppTest, key: str) -> tuple[dict, dict[str, np.ndarray]] | None:
+    """(header, {block name: uint8 array}) of the heatmap component mounted with `key`, or None.
+
+    Payload: b"ESH1", uint32 LE header length, header JSON, then the blocks at header["blocks"][name] =
+    [offset, size] after the header."""
+    import struct
+
+    for element in at.get("bidi_component"):
+        proto = element.proto
+        if proto.id.endswith(f"-{key}") and proto.bytes:
+            data = proto.bytes
+            assert data[:4] == b"ESH1"
+            (n,) = struct.unpack("<I", data[4:8])
+            header = json.loads(data[8 : 8 + n])
+            blocks = {name: np.frombuffer(data, np.uint8, size, 8 + n + off)
+                      for name, (off, size) in header["blocks"].items()}
+            return header, blocks
+    return None
+
+
+def heatmap_values(header: dict, blocks: dict, view: str, exact: bool = True) -> np.ndarray:
+    """The values `[rows, cols]` of one view: from the high and low bytes (uint16 over zmin..zmax) when
+    `exact`, else the centre of the colour byte's bin (what the colour stands for)."""
+    rows = len(header["rows"])
+    cols = len(header["cols"] or header["rows"]) if "cols" in header else rows
+    hi = blocks[f"hi:{view}"].astype(np.float64)
+    q = hi * 256 + (blocks[f"lo:{view}"] if exact else 128)
+    return (header["zmin"] + q / 65535 * (header["zmax"] - header["zmin"])).reshape(rows, cols)
+
+
+def main_heatmap(at: AppTest) -> tuple[int, str, np.ndarray, dict]:
+    """The attention page's main map: (layer, view, exact values `[T, T]`, header). The first payload carries
+    the selected view's colour bytes; the store (sent after it) every view's colour and low bytes."""
+    header, blocks = heatmap(at, "main_heatmap")
+    store_header, store = heatmap(at, "main_heatmap_store")
+    view = header["view"]
+    assert store_header["id"] == header["id"], "the store belongs to another layer"
+    assert np.array_equal(blocks[f"hi:{view}"], store[f"hi:{view}"]), "first draw and store disagree"
+    layer = int(header["tag_prefix"].rstrip(":"))
+    return layer, view, heatmap_values(header, store, view), header

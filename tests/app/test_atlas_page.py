@@ -94,12 +94,31 @@ def page(query: dict | None = None):
     return at
 
 
-def select_shape(at, shape: dict):
-    """What the renderer does after a box or lasso drag: set the component's `selection` state, rerun."""
-    at.session_state["atlas_map"] = {"selection": shape, "clicked": None}
+def map_key(at) -> str:
+    """The session-state key of the map component now shown (one per atlas: views.map_key)."""
+    keys = [k for k in at.session_state.keys() if str(k).startswith("atlas_map_")]
+    data = component_data(at)
+    assert data is not None and keys, "no map on the page"
+    return keys[-1] if len(keys) == 1 else _current_map_key(at, keys)
+
+
+def _current_map_key(at, keys: list[str]) -> str:
+    found = [e for e in _elements(at._tree) if getattr(e, "type", "") == "bidi_component"]
+    ident = found[0].proto.id
+    return next(k for k in keys if k in ident)
+
+
+def set_map_state(at, key: str, selection: dict | None = None, clicked: int | None = None):
+    """What the renderer does after a drag or a click: set the component's state, rerun."""
+    at.session_state[key] = {"selection": selection, "clicked": clicked}
     at.run()
     no_exceptions(at)
     return at
+
+
+def select_shape(at, shape: dict):
+    """What the renderer does after a box or lasso drag: set the component's `selection` state, rerun."""
+    return set_map_state(at, map_key(at), selection=shape)
 
 
 def _elements(node):
@@ -351,8 +370,7 @@ def test_embeddings_page_above_its_cap_shows_the_atlas_command(tmp_path):
 def test_clicked_point_shows_its_text_and_searches_by_it(atlas_root, vectors):
     # Bug: the wrong row shown for a clicked id, or the point query not using that point's own vector.
     at = page({"atlas": "faq"})
-    at.session_state["atlas_map"] = {"selection": None, "clicked": 4}
-    at.run()
+    at = set_map_state(at, map_key(at), clicked=4)
     assert [t.value for t in at.text] == [TEXTS[4]]
     at.button(key="point_search").click().run()
     no_exceptions(at)
@@ -372,3 +390,118 @@ def test_atlas_dir_setting():
         settings.load({"ENCODERSCOPE_PUBLIC": "1", "ENCODERSCOPE_ATLAS_DIR": "/srv/atlases"}).atlas_dir
         == "/srv/atlases"
     )
+
+
+# --- issue 16 §3 and issue 17: state per atlas, inflating uploads, symlinks out of the folder -----------
+
+
+def test_a_selection_or_click_on_one_atlas_never_applies_to_another(atlas_root, vectors):
+    # Bug: the map component keyed on a constant: A's lasso (or clicked point) read back on atlas B.
+    root, _ = atlas_root
+    write_atlas(root / "other", vectors)
+    at = page({"atlas": "faq"})
+    everything = {"kind": "box", "x0": -100.0, "x1": 100.0, "y0": -100.0, "y1": 100.0}
+    at = set_map_state(at, map_key(at), selection=everything, clicked=4)
+    assert len(table(at, "selection")) == len(TEXTS)
+    assert [t.value for t in at.text] == [TEXTS[4]]
+    at.selectbox(key="atlas").set_value("other").run()
+    no_exceptions(at)
+    assert component_data(at) is not None
+    assert table(at, "selection") is None
+    assert [t.value for t in at.text] == []
+    assert not any("Selection" in str(m.value) for m in at.markdown)
+
+
+def _inflating(rows: int, dictionary: bool) -> bytes:
+    """A tiny Parquet file whose `rows` texts are 1 MB each once read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    big = "x" * 1_000_000
+    if dictionary:  # one 1 MB value, repeated: the file stays a few KB
+        text = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int32)), pa.array([big]))
+    else:  # distinct values, compressed away by zstd
+        text = pa.array([big[:-4] + f"{i:04d}" for i in range(rows)])
+    table = pa.table({"x": np.zeros(rows, np.float32), "y": np.zeros(rows, np.float32),
+                      "cluster": np.zeros(rows, np.int32), "text": text})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd", use_dictionary=dictionary)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("dictionary", [True, False])
+def test_an_upload_that_inflates_is_refused_before_it_is_read(atlas_root, dictionary, monkeypatch):
+    # Bug: the whole table read (and converted to pandas) before any size check: a 53 KB file of 4,000
+    # one-MB strings became 4 GB. Here 30 rows of 1 MB against a 10 MB limit.
+    import pyarrow.parquet as pq
+
+    settings.reload({"ENCODERSCOPE_ATLAS_DIR": str(atlas_root[0]), "ENCODERSCOPE_ATLAS_UPLOAD_BYTES": "10000000"})
+    data = _inflating(30, dictionary)
+    assert len(data) < 200_000
+    if not dictionary:  # the metadata alone must refuse it: reading a column would be too late
+        monkeypatch.setattr(pq.ParquetFile, "read", lambda *a, **k: pytest.fail("read before the size check"))
+    at = upload(page(), data)
+    text = messages(at)
+    assert "uploads are capped at 10 MB" in text and "ENCODERSCOPE_ATLAS_UPLOAD_BYTES" in text
+    assert component_data(at) is None
+
+
+def test_an_upload_within_the_limits_reads_only_the_needed_columns(atlas_root):
+    # Bug: a size check that counts too much (every column) or refuses an ordinary file.
+    frame = pd.DataFrame({"x": [0.0, 1.0], "y": [1.0, 0.0], "cluster": [0, 1], "text": ["a", "b"],
+                          "junk": ["z" * 2_000_000, "z"]})
+    settings.reload({"ENCODERSCOPE_ATLAS_DIR": str(atlas_root[0]), "ENCODERSCOPE_ATLAS_UPLOAD_BYTES": "1000000"})
+    at = upload(page(), _parquet(frame))
+    data = component_data(at)
+    assert data is not None and data["n"] == 2
+    assert data["texts"] == ["a", "b"]  # hover texts travel at this size
+
+
+def test_rows_over_the_cap_are_refused_from_the_metadata(atlas_root):
+    settings.reload({"ENCODERSCOPE_ATLAS_DIR": str(atlas_root[0]), "ENCODERSCOPE_MAX_CSV_ROWS": "5"})
+    frame = pd.DataFrame({"x": np.zeros(6), "y": np.zeros(6), "cluster": np.zeros(6, int), "text": list("abcdef")})
+    at = upload(page(), _parquet(frame))
+    assert "has 6 points; uploads are capped at 5" in messages(at)
+
+
+def test_an_atlas_name_that_symlinks_out_of_the_folder_is_refused(atlas_root, tmp_path, vectors):
+    # Bug: the resolved-path check removed: a symlink in the atlas folder opens an atlas (or any folder with
+    # a points.parquet) elsewhere on the server.
+    from components.atlas import cache
+
+    root, _ = atlas_root
+    write_atlas(tmp_path / "elsewhere" / "secret", vectors)
+    (root / "escape").symlink_to(tmp_path / "elsewhere" / "secret", target_is_directory=True)
+    (root / "inside").symlink_to(root / "faq", target_is_directory=True)  # a link that stays inside is fine
+    with pytest.raises(cache.AtlasOpenError, match="is not an atlas in this server's atlas folder"):
+        cache.resolve("escape")
+    assert cache.resolve("inside") == (root / "faq").resolve()
+    assert "escape" not in set(cache.listing()["name"])
+    at = page({"atlas": "escape"})
+    assert "is not an atlas in this server's atlas folder" in messages(at)
+    assert at.selectbox(key="atlas").value != "escape"
+
+
+def test_a_clicked_hit_explains_the_query_against_it(atlas_root, encoder, vectors):
+    # Bugs: the explanation of another text (the wrong row, or the clicked point of another atlas), of another
+    # query, or none at all; values not those of es.explain_similarity.
+    query = "I forgot my password"
+    at = page({"atlas": "faq"})
+    at.text_input(key="query").set_value(query).run()
+    no_exceptions(at)
+    hits = table(at, "hits")
+    hit = int(hits["id"].iloc[1])  # the second hit: not simply the first row
+    assert not at.metric  # nothing explained before a click
+    at = set_map_state(at, map_key(at), clicked=hit)
+    ex = es.explain_similarity(encoder, query, TEXTS[hit])
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Cosine"] == f"{ex.cosine:.4f}"
+    np.testing.assert_allclose(ex.cosine, hits["cosine"].iloc[1], atol=1e-3)  # the hit's own cosine
+    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    heat = [t for f in figures for t in f["data"] if t.get("type") == "heatmap"]
+    assert heat, "the token x token matrix (exact for the bundled mean-pooled model)"
+    np.testing.assert_allclose(np.asarray(heat[0]["z"], float), ex.pairs, atol=1e-4)
+    # a click on a point that is not a hit explains nothing
+    other = next(i for i in range(len(TEXTS)) if i not in set(hits["id"]))
+    at = set_map_state(at, map_key(at), clicked=other)
+    assert not at.metric

@@ -1,19 +1,22 @@
-"""The attention page draws the library's numbers: every figure compared with `es.*` results computed here.
+"""The attention page draws the library's numbers: every map's payload decoded here and compared with `es.*`
+results computed here.
 
-The page may open on any layer/head (it picks a "best" head for its default sentence), so each test sets the
-layer and head itself, through the URL or the widgets, and reads the current ones back from the widgets.
+The maps are the canvas heatmap component; `tests/app/conftest.py` decodes its binary payload independently of
+the page code (`heatmap`, `heatmap_values`, `main_heatmap`). The page may open on any layer/head (it picks a
+"best" head for its default sentence), so each test sets the layer and head itself, through the URL or the
+session state the page keeps them in (`layer`: the slider; `head`: set by the map's head buttons).
 """
-
-import html
 
 import numpy as np
 import pytest
 
 import encoderscope as es
-from tests.app.conftest import array, figures, no_exceptions, opened
+from encoderscope.tokens import clean_token
+from tests.app.conftest import heatmap, heatmap_values, main_heatmap, no_exceptions, opened
 
 TEXT = "The riverbank <b>flooded</b> & fishermen waited."
-TOL = 1e-6
+EXACT = 1 / 65535 + 1e-6  # the low bytes: uint16 over 0..1
+COLOUR = 1 / 255  # the colour byte alone (what the first draw shows)
 
 
 @pytest.fixture(scope="module")
@@ -23,166 +26,171 @@ def res(encoder):
 
 @pytest.fixture(scope="module")
 def page():
-    at = opened("attention", {"text": TEXT, "layer": "2", "head": "3"})
-    return at
+    return opened("attention", {"text": TEXT, "layer": "2", "head": "3"})
 
 
-def _view(at) -> tuple[int, int | str]:
-    """The layer and head the page's widgets say are shown."""
-    return int(at.slider(key="layer").value), at.select_slider(key="head").value
-
-
-def _figure(at, test) -> dict:
-    found = [f for f in figures(at) if test(f)]
-    assert len(found) == 1, f"{len(found)} figures match"
-    return found[0]
-
-
-def _main(at) -> dict:
-    return figures(at)[0]
-
-
-def _title(fig) -> str:
-    return (fig["layout"].get("title") or {}).get("text", "")
-
-
-def _grid(at) -> dict:
-    return _figure(at, lambda f: (f["layout"].get("xaxis", {}).get("ticktext") or [""])[-1] == "mean")
-
-
-def _rollout(at) -> dict:
-    return _figure(at, lambda f: "rollout" in _title(f).lower())
-
-
-def _focus(at) -> dict:
-    return _figure(at, lambda f: "context" in _title(f))
-
-
-def _set(at, layer=None, head=None, merge=None, hide=None):
+def _set(at, layer=None, head=None, merge=None, hide=None, view=None):
     if layer is not None:
         at.slider(key="layer").set_value(layer)
     if head is not None:
-        at.select_slider(key="head").set_value(head)
+        at.session_state["head"] = head
     if merge is not None:
         at.toggle(key="merge").set_value(merge)
     if hide is not None:
         at.toggle(key="hide").set_value(hide)
+    if view is not None:
+        at.radio(key="attn_view").set_value(view)
     at.run()
     no_exceptions(at)
     return at
 
 
-def _escaped(tokens: list[str]) -> list[str]:
-    """Tick text as the user must see it: the token, HTML-escaped (WordPiece tokens need no other cleaning)."""
-    return [html.escape(t, quote=False) for t in tokens]
+def _expected(weights: np.ndarray, layer: int, view: str) -> np.ndarray:
+    return weights[layer].mean(axis=0) if view == "mean" else weights[layer, int(view)]
 
 
 def test_url_layer_and_head_are_drawn(page, res):
-    # Bug: the URL's layer/head ignored, or the heatmap drawn from another head / a transposed matrix.
-    assert _view(page) == (2, 3)
-    z = array(_main(page)["data"][0]["z"])
-    np.testing.assert_allclose(z, res.weights[2, 3], atol=TOL)
+    # Bug: the URL's layer/head ignored, or the map drawn from another head / a transposed matrix.
+    layer, view, values, header = main_heatmap(page)
+    assert (layer, view) == (2, "3") and int(page.slider(key="layer").value) == 2
+    np.testing.assert_allclose(values, res.weights[2, 3], atol=EXACT)
+    first, blocks = heatmap(page, "main_heatmap")
+    np.testing.assert_allclose(heatmap_values(first, blocks, "3", exact=False), res.weights[2, 3], atol=COLOUR)
     assert not np.allclose(res.weights[2, 3], res.weights[2, 3].T, atol=1e-3)  # so a transpose would fail
+    assert header["zmin"] == 0 and header["zmax"] == 1  # the fixed 0-1 scale
 
 
-def test_tick_labels_are_the_escaped_tokens(page, res):
-    # Bug: labels from another tokenisation, merged duplicates, or raw "<b>" reaching plotly's HTML renderer.
-    layout = _main(page)["layout"]
-    expected = _escaped(res.tokens)
-    assert layout["xaxis"]["ticktext"] == expected and layout["yaxis"]["ticktext"] == expected
-    assert layout["xaxis"]["tickvals"] == list(range(len(res.tokens)))
-    assert {"&lt;", "&gt;", "&amp;"} <= set(expected)
+def test_first_payload_is_the_selected_head_only(page, res):
+    # Bug: the first draw waiting for the whole layer (every head in the first payload).
+    header, blocks = heatmap(page, "main_heatmap")
+    assert list(blocks) == [f"hi:{header['view']}"]
+    assert blocks[f"hi:{header['view']}"].size == len(res.tokens) ** 2
+
+
+def test_every_head_of_the_layer_is_in_the_store(page, res):
+    # Bug: a head switched in the browser showing another head's weights (off-by-one in the store's order), or a
+    # "mean" that averages over queries or layers instead of heads.
+    layer, _, _, header = main_heatmap(page)
+    store_header, store = heatmap(page, "main_heatmap_store")
+    assert header["views"] == [*map(str, range(res.num_heads)), "mean"]
+    for view in header["views"]:
+        np.testing.assert_allclose(heatmap_values(header, store, view), _expected(res.weights, layer, view),
+                                   atol=EXACT, err_msg=f"view {view}")
+
+
+def test_labels_are_the_tokens_once(page, res):
+    # Bug: labels from another tokenisation, or duplicates merged ("the" twice as one column).
+    _, _, _, header = main_heatmap(page)
+    assert header["rows"] == [clean_token(t) for t in res.tokens]
+    assert header.get("cols") is None  # sent once: the columns are the rows
+    assert "<b>" in "".join(header["rows"]) or "<" in header["rows"]  # raw text: the canvas draws it as text
 
 
 def test_layer_slider_changes_the_matrix(page, res):
-    # Bug: the slider updates the title/URL but the drawn matrix stays the previous layer's.
-    _, head = _view(page)
+    # Bug: the slider updates the URL but the drawn matrix (or the store) stays the previous layer's.
     _set(page, layer=4)
-    layer, head = _view(page)
+    layer, view, values, _ = main_heatmap(page)
     assert layer == 4
-    np.testing.assert_allclose(array(_main(page)["data"][0]["z"]), res.weights[4, head], atol=TOL)
-    assert np.abs(res.weights[4, head] - res.weights[2, head]).max() > 0.05  # the two layers really differ
+    np.testing.assert_allclose(values, _expected(res.weights, 4, view), atol=EXACT)
+    assert np.abs(_expected(res.weights, 4, view) - _expected(res.weights, 2, view)).max() > 0.05
+    assert page.query_params["layer"] in ("4", ["4"])
 
 
-@pytest.mark.parametrize("head", [0, 11])
-def test_head_slider_picks_that_head(page, res, head):
-    # Bug: off-by-one between the head slider and the weights' head axis.
+@pytest.mark.parametrize("head", [0, 11, "mean"])
+def test_head_is_drawn_and_linked(page, res, head):
+    # Bug: off-by-one between the page's head and the weights' head axis, or the URL not following.
     _set(page, head=head)
-    layer, shown = _view(page)
-    assert shown == head
-    np.testing.assert_allclose(array(_main(page)["data"][0]["z"]), res.weights[layer, head], atol=TOL)
-
-
-def test_mean_is_the_mean_over_heads(page, res):
-    # Bug: "mean" averaging over layers or queries, or showing head 0.
-    _set(page, head="mean")
-    layer, head = _view(page)
-    assert head == "mean"
-    np.testing.assert_allclose(array(_main(page)["data"][0]["z"]), res.weights[layer].mean(axis=0), atol=TOL)
+    layer, view, values, _ = main_heatmap(page)
+    assert view == str(head)
+    np.testing.assert_allclose(values, _expected(res.weights, layer, view), atol=EXACT)
+    assert page.query_params["head"] in (str(head), [str(head)])
 
 
 def test_all_heads_grid_cells(page, res):
     # Bug: thumbnails placed at the wrong (layer, head), transposed, or a "mean" column that is not the mean.
-    z = array(_grid(page)["data"][0]["z"]).astype(float)
+    _set(page, view="All heads")
+    header, blocks = heatmap(page, "grid")
     L, H, T, _ = res.weights.shape
-    cell = T + 1  # short text: one grid cell per token, a blank line between thumbnails
-    assert z.shape == (L * cell, (H + 1) * cell)
+    assert (header["layers"], header["heads"], header["side"]) == (L, H, T)  # short text: one cell per token
+    grid = blocks["hi:grid"].reshape(L, H + 1, T, T).astype(float)
     for layer in range(L):
         for head in range(H + 1):
             w = res.weights[layer].mean(axis=0) if head == H else res.weights[layer, head]
-            thumb = z[layer * cell : layer * cell + T, head * cell : head * cell + T]
             # Each thumbnail is its head's weights scaled to its own maximum (1..255).
-            np.testing.assert_allclose((thumb - 1) / 254, w / w.max(), atol=0.6 / 254)
-    assert not z[T :: cell].any() and not z[:, T :: cell].any()  # the separators are blank
+            np.testing.assert_allclose((grid[layer, head] - 1) / 254, w / w.max(), atol=0.6 / 254)
 
 
-def test_rollout_figure(page, res):
+def test_views_are_computed_only_when_shown(page):
+    # Bug: rollout, focus and head statistics computed (and sent) on every run, whichever view is open.
+    _set(page, view="All heads")
+    assert heatmap(page, "rollout") is None and heatmap(page, "focus_token_fig") is None
+    assert not page.dataframe
+
+
+def test_rollout(page, res):
     # Bug: rollout of a different result (e.g. before the display options), or of one layer only.
-    _set(page, merge=False, hide=False, head=1)
-    np.testing.assert_allclose(array(_rollout(page)["data"][0]["z"]), es.rollout(res), atol=TOL)
+    _set(page, merge=False, hide=False, view="Rollout")
+    header, blocks = heatmap(page, "rollout")
+    expected = es.rollout(res)
+    span = header["zmax"] - header["zmin"]
+    np.testing.assert_allclose(heatmap_values(header, blocks, "rollout"), expected, atol=span / 65535 + 1e-6)
+    assert header["zmax"] == pytest.approx(float(expected.max()), rel=1e-6)
 
 
 def test_token_focus(page, res):
     # Bug: the focus row taken from another token (index shift) or a column instead of a row.
     index = res.tokens.index("fishermen")
-    _set(page, merge=False, hide=False)
+    _set(page, merge=False, hide=False, view="Token focus")
     page.selectbox(key="focus_token").set_value(index).run()
     no_exceptions(page)
-    fig = _focus(page)
-    np.testing.assert_allclose(array(fig["data"][0]["z"]), es.token_focus(res, index), atol=TOL)
-    assert "fishermen" in _title(fig)
+    header, blocks = heatmap(page, "focus_token_fig")
+    np.testing.assert_allclose(heatmap_values(header, blocks, header["view"]), es.token_focus(res, index),
+                               atol=EXACT)
+    assert "fishermen" in header["title"] and header["outline_col"] == index
+    assert header["rows"] == [f"layer {i}" for i in range(res.num_layers)]
+
+
+def test_head_summary(page, res):
+    # Bug: statistics of another result (after merging) or a table missing heads.
+    _set(page, view="Head summary")
+    table = page.dataframe[0].value
+    expected = es.head_stats(res)
+    assert len(table) == res.num_layers * res.num_heads
+    np.testing.assert_allclose(table["entropy"].to_numpy(float), expected["entropy"].round(3), atol=1e-9)
+    _set(page, view="All heads")
 
 
 def test_merge_word_pieces(page, res):
     # Bug: the toggle changes the labels but not the weights, or merges by summing queries instead of averaging.
-    _set(page, merge=True, hide=False, head=5)
-    layer, head = _view(page)
+    _set(page, merge=True, hide=False, head=5, view="Rollout")
+    layer, view, values, header = main_heatmap(page)
     merged = es.merge_word_pieces(res)
     assert len(merged.tokens) < len(res.tokens)  # "river ##bank" became one word
-    fig = _main(page)
-    assert fig["layout"]["xaxis"]["ticktext"] == _escaped(merged.tokens)
-    np.testing.assert_allclose(array(fig["data"][0]["z"]), merged.weights[layer, head], atol=TOL)
-    np.testing.assert_allclose(array(_rollout(page)["data"][0]["z"]), es.rollout(merged), atol=TOL)
+    assert header["rows"] == [clean_token(t) for t in merged.tokens]
+    np.testing.assert_allclose(values, _expected(merged.weights, layer, view), atol=EXACT)
+    roll_header, roll = heatmap(page, "rollout")
+    np.testing.assert_allclose(heatmap_values(roll_header, roll, "rollout"), es.rollout(merged), atol=2e-5)
 
 
 def test_hide_special_tokens(page, res):
     # Bug: special tokens hidden from the labels but their columns kept (rows no longer sum to 1).
-    _set(page, merge=False, hide=True, head=7)
-    layer, head = _view(page)
+    _set(page, merge=False, hide=True, head=7, view="Rollout")
+    layer, view, values, header = main_heatmap(page)
     dropped = es.drop_special(res)
-    fig = _main(page)
-    assert fig["layout"]["xaxis"]["ticktext"] == _escaped(dropped.tokens)
-    np.testing.assert_allclose(array(fig["data"][0]["z"]), dropped.weights[layer, head], atol=TOL)
-    np.testing.assert_allclose(array(_rollout(page)["data"][0]["z"]), es.rollout(dropped), atol=TOL)
+    assert header["rows"] == [clean_token(t) for t in dropped.tokens]
+    np.testing.assert_allclose(values, _expected(dropped.weights, layer, view), atol=EXACT)
+    roll_header, roll = heatmap(page, "rollout")
+    np.testing.assert_allclose(heatmap_values(roll_header, roll, "rollout"), es.rollout(dropped), atol=2e-5)
 
 
 def test_merge_and_hide_together(page, res):
     # Bug: one option silently overriding the other. The page merges word pieces first, then hides specials.
     _set(page, merge=True, hide=True, head="mean")
-    layer, _ = _view(page)
+    layer, view, values, _ = main_heatmap(page)
     both = es.drop_special(es.merge_word_pieces(res))
-    np.testing.assert_allclose(array(_main(page)["data"][0]["z"]), both.weights[layer].mean(axis=0), atol=TOL)
-    _set(page, merge=False, hide=False)
+    assert view == "mean"
+    np.testing.assert_allclose(values, both.weights[layer].mean(axis=0), atol=EXACT)
+    _set(page, merge=False, hide=False, view="All heads")
 
 
 def test_sentence_pair_direction_filter(encoder):
@@ -192,12 +200,10 @@ def test_sentence_pair_direction_filter(encoder):
     at = opened("attention", {"text": text, "pair": pair, "layer": "1", "head": "5"})
     at.radio(key="direction").set_value("A → B only").run()
     no_exceptions(at)
-    layer, head = _view(at)
-    fig = _main(at)
-    z = array(fig["data"][0]["z"])
-    seq = np.array([-1 if s is None else s for s in res.sequence_ids])
-    keep = (seq[:, None] == 0) & (seq[None, :] == 1)
-    assert np.array_equal(np.isfinite(z), keep)
-    np.testing.assert_allclose(z[keep], res.weights[layer, head][keep], atol=TOL)
-    lines = {s["x0"] for s in fig["layout"]["shapes"] if s["type"] == "line" and s["x0"] == s["x1"]}
-    assert lines == {res.sentence_b_start - 0.5}
+    layer, view, values, header = main_heatmap(at)
+    seq = [-1 if s is None else s for s in res.sequence_ids]
+    assert header["keep"] == "A→B" and header["seq"] == seq
+    assert header["divider"] == res.sentence_b_start
+    np.testing.assert_allclose(values, _expected(res.weights, layer, view), atol=EXACT)
+    at.radio(key="direction").set_value("all pairs").run()
+    assert heatmap(at, "main_heatmap")[0]["keep"] is None

@@ -9,7 +9,7 @@ import pytest
 
 import encoderscope as es
 from encoderscope import corpora
-from tests.app.conftest import array, download, figures, no_exceptions, opened
+from tests.app.conftest import download, main_heatmap, no_exceptions, opened
 
 TEXT = "Riverbank, mud & <b>tokenization</b>."  # word pieces (river ##bank) and HTML
 
@@ -41,22 +41,38 @@ def test_attention_tensor_npy(attention_page, encoder):
 @pytest.mark.parametrize("head", [2, "mean"])
 def test_selected_head_csv(attention_page, encoder, head):
     # Bug: the CSV of another head than the one drawn, or rows and columns swapped.
-    attention_page.select_slider(key="head").set_value(head).run()
-    layer, shown = int(attention_page.slider(key="layer").value), attention_page.select_slider(key="head").value
+    attention_page.session_state["head"] = head  # what the map's head buttons set
+    attention_page.run()
+    layer, shown, drawn, _ = main_heatmap(attention_page)
+    assert shown == str(head)
     name, data = download(attention_page, "Selected head (.csv)")
     assert name == f"attention_L{layer}_H{shown}.csv"
     frame = _csv(data, index_col=0)
     res = es.attention(encoder, TEXT)
     labels = [f"{i}:{t}" for i, t in enumerate(res.tokens)]  # WordPiece tokens need no cleaning
     assert list(frame.index) == labels and list(frame.columns) == labels
-    expected = res.weights[layer].mean(axis=0) if shown == "mean" else res.weights[layer, shown]
+    expected = res.weights[layer].mean(axis=0) if shown == "mean" else res.weights[layer, int(shown)]
     np.testing.assert_allclose(frame.to_numpy(float), expected, atol=1e-6)
-    np.testing.assert_allclose(frame.to_numpy(float), array(figures(attention_page)[0]["data"][0]["z"]), atol=1e-6)
+    np.testing.assert_allclose(frame.to_numpy(float), drawn, atol=2e-5)  # the CSV is the map as drawn
+
+
+def test_selected_head_csv_leaves_filtered_pairs_empty(encoder):
+    # Bug: the CSV holding cells the map greys out under "A → B only" (the export and the view disagree).
+    text, pair = "The bank was closed.", "It opens Monday."
+    at = opened("attention", {"text": text, "pair": pair, "layer": "1", "head": "5"})
+    at.radio(key="direction").set_value("A → B only").run()
+    frame = pd.read_csv(io.BytesIO(download(at, "Selected head (.csv)")[1]), index_col=0)
+    res = es.attention(encoder, text, pair)
+    seq = np.array([-1 if s is None else s for s in res.sequence_ids])
+    keep = (seq[:, None] == 0) & (seq[None, :] == 1)
+    z = frame.to_numpy(float)
+    assert np.array_equal(np.isfinite(z), keep)
+    np.testing.assert_allclose(z[keep], res.weights[1, 5][keep], atol=1e-6)
 
 
 def test_selected_head_csv_follows_merged_words(attention_page, encoder):
     # Bug: the CSV exported from the raw tokens while the heatmap shows merged words (labels and values disagree).
-    attention_page.select_slider(key="head").set_value(4)
+    attention_page.session_state["head"] = 4
     attention_page.toggle(key="merge").set_value(True).run()
     layer = int(attention_page.slider(key="layer").value)
     frame = _csv(download(attention_page, "Selected head (.csv)")[1], index_col=0)

@@ -7,7 +7,7 @@ import pytest
 
 import encoderscope as es
 from encoderscope import settings
-from tests.app.conftest import array, figures, messages, opened
+from tests.app.conftest import main_heatmap, messages, opened
 
 CUSTOM_MODEL = "Other (hub id or local folder)…"
 
@@ -30,8 +30,8 @@ def test_long_text_is_cut_at_the_public_limit(public, encoder):
     assert f"reads at most {public.max_tokens}" in messages(at)
     res = es.attention(encoder, text[: public.max_chars])  # the encoder's limit follows the current settings
     assert len(res.tokens) == public.max_tokens
-    layer, head = int(at.slider(key="layer").value), at.select_slider(key="head").value
-    np.testing.assert_allclose(array(figures(at)[0]["data"][0]["z"]), res.weights[layer, head], atol=1e-5)
+    layer, head, drawn, _ = main_heatmap(at)
+    np.testing.assert_allclose(drawn, res.weights[layer, int(head)], atol=2e-5)
 
 
 @pytest.mark.parametrize("page", ["attention", "embeddings"])
@@ -49,7 +49,7 @@ def test_link_to_an_unlisted_model_falls_back_to_the_bundled_one(public, wanted)
     assert f"The model {wanted!r} from the link is not available on this server" in messages(at)
     assert at.selectbox(key="model_select").value == at.selectbox(key="model_select").options[0]
     assert "all\\-MiniLM\\-L6\\-v2" in " ".join(c.value for c in at.caption)
-    assert figures(at)
+    assert main_heatmap(at)
 
 
 def test_vae_page_lists_only_the_servers_vaes(tiny_kl_dir):

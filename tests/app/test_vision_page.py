@@ -6,8 +6,10 @@ weights) run in the test on the same picture: the page must show the library's n
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +22,9 @@ from tests import vision_fixtures as vf
 from tests.app.conftest import app, array, download, figures, messages, no_exceptions
 
 CHINA = Image.fromarray(load_sample_image("china.jpg"))  # the page's default sample photo (427×640)
+# The page caches attention as float16 (issue 17: half the bytes): maps agree to float16's rounding, not better.
+# A wrong layer, head, row or patch order differs by far more.
+F16 = dict(rtol=2e-3, atol=1e-6)
 FLOWER = Image.fromarray(load_sample_image("flower.jpg"))
 
 
@@ -93,13 +98,13 @@ def test_overlay_is_the_cls_row_of_the_last_layer_at_the_patches_pixels(folders,
     expected = vision.patch_map(res, res.num_layers - 1, "mean", None)
     assert res.grid == (4, 5) and "Layer 1, mean over heads" in fig["layout"]["title"]["text"]
     heat = _trace(fig, "heatmap")
-    np.testing.assert_allclose(array(heat["z"]), expected, atol=1e-6)
+    np.testing.assert_allclose(array(heat["z"]), expected, **F16)
     width, height = res.image.size
     np.testing.assert_allclose(
-        _drawn_pixels(heat, width, height), vision.to_pixels(expected, res.patch_size), atol=1e-6
+        _drawn_pixels(heat, width, height), vision.to_pixels(expected, res.patch_size), **F16
     )
-    assert heat["zmin"] == pytest.approx(expected.min(), abs=1e-6)
-    assert heat["zmax"] == pytest.approx(expected.max(), abs=1e-6)
+    assert heat["zmin"] == pytest.approx(expected.min(), rel=2e-3)
+    assert heat["zmax"] == pytest.approx(expected.max(), rel=2e-3)
     assert fig["layout"]["xaxis"]["range"] == [-0.5, width - 0.5]
     assert fig["layout"]["yaxis"]["range"] == [height - 0.5, -0.5]  # y down, like the picture
     assert _trace(fig, "image")["source"].startswith("data:image/")
@@ -116,14 +121,14 @@ def test_layer_head_and_patch_query_change_the_overlay(folders, vit):
     no_exceptions(at)
     fig = _chart(at, "Layer 0, head 1")
     after = array(_trace(fig, "heatmap")["z"])
-    np.testing.assert_allclose(after, vision.patch_map(res, 0, 1, None), atol=1e-6)
+    np.testing.assert_allclose(after, vision.patch_map(res, 0, 1, None), **F16)
     assert not np.allclose(after, before)
     at.number_input(key="v_row").set_value(3)
     at.number_input(key="v_col").set_value(1).run()
     no_exceptions(at)
     assert at.radio(key="v_query").value == "patch"  # typing a row/column switches the query to that patch
     fig = _chart(at, "Layer 0, head 1: attention from patch (3, 1)")
-    np.testing.assert_allclose(array(_trace(fig, "heatmap")["z"]), vision.patch_map(res, 0, 1, (3, 1)), atol=1e-6)
+    np.testing.assert_allclose(array(_trace(fig, "heatmap")["z"]), vision.patch_map(res, 0, 1, (3, 1)), **F16)
     p = res.patch_size
     (box,) = fig["layout"]["shapes"]
     assert (box["x0"], box["x1"], box["y0"], box["y1"]) == (p - 0.5, 2 * p - 0.5, 3 * p - 0.5, 4 * p - 0.5)
@@ -159,9 +164,12 @@ def test_downloads_are_the_tensor_and_the_overlay(folders, vit):
     at = _page(folders["vit"])
     name, data = download(at, "Attention (.npy)")
     assert name == "attention.npy"
-    np.testing.assert_allclose(np.load(io.BytesIO(data), allow_pickle=False), res.weights, atol=1e-6)
+    tensor = np.load(io.BytesIO(data), allow_pickle=False)
+    assert tensor.dtype == np.float16  # as cached, and as the button's help says
+    np.testing.assert_allclose(tensor, res.weights, **F16)
     _, png = download(at, "Overlay (.png)")
-    expected = vision.heat_overlay(res, vision.patch_map(res, res.num_layers - 1, "mean", None), 0.6)
+    half = dataclasses.replace(res, weights=res.weights.astype(np.float16))  # the page's cached precision
+    expected = vision.heat_overlay(res, vision.patch_map(half, res.num_layers - 1, "mean", None), 0.6)
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), np.asarray(expected))
 
 
@@ -176,7 +184,7 @@ def test_siglip_has_no_cls_so_the_default_is_the_mean_over_queries(folders):
     L = res.num_layers
     by_hand = res.weights[L - 1].mean(axis=0).mean(axis=0).reshape(res.grid)  # no prefix: every column is a patch
     np.testing.assert_allclose(
-        array(_trace(_chart(at, ": attention from all queries (mean)"), "heatmap")["z"]), by_hand, atol=1e-6
+        array(_trace(_chart(at, ": attention from all queries (mean)"), "heatmap")["z"]), by_hand, **F16
     )
 
 
@@ -188,7 +196,7 @@ def test_square_toggle_shows_the_processors_crop(folders, vit):
     res = vision.image_attention(enc, CHINA, square=True)
     assert res.grid == (4, 4)
     heat = _trace(_chart(at, "attention from [CLS]"), "heatmap")
-    np.testing.assert_allclose(array(heat["z"]), vision.patch_map(res, res.num_layers - 1, "mean", None), atol=1e-6)
+    np.testing.assert_allclose(array(heat["z"]), vision.patch_map(res, res.num_layers - 1, "mean", None), **F16)
 
 
 def test_local_folders_are_listed_and_the_hub_offline_says_what_it_needs(folders):
@@ -267,7 +275,7 @@ def test_animated_gif_uses_its_first_frame(folders, vit):
     first = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")  # GIF's own (quantised) first frame
     res = vision.image_attention(enc, first)
     heat = _trace(_chart(at, "attention from [CLS]"), "heatmap")
-    np.testing.assert_allclose(array(heat["z"]), vision.patch_map(res, res.num_layers - 1, "mean", None), atol=1e-5)
+    np.testing.assert_allclose(array(heat["z"]), vision.patch_map(res, res.num_layers - 1, "mean", None), **F16)
     assert "first frame" in " ".join(t.value for t in at.text)
 
 
@@ -361,3 +369,106 @@ def test_clip_compares_at_most_16_images_and_says_so(folders):
 def test_image_encoder_is_not_a_clip_model(folders):
     at = _clip_page(folders["vit"])
     assert "without a shared image-text space" in messages(at) and not figures(at)
+
+
+# --- why: the real ViT-Ti's classes and relevance; CLIP's matched patches and words (issue 14) -------------------
+
+VIT_TINY = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "vit-tiny-patch16-224"
+
+
+@pytest.fixture(scope="module")
+def vit_tiny():
+    if not (VIT_TINY / "model.safetensors").is_file():
+        pytest.fail(f"the real ViT-Ti weights are missing at {VIT_TINY} (see ../shared/models/README.md)")
+    return es.load_image_encoder(str(VIT_TINY))
+
+
+def _shared_page() -> object:
+    """The page as `make run` serves it offline: ENCODERSCOPE_MODELS_DIR = ../shared/models, no model chosen."""
+    settings.reload({"ENCODERSCOPE_MODELS_DIR": str(VIT_TINY.parent)})
+    at = app("vision", {})
+    at.run()
+    no_exceptions(at)
+    return at
+
+
+def test_shared_vit_tiny_is_the_default_with_its_top5_and_why_overlay(vit_tiny):
+    # Bugs: the real ViT-Ti not listed offline (the page opening on a hub id that fails); top-5 bars not the
+    # classifier's softmax; the relevance of another class (or raw attention) drawn as "why".
+    at = _shared_page()
+    assert at.selectbox(key="model_select").value == str(VIT_TINY)
+    top = es.classify(vit_tiny, CHINA, k=5)
+    bars = _trace(_chart(at, "Top 5 classes"), "bar")
+    np.testing.assert_allclose(array(bars["x"]), [p for _, p in top], atol=1e-5)
+    assert [html.unescape(t) for t in _chart(at, "Top 5 classes")["layout"]["yaxis"]["ticktext"]] == [
+        label for label, _ in top
+    ]
+    rel = es.explain_image(vit_tiny, CHINA)  # target None: the top class
+    fig = _chart(at, f"Why “{top[0][0]}”")
+    heat = _trace(fig, "heatmap")
+    np.testing.assert_allclose(array(heat["z"]), rel.map, rtol=1e-4, atol=1e-7)
+    assert heat["zmax"] == pytest.approx(float(rel.map.max()), rel=1e-4)
+    assert not np.allclose(array(heat["z"]), vision.patch_map(es.image_attention(vit_tiny, CHINA), -1, "mean", None))
+
+
+def test_picking_another_class_redraws_its_relevance_and_downloads_it(vit_tiny):
+    # Bugs: the class picker not reaching the map; downloads of the top class whatever is shown.
+    at = _shared_page()
+    at.selectbox(key="v_class").set_value(2).run()
+    no_exceptions(at)
+    label = es.classify(vit_tiny, CHINA, k=5)[2][0]
+    index = vit_tiny.labels.index(label)
+    rel = es.explain_image(vit_tiny, CHINA, target=index)
+    drawn = array(_trace(_chart(at, f"Why “{label}”"), "heatmap")["z"])
+    np.testing.assert_allclose(drawn, rel.map, rtol=1e-4, atol=1e-7)
+    name, data = download(at, "Relevance (.npy)")
+    assert name == f"relevance_class{index}.npy"
+    np.testing.assert_allclose(np.load(io.BytesIO(data), allow_pickle=False), rel.map, rtol=1e-4, atol=1e-7)
+    _, png = download(at, "Relevance overlay (.png)")
+    expected = vision.heat_overlay(rel, rel.map, 0.6)
+    diff = np.abs(np.asarray(Image.open(io.BytesIO(png)), np.int16) - np.asarray(expected, np.int16))
+    assert diff.max() <= 1
+
+
+def test_bare_encoder_has_no_why_overlay_and_says_so(folders):
+    # Bug: a "why" or top-5 drawn from a random head, or a crash, for an encoder without one.
+    at = _page(folders["vit"])
+    titles = [((f["layout"].get("title") or {}).get("text") or "") for f in figures(at)]
+    assert not any(t.startswith("Why") or t.startswith("Top 5") for t in titles)
+    assert "needs a classifier checkpoint" in " ".join(c.value for c in at.caption)
+
+
+def test_attention_npy_above_the_limit_offers_the_chosen_layer(folders, vit, monkeypatch):
+    # Bug: a 1.2 GB .npy built for a panorama on a shared server; here the limit is lowered to 0 MB.
+    from components.vision import views as vision_views
+
+    monkeypatch.setattr(vision_views, "NPY_LIMIT_MB", 0)
+    _, res = vit
+    at = _page(folders["vit"])
+    name, data = download(at, "attention (.npy)")
+    assert name == f"attention_L{res.num_layers - 1}.npy"
+    np.testing.assert_allclose(np.load(io.BytesIO(data), allow_pickle=False), res.weights[-1], **F16)
+    assert "download limit" in " ".join(c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("family", ["clip", "siglip"])
+def test_clip_cell_explains_which_patches_and_words_made_the_match(folders, family):
+    # Bugs: the explanation of another image or caption than the cell; the prompt without its template; the
+    # word bars not the caption's tokens.
+    model = vision.load_clip(folders[family])
+    prompts = vision.apply_template("a photo of {}", DEFAULT_LABELS)
+    sim = vision.clip_similarity(model, [CHINA, FLOWER], prompts)
+    at = _clip_page(folders[family])
+    best = int(sim.cosine[0].argmax())  # before any click: the first image's best caption
+    rel = es.explain_image(model, CHINA, target=prompts[best], square=True)
+    np.testing.assert_allclose(array(_trace(_chart(at, "Patches that made this match"), "heatmap")["z"]), rel.map, rtol=1e-4, atol=1e-7)
+    words = _trace(_chart(at, "Words that made this match"), "bar")
+    np.testing.assert_allclose(array(words["y"]), rel.text_map, rtol=1e-4, atol=1e-7)
+    at.session_state["c_cell"] = (1, 3)  # what a click on the cell (flower, 4th caption) stores
+    at.run()
+    no_exceptions(at)
+    rel = es.explain_image(model, FLOWER, target=prompts[3], square=True)
+    np.testing.assert_allclose(array(_trace(_chart(at, "Patches that made this match"), "heatmap")["z"]), rel.map, rtol=1e-4, atol=1e-7)
+    assert f"logit {rel.score:.2f}" in " ".join(m.value for m in at.markdown)
+    _, data = download(at, "Relevance (.npy)")
+    np.testing.assert_allclose(np.load(io.BytesIO(data), allow_pickle=False), rel.map, rtol=1e-4, atol=1e-7)

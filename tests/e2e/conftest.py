@@ -185,3 +185,40 @@ def shot(page, name: str, full_page: bool = True) -> Path:
     if full_page and size:
         page.set_viewport_size(size)
     return path
+
+
+# The heatmap component (components/heatmap) draws on a canvas inside a shadow root; each of its root elements
+# is in window.__esHeatmaps with data-es-heatmap="<tag>" and __esHeatmap.values, the values its colours stand for.
+_HEATMAPS_JS = """() => [...(window.__esHeatmaps || [])].filter(r => r.isConnected && r.__esHeatmap).map(r => {
+  const h = r.__esHeatmap;
+  return {tag: r.dataset.esHeatmap, id: h.id, t: h.t, exact: h.exact, rows: h.rows, cols: h.cols,
+          geometry: h.geometry, values: Array.from(h.values, v => Number.isNaN(v) ? null : v)};
+})"""
+MAIN_HEATMAP = r"^\d+:(\d+|mean)$"  # the attention page's main map: "LAYER:HEAD"
+
+
+def heatmaps(page) -> list[dict]:
+    """Every drawn heatmap: {tag, id, t, exact, rows, cols, geometry (cells' CSS px in the canvas: x0, y0, cw, ch;
+    rowStep/colStep: every how many rows/columns a label is drawn), values: `[rows, cols]` (NaN = filtered)}."""
+    import numpy as np
+
+    found = page.evaluate(_HEATMAPS_JS)
+    for h in found:
+        h["values"] = np.array([np.nan if v is None else v for v in h["values"]], float).reshape(h["rows"], h["cols"])
+    return found
+
+
+def heatmap_tagged(page, pattern: str = MAIN_HEATMAP) -> dict:
+    """The one drawn heatmap whose tag matches the regex `pattern`."""
+    matches = [h for h in heatmaps(page) if re.search(pattern, h["tag"] or "")]
+    assert len(matches) == 1, f"{len(matches)} heatmaps tagged {pattern!r}: {[h['tag'] for h in heatmaps(page)]}"
+    return matches[0]
+
+
+def wait_for_heatmap(page, condition: str = "true", timeout: float = 120_000) -> None:
+    """Wait until a drawn heatmap root `r` (with `h = r.__esHeatmap`) satisfies the JS `condition`."""
+    page.wait_for_function(
+        "() => [...(window.__esHeatmaps || [])].some(r => r.isConnected && r.__esHeatmap && "
+        f"(h => ({condition}))(r.__esHeatmap))",
+        timeout=timeout,
+    )

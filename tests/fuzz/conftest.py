@@ -49,8 +49,8 @@ def url_notice(name: str, raw: str, hi: int, allowed: tuple[str, ...] = ()) -> s
 
 
 def shows_result(at: AppTest) -> bool:
-    """A chart or an image is on the page."""
-    return bool(at.get("plotly_chart") or at.get("image"))
+    """A chart, an image or a custom component (the canvas heatmaps) is on the page."""
+    return bool(at.get("plotly_chart") or at.get("image") or at.get("bidi_component"))
 
 
 def assert_survived(

@@ -62,7 +62,7 @@ def test_model_id(ref, public):
         else:
             assert_survived(at, expect="not available on this server")
             assert "Other" not in at.selectbox(key="model_select").value
-            assert at.get("plotly_chart"), "public mode falls back to the bundled model"
+            assert at.get("bidi_component"), "public mode falls back to the bundled model"
     finally:
         settings.reload()
 

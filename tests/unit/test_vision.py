@@ -237,7 +237,7 @@ def test_patch_cap_downscales_and_keeps_aspect(encoders):
     res = image_attention(encoders["vit"], vf.photo(90, 30), max_patches=8)  # 12×4 uncapped
     assert res.grid[0] * res.grid[1] <= 8 and res.grid[1] > res.grid[0]
     assert res.image.size == (res.grid[1] * 8, res.grid[0] * 8)
-    assert any("within 8 patches" in note for note in res.notes)
+    assert any("limit of 8 patches" in note for note in res.notes)
 
 
 def test_head_stats_and_eager_attention(encoders):

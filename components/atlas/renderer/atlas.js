@@ -8,12 +8,16 @@ attribute vec2 a_xy;      // quantised position in [0, 1] (uint16, normalised)
 attribute float a_c;      // colour index into u_pal
 uniform vec4 u_view;      // clip = (xy - u_view.xy) * u_view.zw
 uniform float u_size;
+uniform float u_pass;     // 0: noise only (slot 62, drawn first, underneath), 1: the rest, 2: everything
 uniform vec3 u_pal[64];
 varying vec3 v_rgb;
 void main() {
   vec2 p = (a_xy - u_view.xy) * u_view.zw;
+  bool noise = a_c > 61.5 && a_c < 62.5;
+  // a point of the other pass is moved outside the clip volume: culled before any fragment work
+  if (u_pass < 1.5 && (noise != (u_pass < 0.5))) p = vec2(4.0, 4.0);
   gl_Position = vec4(p, 0.0, 1.0);
-  gl_PointSize = u_size;
+  gl_PointSize = noise ? max(1.0, u_size * 0.75) : u_size;
   v_rgb = u_pal[int(a_c + 0.5)];  // vertex shaders may index uniform arrays dynamically (GLSL ES 1.0, App. A)
 }`;
 
@@ -60,13 +64,15 @@ function build(root) {
       <button data-mode="pan" class="on" title="Drag to pan, wheel to zoom, click a point to read it">Pan</button>
       <button data-mode="box" title="Drag a rectangle to select">Box</button>
       <button data-mode="lasso" title="Draw around points to select">Lasso</button>
-      <button data-act="reset" title="Show every point">Reset view</button>
+      <button data-act="reset" title="Back to the opening view (the 1st to 99th percentile of the points)">Reset view</button>
+      <button data-act="hits" title="Fit the search hits" disabled>Zoom to hits</button>
       <button data-act="clear" title="Clear the selection">Clear selection</button>
       <span class="atlas-status"></span>
     </div>
     <div class="atlas-stage">
       <canvas class="atlas-gl"></canvas>
       <canvas class="atlas-overlay"></canvas>
+      <div class="atlas-tip" hidden></div>
     </div>`;
   root.appendChild(wrap);
   return wrap;
@@ -100,6 +106,8 @@ function init(st, setStateValue) {
   st.canvas = wrap.querySelector(".atlas-gl");
   st.overlay = wrap.querySelector(".atlas-overlay");
   st.status = wrap.querySelector(".atlas-status");
+  st.tip = wrap.querySelector(".atlas-tip");
+  st.hitsButton = wrap.querySelector("button[data-act=hits]");
   const gl = st.canvas.getContext("webgl", { alpha: false, antialias: false, preserveDrawingBuffer: true });
   if (!gl) {
     st.status.textContent = "WebGL is not available in this browser: the map cannot be drawn.";
@@ -113,12 +121,13 @@ function init(st, setStateValue) {
     c: gl.getAttribLocation(st.prog, "a_c"),
     view: gl.getUniformLocation(st.prog, "u_view"),
     size: gl.getUniformLocation(st.prog, "u_size"),
+    pass: gl.getUniformLocation(st.prog, "u_pass"),
     pal: gl.getUniformLocation(st.prog, "u_pal"),
     alpha: gl.getUniformLocation(st.prog, "u_alpha"),
     round: gl.getUniformLocation(st.prog, "u_round"),
   };
   st.buf = { xy: gl.createBuffer(), c: gl.createBuffer(), hxy: gl.createBuffer(), hc: gl.createBuffer() };
-  st.view = { cx: 0.5, cy: 0.5, zoom: 1 };
+  st.view = null; // null: the opening view, computed at the next draw (it depends on the canvas size)
   wrap.querySelectorAll("button[data-mode]").forEach((b) => {
     b.onclick = () => {
       st.mode = b.dataset.mode;
@@ -126,8 +135,14 @@ function init(st, setStateValue) {
     };
   });
   wrap.querySelector("button[data-act=reset]").onclick = () => {
-    st.view = { cx: 0.5, cy: 0.5, zoom: 1 };
+    st.view = null;
     draw(st);
+  };
+  st.hitsButton.onclick = () => {
+    if (st.nh) {
+      st.view = fitView(st, hitBox(st), 0.15);
+      draw(st);
+    }
   };
   wrap.querySelector("button[data-act=clear]").onclick = () => {
     st.selection = null;
@@ -145,6 +160,7 @@ async function load(st, data) {
   st.xy = new Uint16Array(xy); // [N * 2] interleaved x, y
   st.c = new Uint8Array(c); // [N]
   st.n = data.n;
+  st.texts = data.texts || null; // hover texts [N], only when the payload allows (about 100k points)
   const gl = st.gl;
   gl.bindBuffer(gl.ARRAY_BUFFER, st.buf.xy);
   gl.bufferData(gl.ARRAY_BUFFER, st.xy, gl.STATIC_DRAW);
@@ -152,10 +168,13 @@ async function load(st, data) {
   gl.bufferData(gl.ARRAY_BUFFER, st.c, gl.STATIC_DRAW);
   st.decodeMs = performance.now() - t0;
   st.firstDraw = true;
+  st.view = null; // new points: back to their opening view
+  st.highlightKey = null; // the same hit ids on new points are other positions: rebuild the highlight buffer
 }
 
 function setHighlight(st, ids) {
   if (!st.gl || !st.xy) return;
+  ids = ids.filter((id) => id >= 0 && id < st.n);
   const key = ids.join(",");
   if (key === st.highlightKey) return;
   st.highlightKey = key;
@@ -164,6 +183,7 @@ function setHighlight(st, ids) {
     hxy[2 * i] = st.xy[2 * id];
     hxy[2 * i + 1] = st.xy[2 * id + 1];
   });
+  st.hxy = hxy;
   st.nh = ids.length;
   const gl = st.gl;
   gl.bindBuffer(gl.ARRAY_BUFFER, st.buf.hxy);
@@ -171,39 +191,85 @@ function setHighlight(st, ids) {
   gl.bindBuffer(gl.ARRAY_BUFFER, st.buf.hc);
   gl.bufferData(gl.ARRAY_BUFFER, new Uint8Array(ids.length).fill(63), gl.DYNAMIC_DRAW);
   st.canvas.setAttribute("data-highlighted", String(ids.length));
+  st.hitsButton.disabled = ids.length === 0;
 }
 
-// View transform: quantised unit square -> clip space, keeping the aspect ratio of the data bounds.
-function viewUniform(st) {
-  const w = st.canvas.width, h = st.canvas.height;
+// --- view: {cx, cy} centre in quantised unit coordinates, k = CSS pixels per data unit (same on both axes) --
+
+function span(st) {
   const [x0, x1, y0, y1] = st.data.bounds;
-  const dx = Math.max(x1 - x0, 1e-12), dy = Math.max(y1 - y0, 1e-12);
-  // pixels per unit of the quantised square, so that the whole map fits with a margin
-  const fit = 0.92 * Math.min(w / dx, h / dy);
-  const sx = (2 * fit * dx * st.view.zoom) / w;
-  const sy = (2 * fit * dy * st.view.zoom) / h;
-  return [st.view.cx, st.view.cy, sx, sy];
+  return [Math.max(x1 - x0, 1e-12), Math.max(y1 - y0, 1e-12)];
+}
+
+function cssSize(st) {
+  const r = st.canvas.getBoundingClientRect();
+  return [Math.max(1, r.width), Math.max(1, r.height)];
+}
+
+// The view that shows data box [x0, x1, y0, y1] whole, with `margin` (a fraction of its size) on each side.
+function fitView(st, box, margin) {
+  const [w, h] = cssSize(st);
+  let [x0, x1, y0, y1] = box;
+  const [dx, dy] = span(st);
+  // never zoom in beyond 1/2000 of the map: a single hit, or identical points, would give a zero-size box
+  const minW = dx / 2000, minH = dy / 2000;
+  if (x1 - x0 < minW) [x0, x1] = [(x0 + x1) / 2 - minW / 2, (x0 + x1) / 2 + minW / 2];
+  if (y1 - y0 < minH) [y0, y1] = [(y0 + y1) / 2 - minH / 2, (y0 + y1) / 2 + minH / 2];
+  const k = Math.min(w / ((x1 - x0) * (1 + 2 * margin)), h / ((y1 - y0) * (1 + 2 * margin)));
+  const [cx, cy] = dataToUnit(st, (x0 + x1) / 2, (y0 + y1) / 2);
+  return { cx, cy, k };
+}
+
+function homeView(st) {
+  const b = st.data.fit || st.data.bounds; // fit: the 1st-99th percentile box, from Python
+  return fitView(st, b, st.data.fit ? 0.06 : 0.04);
+}
+
+// Data box of the search hits (from their quantised positions).
+function hitBox(st) {
+  let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+  for (let i = 0; i < st.nh; i++) {
+    const [x, y] = unitToData(st, st.hxy[2 * i] / 65535, st.hxy[2 * i + 1] / 65535);
+    x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+  }
+  return [x0, x1, y0, y1];
+}
+
+// View transform: quantised unit square -> clip space.
+function viewUniform(st) {
+  if (!st.view) st.view = homeView(st);
+  const [w, h] = cssSize(st);
+  const [dx, dy] = span(st);
+  return [st.view.cx, st.view.cy, (2 * st.view.k * dx) / w, (2 * st.view.k * dy) / h];
 }
 
 // CSS pixel (relative to the canvas) <-> quantised unit coordinates and data coordinates.
 function toUnit(st, px, py) {
   const [cx, cy, sx, sy] = viewUniform(st);
-  const r = st.canvas.getBoundingClientRect();
-  const clipX = (px / r.width) * 2 - 1, clipY = 1 - (py / r.height) * 2;
+  const [w, h] = cssSize(st);
+  const clipX = (px / w) * 2 - 1, clipY = 1 - (py / h) * 2;
   return [cx + clipX / sx, cy + clipY / sy];
 }
 function toScreen(st, ux, uy) {
   const [cx, cy, sx, sy] = viewUniform(st);
-  const r = st.canvas.getBoundingClientRect();
-  return [(((ux - cx) * sx + 1) / 2) * r.width, ((1 - (uy - cy) * sy) / 2) * r.height];
+  const [w, h] = cssSize(st);
+  return [(((ux - cx) * sx + 1) / 2) * w, ((1 - (uy - cy) * sy) / 2) * h];
 }
 function unitToData(st, u, v) {
   const [x0, x1, y0, y1] = st.data.bounds;
   return [x0 + u * (x1 - x0), y0 + v * (y1 - y0)];
 }
 function dataToUnit(st, x, y) {
-  const [x0, x1, y0, y1] = st.data.bounds;
-  return [(x - x0) / Math.max(x1 - x0, 1e-12), (y - y0) / Math.max(y1 - y0, 1e-12)];
+  const [x0, , y0] = st.data.bounds;
+  const [dx, dy] = span(st);
+  return [(x - x0) / dx, (y - y0) / dy];
+}
+
+// Data coordinates in view: [x0, x1, y0, y1].
+function viewBox(st) {
+  const [w, h] = cssSize(st);
+  const a = unitToData(st, ...toUnit(st, 0, h)), b = unitToData(st, ...toUnit(st, w, 0));
+  return [a[0], b[0], a[1], b[1]];
 }
 
 function resize(st) {
@@ -229,10 +295,25 @@ function bindPoints(st, xyBuf, cBuf) {
   gl.vertexAttribPointer(st.loc.c, 1, gl.UNSIGNED_BYTE, false, 0, 0);
 }
 
+// Point size (CSS px) and opacity from the density on screen: about how many points fall in the view (the
+// whole map's points scaled by the share of the opening view now shown) per CSS pixel. Sparse: big, opaque
+// dots; dense: small, translucent ones, so that overlaps read as density.
+function pointStyle(st) {
+  const [w, h] = cssSize(st);
+  const home = st.home || homeView(st);
+  const share = Math.min(1, (home.k / st.view.k) ** 2);
+  const perPixel = (st.n * 0.98 * share) / (w * h); // the opening view holds about 98% of the points
+  const size = Math.min(9, Math.max(1.5, 0.9 / Math.sqrt(Math.max(perPixel, 1e-9))));
+  const alpha = Math.min(0.9, Math.max(0.18, 1.4 / (1 + perPixel * size * size * 2)));
+  return { size, alpha };
+}
+
 function draw(st) {
   if (!st.gl || !st.xy || !st.data) return;
   const dpr = resize(st);
   const gl = st.gl, d = st.data;
+  st.home = homeView(st);
+  if (!st.view) st.view = st.home;
   gl.viewport(0, 0, st.canvas.width, st.canvas.height);
   gl.clearColor(1, 1, 1, 1);
   gl.clear(gl.COLOR_BUFFER_BIT);
@@ -241,19 +322,26 @@ function draw(st) {
   gl.blendFuncSeparate(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA, gl.ZERO, gl.ONE); // keep the canvas opaque
   const pal = new Float32Array(64 * 3);
   d.palette.forEach((rgb, i) => pal.set(rgb.map((v) => v / 255), 3 * i));
-  pal.set([0.9, 0.1, 0.1], 63 * 3); // 63: search hits
+  pal.set([0.84, 0.84, 0.84], 62 * 3); // noise: light grey, drawn underneath
+  pal.set([0.86, 0.08, 0.08], 63 * 3); // 63: search hits
   gl.uniform3fv(st.loc.pal, pal);
   gl.uniform4fv(st.loc.view, viewUniform(st));
-  // Dense maps: smaller, more transparent points so clusters read as density, not as a solid blob.
-  const dense = st.n > 200000;
-  const size = Math.round(Math.max(1, (dense ? 2 : st.n > 20000 ? 3 : 5) * dpr * Math.min(4, Math.sqrt(st.view.zoom))));
+  const style = pointStyle(st);
+  const size = Math.max(1, Math.round(style.size * dpr));
   gl.uniform1f(st.loc.size, size);
   gl.uniform1f(st.loc.round, size >= 4 ? 1 : 0);
-  gl.uniform1f(st.loc.alpha, st.nh ? 0.45 : dense ? 0.35 : 0.8);
+  // with hits on the map, the rest steps back so the hits stand out
+  const alpha = st.nh ? style.alpha * 0.6 : style.alpha;
   bindPoints(st, st.buf.xy, st.buf.c);
+  gl.uniform1f(st.loc.pass, 0); // noise first, underneath the clusters
+  gl.uniform1f(st.loc.alpha, Math.min(alpha, 0.5));
   gl.drawArrays(gl.POINTS, 0, st.n);
-  if (st.nh) {
-    gl.uniform1f(st.loc.size, Math.max(7 * dpr, size * 2));
+  gl.uniform1f(st.loc.pass, 1);
+  gl.uniform1f(st.loc.alpha, alpha);
+  gl.drawArrays(gl.POINTS, 0, st.n);
+  if (st.nh) { // search hits last, large and opaque; their rings are drawn on the overlay
+    gl.uniform1f(st.loc.pass, 2);
+    gl.uniform1f(st.loc.size, Math.round(Math.max(9, style.size * 2.5) * dpr));
     gl.uniform1f(st.loc.alpha, 1);
     gl.uniform1f(st.loc.round, 1);
     bindPoints(st, st.buf.hxy, st.buf.hc);
@@ -269,20 +357,57 @@ function draw(st) {
   overlay(st, dpr);
 }
 
+// Greedy label placement: biggest clusters first; a label is drawn only where its box overlaps no label
+// already placed and lies inside the canvas. Recomputed at every draw, so zooming in makes room for more.
+function placeLabels(st, ctx) {
+  const [w, h] = cssSize(st);
+  const placed = [];
+  const pad = 2;
+  for (const lab of st.data.labels || []) { // sorted by cluster size, biggest first (Python)
+    const [u, v] = dataToUnit(st, lab.x, lab.y);
+    const [sx, sy] = toScreen(st, u, v);
+    const big = placed.length < 8;
+    ctx.font = big ? "bold 13px sans-serif" : "12px sans-serif";
+    const tw = ctx.measureText(lab.name).width;
+    const th = big ? 15 : 14;
+    const box = [sx - tw / 2 - pad, sy - th / 2 - pad, sx + tw / 2 + pad, sy + th / 2 + pad];
+    if (box[0] < 0 || box[1] < 0 || box[2] > w || box[3] > h) continue;
+    if (placed.some((o) => box[0] < o[2] && o[0] < box[2] && box[1] < o[3] && o[1] < box[3])) continue;
+    placed.push([...box, lab.name, ctx.font]);
+  }
+  return placed;
+}
+
 function overlay(st, dpr) {
+  const t0 = performance.now();
   const ctx = st.overlay.getContext("2d");
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, st.overlay.width, st.overlay.height);
-  ctx.font = "12px sans-serif";
+  const labels = placeLabels(st, ctx);
   ctx.textAlign = "center";
-  ctx.lineWidth = 3;
-  for (const lab of st.data.labels || []) {
-    const [u, v] = dataToUnit(st, lab.x, lab.y);
-    const [sx, sy] = toScreen(st, u, v);
-    ctx.strokeStyle = "rgba(255,255,255,0.9)";
-    ctx.strokeText(lab.name, sx, sy);
-    ctx.fillStyle = "#222";
-    ctx.fillText(lab.name, sx, sy);
+  ctx.textBaseline = "middle";
+  ctx.lineJoin = "round";
+  for (const [x0, y0, x1, y1, name, font] of labels) {
+    ctx.font = font;
+    ctx.lineWidth = 3.5;
+    ctx.strokeStyle = "rgba(255,255,255,0.92)";
+    ctx.strokeText(name, (x0 + x1) / 2, (y0 + y1) / 2);
+    ctx.fillStyle = "#1a1a1a";
+    ctx.fillText(name, (x0 + x1) / 2, (y0 + y1) / 2);
+  }
+  // search hits: a ring around each, above the labels (drawn last)
+  const hits = [];
+  for (let i = 0; i < (st.nh || 0); i++) {
+    const [sx, sy] = toScreen(st, st.hxy[2 * i] / 65535, st.hxy[2 * i + 1] / 65535);
+    hits.push([Math.round(sx * 10) / 10, Math.round(sy * 10) / 10]);
+    ctx.beginPath();
+    ctx.arc(sx, sy, Math.max(8, pointStyle(st).size * 1.8), 0, 2 * Math.PI);
+    ctx.lineWidth = 2.5;
+    ctx.strokeStyle = "#fff";
+    ctx.stroke();
+    ctx.lineWidth = 1.5;
+    ctx.strokeStyle = "#b00000";
+    ctx.stroke();
   }
   const sel = st.drawing || st.selection;
   if (sel) {
@@ -305,15 +430,23 @@ function overlay(st, dpr) {
     ctx.fillStyle = "rgba(11,99,206,0.08)";
     ctx.fill();
   }
+  // test hooks, after each draw: label boxes (CSS px), the data box in view, the hits drawn
+  const root = st.wrap;
+  const r1 = (v) => Math.round(v * 10) / 10;
+  root.setAttribute("data-es-labels", JSON.stringify(labels.map(([x0, y0, x1, y1, name]) => [r1(x0), r1(y0), r1(x1), r1(y1), name])));
+  root.setAttribute("data-es-view", JSON.stringify(viewBox(st)));
+  root.setAttribute("data-es-hits", String(st.nh || 0));
+  root.setAttribute("data-es-hit-points", JSON.stringify(hits));
+  root.setAttribute("data-es-label-ms", (performance.now() - t0).toFixed(2));
+  root.setAttribute("data-es-draws", String((Number(root.getAttribute("data-es-draws")) || 0) + 1));
 }
 
 // Nearest point to a screen position, within `radius` CSS pixels; -1 if none. Linear scan: ~5 ms at 1M.
-// Distances are in screen pixels: x and y quantised units have different scales on screen.
 function pick(st, px, py, radius) {
   const [u, v] = toUnit(st, px, py);
   const [, , sx, sy] = viewUniform(st);
-  const r = st.canvas.getBoundingClientRect();
-  const kx = (sx * r.width) / 2 / 65535, ky = (sy * r.height) / 2 / 65535; // CSS px per quantised unit
+  const [w, h] = cssSize(st);
+  const kx = (sx * w) / 2 / 65535, ky = (sy * h) / 2 / 65535; // CSS px per quantised unit
   const qx = u * 65535, qy = v * 65535;
   let best = -1, bestD = radius * radius;
   const xy = st.xy;
@@ -328,6 +461,26 @@ function pick(st, px, py, radius) {
   return best;
 }
 
+// Hover text (only when the payload carries texts): the nearest point within 8 px, once per frame.
+function hover(st, p) {
+  if (!st.texts || st.hoverQueued) return;
+  st.hoverQueued = true;
+  requestAnimationFrame(() => {
+    st.hoverQueued = false;
+    const id = p ? pick(st, p[0], p[1], 8) : -1;
+    if (id < 0) {
+      st.tip.hidden = true;
+      return;
+    }
+    st.tip.textContent = st.texts[id]; // textContent: user text is never parsed as HTML
+    st.tip.hidden = false;
+    const [w] = cssSize(st);
+    st.tip.style.left = Math.min(p[0] + 12, w - 260) + "px";
+    st.tip.style.top = p[1] + 12 + "px";
+    st.tip.setAttribute("data-id", String(id));
+  });
+}
+
 function pointer(st) {
   const stage = st.stage;
   let down = null;
@@ -338,18 +491,21 @@ function pointer(st) {
   const dataAt = (p) => unitToData(st, ...toUnit(st, p[0], p[1]));
   stage.addEventListener("wheel", (e) => {
     e.preventDefault();
+    if (!st.xy) return;
     const p = local(e);
     const before = toUnit(st, p[0], p[1]);
-    st.view.zoom = Math.min(1e4, Math.max(0.2, st.view.zoom * Math.exp(-e.deltaY * 0.0015)));
+    const k = st.view.k * Math.exp(-e.deltaY * 0.0015);
+    st.view.k = Math.min(st.home.k * 1e4, Math.max(st.home.k * 0.05, k));
     const after = toUnit(st, p[0], p[1]);
     st.view.cx += before[0] - after[0]; // keep the point under the cursor fixed
     st.view.cy += before[1] - after[1];
     draw(st);
   }, { passive: false });
+  stage.addEventListener("mouseleave", () => hover(st, null));
   stage.addEventListener("mousedown", (e) => {
     if (!st.xy) return;
     const p = local(e);
-    down = { p, last: p, moved: false, view: { ...st.view } };
+    down = { p, last: p, moved: false };
     if (st.mode === "lasso") st.drawing = { kind: "lasso", points: [dataAt(p)] };
     if (st.mode === "box") {
       const [x, y] = dataAt(p);
@@ -357,7 +513,12 @@ function pointer(st) {
     }
   });
   window.addEventListener("mousemove", (e) => {
-    if (!down) return;
+    if (!down) {
+      const p = local(e);
+      const [w, h] = cssSize(st);
+      if (st.xy && p[0] >= 0 && p[1] >= 0 && p[0] <= w && p[1] <= h) hover(st, p);
+      return;
+    }
     const p = local(e);
     if (Math.abs(p[0] - down.p[0]) + Math.abs(p[1] - down.p[1]) > 3) down.moved = true;
     if (st.mode === "pan") {
@@ -374,7 +535,7 @@ function pointer(st) {
     down.last = p;
     draw(st);
   });
-  window.addEventListener("mouseup", (e) => {
+  window.addEventListener("mouseup", () => {
     if (!down) return;
     const was = down;
     down = null;

@@ -1,0 +1,181 @@
+"""The attention page in real headless Chromium against a real `streamlit run` server: time from an action to
+the main heatmap drawn, and the bytes the server sends, for a bert-base-sized encoder (BertConfig() defaults,
+random weights saved to a temporary folder and loaded as a local model folder, the bundled tokenizer).
+
+    python bench/attention_page.py               # 64, 256 and 512 tokens, median of 3
+    python bench/attention_page.py --quick       # 64 tokens, 1 run
+
+Per length, on one page of one server, after one untimed warm-up of each action:
+- new text: type a new text (Ctrl+Enter) -> the main map of that text drawn (the renderer's own mark:
+  `__esHeatmap.t`, ms since navigation, set after the canvas draw; the clock starts in the page before the key press);
+- layer change: the layer slider moved one step with the keyboard -> the new layer's map drawn; the bytes the
+  browser received over the websocket from the key press until the run finished (`ws_bytes`), and the two
+  payloads (the selected head first, then the layer's other heads with the exact low bytes);
+- head change: a head button clicked in the map -> drawn (in the browser, next animation frame).
+The bare forward pass with attentions (the model's own call, as `es.attention` makes it, on new texts) is timed
+in this process, taking turns with the new-text runs, and every page figure is also given as a multiple of its
+median. Every text is new to the
+server (no cache hits). The JSON records the machine's load average at the start and the end: the machine is
+shared, read the figures with it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import _common
+from attention import bert_base_folder, forward, text_of
+
+import encoderscope as es
+from components.attention import payloads
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server, wait_idle
+
+MAIN = "[...(window.__esHeatmaps || [])].find(r => r.isConnected && /^\\d+:(\\d+|mean)$/.test(r.dataset.esHeatmap || ''))"
+# The old page, measured earlier in Chromium on this machine (issue 15), bert-base size at 512 tokens.
+OLD_PAGE_512 = {"new_text_s": [3.5, 3.9], "layer_change_s": [0.63, 0.71], "head_change_s": 0.65, "forward_s": 0.65}
+
+
+def main_state(page) -> dict | None:
+    return page.evaluate(f"() => {{ const r = {MAIN}; if (!r) return null; const h = r.__esHeatmap; "
+                         "return {tag: r.dataset.esHeatmap, id: h.id, t: h.t, exact: h.exact}; }")
+
+
+def wait_main(page, condition: str, timeout_s: float = 180) -> dict:
+    page.wait_for_function(f"() => {{ const r = {MAIN}; if (!r) return false; const h = r.__esHeatmap; "
+                           f"return {condition}; }}", timeout=timeout_s * 1000)
+    return main_state(page)
+
+
+def settle(page) -> None:
+    """The run finished and the layer's store arrived (the map redrawn with exact values)."""
+    wait_idle(page)
+    wait_main(page, "h.exact")
+
+
+def new_text(page, text: str) -> float:
+    """ms from the key press that submits `text` to the new text's map drawn."""
+    before = main_state(page)["id"]
+    box = page.get_by_label("Text")
+    box.fill(text)
+    t0 = page.evaluate("() => performance.now()")
+    box.press("Control+Enter")
+    drawn = wait_main(page, f"h.id !== {before!r}")
+    settle(page)
+    return drawn["t"] - t0
+
+
+def layer_change(page, frames: list[int]) -> tuple[float, int]:
+    """(ms from the slider key press to the next layer's map drawn, websocket bytes received until idle)."""
+    layer = int(main_state(page)["tag"].split(":")[0])
+    key, target = ("ArrowRight", layer + 1) if layer < 11 else ("ArrowLeft", layer - 1)
+    thumb = page.locator('[data-testid="stSlider"] input[type="range"]').first
+    thumb.focus()
+    frames.clear()
+    t0 = page.evaluate("() => performance.now()")
+    thumb.press(key)
+    drawn = wait_main(page, f"r.dataset.esHeatmap.startsWith('{target}:')")
+    settle(page)
+    return drawn["t"] - t0, sum(frames)
+
+
+def head_change(page, head: str) -> float:
+    """ms from a head button's click to its map drawn (in the browser; measured in the page)."""
+    return page.evaluate(
+        f"""async () => {{
+          const r = {MAIN};
+          const button = r.querySelector('button[data-view="{head}"]');
+          const t0 = performance.now();
+          button.click();
+          await new Promise(ok => requestAnimationFrame(() => ok()));
+          if (!r.dataset.esHeatmap.endsWith(':{head}')) throw new Error('not drawn: ' + r.dataset.esHeatmap);
+          return performance.now() - t0;
+        }}"""
+    )
+
+
+def payload_sizes(model, text: str) -> dict:
+    """Bytes of the two payloads of one layer (the page's own builders), the first one alone being drawn."""
+    res = es.attention(model, text)
+    q = payloads.layer_quantised(res.weights[0])
+    first = payloads.main_map(res, q, 0, "0", "x", "all")
+    store = payloads.layer_store(q, res.num_heads, "x")
+    return {"first_payload_bytes": len(first), "store_payload_bytes": len(store)}
+
+
+def measure(browser, url: str, folder: str, model, tokenizer, n: int, runs: int) -> dict:
+    page = browser.new_page(viewport={"width": 1400, "height": 1100}, device_scale_factor=1)
+    frames: list[int] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: frames.append(len(p))))
+    try:
+        query = urlencode({"model": folder, "text": text_of(tokenizer, n), "layer": 0, "head": 0})
+        page.goto(f"{url}/attention?{query}")
+        wait_main(page, "true", timeout_s=300)  # loads the model
+        settle(page)
+        texts = iter(text_of(tokenizer, n, shift=i + 1) for i in range(2 * runs + 2))
+        forward(model, next(texts))  # warm-up of both
+        new_text(page, next(texts))
+        fwd_times, open_ms = [], []
+        for _ in range(runs):  # taking turns, so the machine's load hits both alike
+            start = time.perf_counter()
+            forward(model, next(texts))
+            fwd_times.append(time.perf_counter() - start)
+            open_ms.append(new_text(page, next(texts)))
+        layer_change(page, frames)  # warm-up
+        layers = [layer_change(page, frames) for _ in range(runs)]
+        head_change(page, "1")  # warm-up
+        heads = [head_change(page, str(h)) for h in range(2, 2 + runs)]
+        wait_idle(page)  # the head change's own rerun (server state, URL)
+        fwd = statistics.median(fwd_times)
+        out = {
+            "tokens": n,
+            "forward_ms": _common.ms(fwd),
+            "new_text_ms": _common.summary_ms([t / 1000 for t in open_ms]),
+            "layer_change_ms": _common.summary_ms([t / 1000 for t, _ in layers]),
+            "head_change_ms": _common.summary_ms([t / 1000 for t in heads]),
+            "ws_bytes_per_layer_change": int(statistics.median(b for _, b in layers)),
+            **payload_sizes(model, text_of(tokenizer, n)),
+        }
+        out["new_text_x_forward"] = round(out["new_text_ms"]["median_ms"] / out["forward_ms"], 2)
+        out["layer_change_x_forward"] = round(out["layer_change_ms"]["median_ms"] / out["forward_ms"], 2)
+        if n == 512:
+            shots = _common.ROOT / "screenshots"
+            shots.mkdir(exist_ok=True)
+            page.screenshot(path=str(shots / "bench_attention_512.png"), full_page=True)
+        return out
+    finally:
+        page.close()
+
+
+def main() -> None:
+    parser = _common.arguments(__doc__, runs=3)
+    parser.add_argument("--lengths", type=int, nargs="+", default=None)
+    args = _common.parse(parser)
+    lengths = args.lengths or ([64] if args.quick else [64, 256, 512])
+    out: dict = {"machine": _common.machine(), "runs": args.runs, "model": "bert-base size (BertConfig(), random)",
+                 "old_page_512_issue_15": OLD_PAGE_512, "results": []}
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = bert_base_folder(Path(tmp) / "bert-base")
+        model = es.load_encoder(folder)  # the same loader as the page: eager attention, eval mode
+        proc, url, _ = start_server()
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+                for n in lengths:
+                    start = time.perf_counter()
+                    out["results"].append(measure(browser, url, folder, model, model.tokenizer, n, args.runs))
+                    out["results"][-1]["bench_s"] = round(time.perf_counter() - start, 1)
+                    _common.progress(out["results"][-1])
+                browser.close()
+        finally:
+            stop_server(proc)
+    _common.emit(out)
+
+
+if __name__ == "__main__":
+    main()

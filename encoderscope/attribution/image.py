@@ -1,0 +1,253 @@
+"""Which patches made the model say this: gradient-weighted attention relevance for images (and captions).
+
+Chefer, Gur & Wolf (2021), "Generic Attention-model Explainability for Interpreting Bi-Modal and Encoder-Decoder
+Transformers". One forward pass with the attention probabilities kept, one backward pass of the explained score
+to them, then per block (first to last)::
+
+    Ā = mean over heads of max(∇A ⊙ A, 0)          [T, T]
+    R ← R + Ā · R                                   R starts as the identity [T, T]
+
+The map is the [CLS] row of R over the patches. SigLIP's vision tower has no [CLS] (it pools with an attention
+head of its own), so its map is the mean row over every token, and `row` says so. The score explained:
+
+- an image classifier (`ImageEncoder` with a head): the logit of `target` (a class index or label; None: the
+  top class);
+- CLIP / SigLIP (`ClipModel`): the image-text logit for the caption `target`; the text tower gets the same rule,
+  read at the token the text tower pools (CLIP: end of text; SigLIP: the last position), over the caption's tokens.
+
+Shapes: T tokens = prefix ([CLS], [DIST], registers) + rows × cols patches; maps are float32 `[rows, cols]`, ≥ 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..vision.classify import logits as classifier_logits
+from ..vision.classify import require_head
+from ..vision.clip import tokenize_texts
+from ..vision.inputs import MAX_TEXT_CHARS, ImageInput, VisionError
+from ..vision.loading import ClipModel, ImageEncoder
+from ..vision.patch_attention import prepare
+from ..vision.preprocess import normalise
+
+
+@dataclass(frozen=True)
+class ImageRelevance:
+    """Why the model gave `score` for `target` on `image`.
+
+    map:         float32 `[rows, cols]` ≥ 0, the relevance of each patch (row `row` of R, patches only)
+    grid:        (rows, cols);  patch_size: pixels per patch side;  image: the RGB picture exactly as encoded
+    target:      the class index explained (classifier) or the caption as read (CLIP/SigLIP)
+    label:       the class name, or the caption
+    score:       the logit explained (class logit; CLIP: cosine · scale; SigLIP: + its bias)
+    probability: the class's softmax probability (classifier), CLIP's/SigLIP's own score for this one caption
+                 (SigLIP: sigmoid of the logit; CLIP: None, a softmax over one caption means nothing)
+    row:         "[CLS]" or "mean" (no [CLS]: the mean row over every token)
+    text_tokens: the caption's tokens (special tokens left out), text_map: float32 `[len(text_tokens)]` ≥ 0
+    notes:       what was done to the input and the target, for the user
+    """
+
+    map: np.ndarray
+    grid: tuple[int, int]
+    patch_size: int
+    image: Image.Image
+    target: int | str
+    label: str
+    score: float
+    probability: float | None = None
+    row: str = "[CLS]"
+    text_tokens: tuple[str, ...] = ()
+    text_map: np.ndarray | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def relevance(attentions: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The Chefer et al. (2021) rule: R = I, then per layer R ← R + mean_h (∇A ⊙ A)⁺ · R. `attentions[l]` and
+    `grads[l]` are `[H, T, T]` (or `[1, H, T, T]`), first layer first; returns R `[T, T]` (float32)."""
+    T = attentions[0].shape[-1]
+    R = torch.eye(T, dtype=torch.float32, device=attentions[0].device)
+    for A, G in zip(attentions, grads, strict=True):
+        A, G = A.reshape(-1, T, T).float(), G.reshape(-1, T, T).float()
+        cam = (G * A).clamp(min=0).mean(dim=0)  # [T, T]
+        R = R + cam @ R
+    return R
+
+
+def _row(R: torch.Tensor, prefix: int, has_cls: bool) -> tuple[np.ndarray, str]:
+    """(patch relevance `[N]`, which row) from R `[T, T]`: the [CLS] row, else the mean row."""
+    row = R[0] if has_cls else R.mean(dim=0)
+    return row[prefix:].detach().cpu().numpy().astype(np.float32), "[CLS]" if has_cls else "mean"
+
+
+def _class_target(enc: ImageEncoder, target, logits: torch.Tensor, notes: list[str]) -> int:
+    """The class index to explain: None -> the top class; a label -> its index; out of range -> the top class,
+    with a note."""
+    top = int(logits.argmax())
+    n = logits.numel()
+    if target is None:
+        return top
+    if isinstance(target, str):
+        wanted = target.strip().lower()
+        for i, label in enumerate(enc.labels):
+            if wanted == label.lower() or wanted in (part.strip().lower() for part in label.split(",")):
+                return i
+        raise VisionError(f"{enc.name!r} has no class named {target[:100]!r}; give a class index 0–{n - 1}.")
+    if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
+        raise VisionError(f"The target must be a class index or label, got {type(target).__name__}.")
+    if not 0 <= int(target) < n:
+        notes.append(f"Class {int(target)} is out of range (0–{n - 1}): explained the top class, {top}, instead.")
+        return top
+    return int(target)
+
+
+def _explain_class(enc: ImageEncoder, image: ImageInput, target, square: bool, max_patches) -> ImageRelevance:
+    enc = require_head(enc)
+    prep = prepare(enc, image, square, max_patches)
+    notes = list(prep.notes)
+    with torch.enable_grad():
+        out = classifier_logits(enc, prep.pixel_values, output_attentions=True)
+        if not out.attentions:
+            raise VisionError(f"{enc.name!r} returned no attention weights (fused attention only).")
+        logits = out.logits[0]
+        index = _class_target(enc, target, logits.detach(), notes)
+        grads = torch.autograd.grad(logits[index], out.attentions)
+    R = relevance([a[0] for a in out.attentions], [g[0] for g in grads])
+    values, row = _row(R, len(enc.prefix_names), bool(enc.prefix_names) and enc.prefix_names[0] == "[CLS]")
+    if row == "mean":
+        notes.append("This model has no [CLS] token: the map is the mean relevance row over every token.")
+    return ImageRelevance(
+        map=np.maximum(values, 0).reshape(prep.grid),
+        grid=prep.grid,
+        patch_size=enc.patch_size,
+        image=prep.image,
+        target=index,
+        label=enc.labels[index] if index < len(enc.labels) else f"class {index}",
+        score=float(logits[index].detach()),
+        probability=float(logits.detach().float().softmax(-1)[index]),
+        row=row,
+        notes=tuple(notes),
+    )
+
+
+def _pooled_index(clip: ClipModel, ids: torch.Tensor) -> int:
+    """The position the text tower pools: SigLIP the last one; CLIP its end-of-text token (the highest id for
+    old configs whose eos_token_id is 2, as transformers does)."""
+    if clip.family == "siglip":
+        return int(ids.numel() - 1)
+    eos = getattr(clip.model.config.text_config, "eos_token_id", None)
+    if eos == 2 or eos is None:
+        return int(ids.argmax())
+    hits = (ids == eos).nonzero()
+    return int(hits[0]) if len(hits) else int(ids.numel() - 1)
+
+
+def _text_side(clip: ClipModel, ids: torch.Tensor, R: torch.Tensor) -> tuple[tuple[str, ...], np.ndarray]:
+    """(caption tokens without special tokens, their relevance `[n]`) read at the pooled position of R."""
+    pooled = _pooled_index(clip, ids)
+    row = R[pooled].detach().cpu().numpy().astype(np.float32)
+    special = set(getattr(clip.tokenizer, "all_special_ids", []) or [])
+    keep = [i for i in range(pooled + 1) if int(ids[i]) not in special] if clip.family == "clip" else [
+        i for i in range(ids.numel()) if int(ids[i]) not in special
+    ]
+    tokens = clip.tokenizer.convert_ids_to_tokens([int(ids[i]) for i in keep])
+    return tuple(str(t) for t in tokens), np.maximum(row[keep], 0)
+
+
+def _explain_caption(clip: ClipModel, image: ImageInput, caption, square: bool, max_patches) -> ImageRelevance:
+    if not isinstance(caption, str) or not caption.strip():
+        raise VisionError("Give the caption to explain as target (CLIP/SigLIP explain an image-text match).")
+    notes: list[str] = []
+    caption = caption.strip()
+    if len(caption) > MAX_TEXT_CHARS:
+        notes.append(f"The caption has {len(caption)} characters; only the first {MAX_TEXT_CHARS} were read.")
+        caption = caption[:MAX_TEXT_CHARS]
+    vision_config = clip.model.config.vision_config
+    prep = prepare(clip, image, square, max_patches, patch=int(vision_config.patch_size))
+    notes = list(prep.notes) + notes
+    text, truncated = tokenize_texts(clip, [caption])
+    if truncated[0]:
+        notes.append(f"The caption is longer than the model reads: cut to {text['input_ids'].shape[1]} tokens.")
+    device = clip.device
+    inputs = {k: v.to(device) for k, v in text.items() if k in ("input_ids", "attention_mask")}
+    pixels = torch.from_numpy(prep.pixel_values).to(device)
+    with torch.enable_grad():
+        out = clip.model(
+            pixel_values=pixels, **inputs, output_attentions=True, interpolate_pos_encoding=not square
+        )
+        image_att = out.vision_model_output.attentions
+        text_att = out.text_model_output.attentions
+        if not image_att or not text_att:
+            raise VisionError(f"{clip.name!r} returned no attention weights (fused attention only).")
+        score = out.logits_per_image[0, 0]
+        grads = torch.autograd.grad(score, (*image_att, *text_att))
+    L = len(image_att)
+    R_image = relevance([a[0] for a in image_att], [g[0] for g in grads[:L]])
+    R_text = relevance([a[0] for a in text_att], [g[0] for g in grads[L:]])
+    siglip = clip.family == "siglip"
+    values, row = _row(R_image, 0 if siglip else 1, not siglip)
+    if siglip:
+        notes.append("SigLIP's image tower has no [CLS] token: the map is the mean relevance row over every patch.")
+    rows, cols = prep.grid
+    tokens, text_map = _text_side(clip, inputs["input_ids"][0].cpu(), R_text)
+    logit = float(score.detach())
+    return ImageRelevance(
+        map=np.maximum(values, 0).reshape(rows, cols),
+        grid=prep.grid,
+        patch_size=int(vision_config.patch_size),
+        image=prep.image,
+        target=caption,
+        label=caption,
+        score=logit,
+        probability=float(torch.sigmoid(torch.tensor(logit))) if siglip else None,
+        row=row,
+        text_tokens=tokens,
+        text_map=text_map,
+        notes=tuple(notes),
+    )
+
+
+def explain_image(
+    model: ImageEncoder | ClipModel,
+    image: ImageInput,
+    target: int | str | None = None,
+    square: bool = False,
+    max_patches: int | None = None,
+) -> ImageRelevance:
+    """Which patches made `model` give its score for `target` on `image` (see the module docstring).
+
+    model: an image classifier from `load_image_encoder` (target: class index, label or None for the top class)
+    or a CLIP/SigLIP model from `load_clip` (target: a caption). square: the processor's own square crop instead
+    of the aspect-preserving input. max_patches: None for the `max_image_patches` setting.
+    """
+    if isinstance(model, ClipModel):
+        return _explain_caption(model, image, target, square, max_patches)
+    return _explain_class(model, image, target, square, max_patches)
+
+
+def deletion_curve(enc: ImageEncoder, rel: ImageRelevance, order: np.ndarray, steps: int = 16) -> np.ndarray:
+    """The deletion test (Petsiuk et al. 2018, as Chefer et al. 2021 use it): the classifier's probability of
+    `rel.target` as the patches are blanked in `order` (patch indices, row-major, first blanked first).
+
+    Point s blanks the first round(s · N / steps) patches of `rel.image` (set to the processor's mean colour:
+    0 after normalisation), s = 0..steps, all in one batch. Returns float32 `[steps + 1]`; a good map makes it
+    fall fast (a small area under the curve, `curve.mean()`)."""
+    enc = require_head(enc)
+    rows, cols = rel.grid
+    order = np.asarray(order, np.int64).ravel()
+    if sorted(order.tolist()) != list(range(rows * cols)):
+        raise ValueError(f"order must be a permutation of the {rows * cols} patch indices.")
+    pixels = normalise(rel.image, enc.processor)[0]  # [3, H, W]
+    p = rel.patch_size
+    batch = np.repeat(pixels[None], steps + 1, axis=0)
+    for s in range(1, steps + 1):
+        for index in order[: round(s * order.size / steps)]:
+            r, c = divmod(int(index), cols)
+            batch[s, :, r * p : (r + 1) * p, c * p : (c + 1) * p] = 0.0
+    with torch.inference_mode():
+        out = classifier_logits(enc, batch)
+    return out.logits.float().softmax(-1)[:, int(rel.target)].cpu().numpy().astype(np.float32)

@@ -1,0 +1,114 @@
+"""The logit lens of a causal decoder (nostalgebraist 2020): what would the model say if it stopped at layer l?
+
+Each layer's hidden state goes through the model's final norm, then its unembedding (the LM head). The last
+hidden state that transformers returns has already been through the final norm, so it goes through the head only
+(checked against the model's own logits; a model whose last state is not normed gets the norm there too).
+Shapes: L layers, T positions, k guesses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ..errors import UserFacingError
+from .inputs import check_text
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
+
+_NORMS = ("norm", "ln_f", "final_layer_norm", "final_layernorm", "final_norm")
+
+
+@dataclass(frozen=True)
+class LogitLens:
+    """tokens:      the input's tokens `[T]`
+    top_tokens:  `[L+1][T][k]` strings, decoded as `decoder.next_tokens` decodes them; row l is layer l's guess
+                 for the token after each position (row 0: the embedding output, row L: the model's output)
+    top_ids:     int `[L+1, T, k]`; top_probs: float32 `[L+1, T, k]`
+    target:      the model's own next token after the last position (decoded); target_id its id
+    target_prob: float32 `[L+1]`, the target's probability read at every layer (last position)
+    notes:       sentences for the user (truncation)
+    """
+
+    tokens: list[str]
+    top_tokens: list
+    top_ids: np.ndarray
+    top_probs: np.ndarray
+    target: str
+    target_id: int
+    target_prob: np.ndarray
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def num_layers(self) -> int:
+        return self.top_probs.shape[0] - 1
+
+
+def final_norm(model: torch.nn.Module) -> torch.nn.Module:
+    """The decoder's final norm (Llama `model.norm`, GPT-2 `transformer.ln_f`, ...), or a UserFacingError."""
+    base = getattr(model, "base_model", model)
+    for owner in (base, getattr(base, "decoder", None), model):
+        for name in _NORMS:
+            module = getattr(owner, name, None) if owner is not None else None
+            if isinstance(module, torch.nn.Module):
+                return module
+    raise UserFacingError(f"Cannot find the final norm of {type(model).__name__}, so the logit lens does not apply.")
+
+
+def decoder_ids(model: LoadedModel, text: str, max_length: int | None = None) -> tuple[torch.Tensor, list[str]]:
+    """`[1, T]` input ids of `text`, keeping the last `max_length` tokens (those next to the guess; default and cap:
+    the model's limit), and notes."""
+    check_text(text)
+    ids = model.tokenizer(text, return_tensors="pt", verbose=False)["input_ids"]
+    limit = min(model.max_length, max_length or model.max_length)
+    notes = []
+    if ids.shape[1] > limit:
+        notes.append(f"The text has {ids.shape[1]} tokens; only the last {limit} were used.")
+        ids = ids[:, -limit:]
+    return ids.to(model.device), notes
+
+
+@torch.inference_mode()
+def logit_lens(model: LoadedModel, text: str, k: int = 5, max_length: int | None = None) -> LogitLens:
+    """The logit lens of `text` under the causal LM `model` (see the module docstring). One forward pass, then
+    one unembedding per layer (memory: one `[T, vocab]` block at a time). Long texts keep their last
+    `max_length` tokens (default: the model's limit), with a note."""
+    if model.kind != "decoder":
+        raise UserFacingError(f"The logit lens needs a causal decoder with an LM head; {model.name} is an encoder.")
+    ids, notes = decoder_ids(model, text, max_length)
+    lm = model.model
+    out = lm(input_ids=ids, output_hidden_states=True)
+    hidden = out.hidden_states  # L+1 x [1, T, D]
+    head, norm = lm.get_output_embeddings(), final_norm(lm)
+    logits = out.logits[0].float()  # [T, V]
+    k = int(max(1, min(k, logits.shape[-1])))
+    target_id = int(logits[-1].argmax())
+    # transformers returns the last hidden state after the final norm; verify instead of assuming
+    last_normed = torch.allclose(head(hidden[-1][0]).float(), logits, atol=1e-3, rtol=1e-4)
+    L1, T = len(hidden), ids.shape[1]
+    top_ids = np.zeros((L1, T, k), np.int64)
+    top_probs = np.zeros((L1, T, k), np.float32)
+    target_prob = np.zeros(L1, np.float32)
+    for layer, h in enumerate(hidden):
+        x = h[0] if (layer == L1 - 1 and last_normed) else norm(h[0])
+        probs = torch.softmax(head(x).float(), dim=-1)  # [T, V]
+        top = torch.topk(probs, k, dim=-1)
+        top_ids[layer], top_probs[layer] = top.indices.cpu().numpy(), top.values.cpu().numpy()
+        target_prob[layer] = float(probs[-1, target_id])
+    decode = model.tokenizer.decode
+    vocab = {int(i): decode([int(i)]) for i in np.unique(top_ids)}
+    top_tokens = [[[vocab[int(i)] for i in top_ids[layer, t]] for t in range(T)] for layer in range(L1)]
+    return LogitLens(
+        tokens=model.tokenizer.convert_ids_to_tokens(ids[0].tolist()),
+        top_tokens=top_tokens,
+        top_ids=top_ids,
+        top_probs=top_probs,
+        target=decode([target_id]),
+        target_id=target_id,
+        target_prob=target_prob,
+        notes=tuple(notes),
+    )

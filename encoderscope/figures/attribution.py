@@ -1,0 +1,153 @@
+"""Figures for attribution: token-pair matrices, shaded tokens, the logit lens. Arrays in, `go.Figure` out.
+
+Signed contributions use one diverging scale (blue negative, white zero, red positive) centred on zero with a
+symmetric range, so a colour means the same thing in every figure of one explanation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..tokens import clean_token
+from .common import FONT, escape_hover, token_axis, token_heatmap
+
+__all__ = ["pair_matrix", "shaded_tokens", "lens_grid", "target_prob_line", "symmetric_range", "DIVERGING"]
+
+DIVERGING = "RdBu_r"  # blue < 0 < red
+LINE = 14  # tokens per line of a shaded text
+
+
+def symmetric_range(*arrays: np.ndarray) -> float:
+    """The largest |value| over `arrays` (1e-12 when all are zero), for a zero-centred colour range."""
+    top = max((float(np.nanmax(np.abs(a))) for a in arrays if np.size(a)), default=0.0)
+    return top if top > 0 else 1e-12
+
+
+def pair_matrix(pairs: np.ndarray, tokens_a: list[str], tokens_b: list[str], title: str = "") -> go.Figure:
+    """The token×token terms `[Ta, Tb]` of an exact decomposition (they sum to the cosine); rows are text A."""
+    m = symmetric_range(pairs)
+    return token_heatmap(
+        pairs,
+        tokens_a,
+        tokens_b,
+        zmin=-m,
+        zmax=m,
+        colorscale=DIVERGING,
+        value_name="term",
+        title=title,
+        row_title="text A token",
+        col_title="text B token",
+    )
+
+
+def shaded_tokens(texts: list[tuple[str, list[str], np.ndarray]], title: str = "", value_name: str = "contribution") -> go.Figure:
+    """Each text as its tokens, wrapped into lines of `LINE` tokens, every cell shaded by its signed score.
+
+    `texts`: (label, tokens `[T]`, scores `[T]`) per text. One heatmap: z holds the scores (NaN past a text's end),
+    the cell text the cleaned token; hover reads "label · #i token: value". The colour bar is the legend.
+    """
+    rows_z, rows_text, rows_hover, ticks = [], [], [], []
+    for label, tokens, scores in texts:
+        scores = np.asarray(scores, dtype=np.float64)
+        assert len(tokens) == len(scores), f"{len(tokens)} tokens vs {len(scores)} scores"
+        for start in range(0, max(len(tokens), 1), LINE):
+            z = np.full(LINE, np.nan)
+            text, hover = [""] * LINE, [""] * LINE
+            for c, i in enumerate(range(start, min(start + LINE, len(tokens)))):
+                shown = escape_hover(clean_token(tokens[i]).strip()) or "␣"
+                z[c], text[c] = scores[i], shown
+                hover[c] = f"{escape_hover(label)} · #{i} {shown}: {scores[i]:+.4f}"
+            ticks.append(escape_hover(label) if start == 0 else "")
+            rows_z.append(z)
+            rows_text.append(text)
+            rows_hover.append(hover)
+    m = symmetric_range(*[np.asarray(s, dtype=np.float64) for _, _, s in texts])
+    trace = go.Heatmap(
+        z=np.array(rows_z, dtype=np.float32),
+        text=rows_text,
+        customdata=rows_hover,
+        texttemplate="%{text}",
+        textfont=dict(size=12),
+        zmin=-m,
+        zmax=m,
+        colorscale=DIVERGING,
+        xgap=2,
+        ygap=6,
+        hovertemplate="%{customdata}<extra></extra>",
+        hoverongaps=False,
+        colorbar=dict(title=dict(text=value_name, side="right"), thickness=12),
+    )
+    layout = dict(
+        title=dict(text=title, x=0, xanchor="left") if title else None,
+        height=int(60 + 44 * len(rows_z)) + (30 if title else 0),
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        font=FONT,
+        plot_bgcolor="white",
+        xaxis=dict(visible=False),
+        yaxis=dict(
+            tickmode="array", tickvals=list(range(len(ticks))), ticktext=ticks, autorange="reversed", showgrid=False
+        ),
+    )
+    return go.Figure(data=[trace], layout=layout)
+
+
+def lens_grid(top_tokens: list, top_probs: np.ndarray, tokens: list[str], title: str = "") -> go.Figure:
+    """The logit lens as a layers × positions grid: colour = the top token's probability (0–1), cell text = the
+    top token, hover = the top k with probabilities. `top_tokens` `[L+1][T][k]`, `top_probs` `[L+1, T, k]`;
+    row 0 is the embedding output, the last row the model's own prediction."""
+    L1, T, k = top_probs.shape
+    text = [[escape_hover(clean_token(top_tokens[layer][t][0]).strip()) or "␣" for t in range(T)] for layer in range(L1)]
+    hover = [
+        [
+            f"layer {layer} · after {escape_hover(clean_token(tokens[t]))!s}<br>"
+            + "<br>".join(
+                f"{escape_hover(repr(top_tokens[layer][t][j]))} {top_probs[layer, t, j]:.3f}" for j in range(k)
+            )
+            for t in range(T)
+        ]
+        for layer in range(L1)
+    ]
+    trace = go.Heatmap(
+        z=top_probs[:, :, 0].astype(np.float32),
+        text=text,
+        customdata=hover,
+        texttemplate="%{text}" if L1 * T <= 2400 else None,
+        textfont=dict(size=10),
+        zmin=0.0,
+        zmax=1.0,
+        colorscale="Blues",
+        hovertemplate="%{customdata}<extra></extra>",
+        colorbar=dict(title=dict(text="top-1 prob", side="right"), thickness=12),
+    )
+    layout = dict(
+        title=dict(text=title, x=0, xanchor="left") if title else None,
+        height=int(np.clip(120 + 18 * L1, 360, 900)),
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        font=FONT,
+        xaxis=token_axis(tokens, title=dict(text="position (the guess is for the token after it)")),
+        yaxis=dict(title=dict(text="layer"), autorange="reversed", dtick=max(1, L1 // 10)),
+    )
+    return go.Figure(data=[trace], layout=layout)
+
+
+def target_prob_line(target_prob: np.ndarray, target: str) -> go.Figure:
+    """The probability of the model's final next token `target`, read at every layer `[L+1]`."""
+    layers = np.arange(len(target_prob))
+    shown = escape_hover(repr(target))
+    trace = go.Scatter(
+        x=layers,
+        y=np.asarray(target_prob, dtype=np.float32),
+        mode="lines+markers",
+        line=dict(color="#4f46e5"),
+        hovertemplate=f"layer %{{x}}: P({shown}) = %{{y:.4f}}<extra></extra>",
+    )
+    layout = dict(
+        title=dict(text=f"When does the model know {shown}?", x=0, xanchor="left"),
+        height=320,
+        margin=dict(l=10, r=10, t=40, b=10),
+        font=FONT,
+        xaxis=dict(title=dict(text="layer (0 = embeddings)"), dtick=max(1, len(layers) // 15)),
+        yaxis=dict(title=dict(text=f"P({shown})"), range=[0, 1.02]),
+    )
+    return go.Figure(data=[trace], layout=layout)
