@@ -217,3 +217,19 @@ def test_clicking_a_thumbnail_focuses_that_head(page, app_url):
     wait_idle(page)
     assert "layer=3" in page.url and "head=5" in page.url
     assert exception_boxes(page) == 0
+
+
+def test_clicking_a_row_focuses_that_token(page, app_url, encoder):
+    # Bug caught: a row click focusing another token (row/column or index mix-up), or doing nothing.
+    text = "The bank of the river was steep."
+    _open_main(page, app_url, urlencode({"text": text, "layer": 0, "head": 0}))
+    res = es.attention(encoder, text)
+    i = res.tokens.index("river")
+    drawn = _main(page)[0]
+    g = drawn["geometry"]
+    box = page.locator(".esh-wrap[data-es-heatmap='0:0'] canvas").bounding_box()
+    page.mouse.click(box["x"] + g["x0"] + 0.5 * g["cw"], box["y"] + g["y0"] + (i + 0.5) * g["ch"])
+    wait_for_heatmap(page, f"h.tag === 'focus:{i}'")
+    wait_idle(page)
+    focus = heatmap_tagged(page, r"^focus:")
+    np.testing.assert_allclose(focus["values"], es.token_focus(res, i), atol=COLOUR)

@@ -150,7 +150,10 @@ function toolbar(st) {
 // A head change in the browser: draw from the blocks already here, write the URL, then tell the server.
 function selectView(st, v) {
   if (v === st.view) return;
-  if (!block(st, "hi", v)) return; // not here yet: the store is on its way
+  if (!block(st, "hi", v)) {
+    st.setTriggerValue("view", v); // not here (yet): the server sends that head as the first payload
+    return;
+  }
   st.view = v;
   st.pending = v;
   toolbar(st);
