@@ -3,12 +3,18 @@ payload size, and the server's memory, at 100k and 1M points; plotly Scattergl o
 
     python bench/atlas_page.py            # 100k and 1M (a few minutes: writes two atlases, starts servers)
     python bench/atlas_page.py --quick    # 20k only, no plotly
+    python bench/atlas_page.py --atlas /tmp/realbench/debian --sizes   # a built atlas only (bench/atlas.py --real)
 
 "Drawn" is the renderer's own mark: after the first gl.drawArrays of all points and gl.finish(), it sets
 `data-drawn` on the canvas and `window.__atlasDrawn` (ms since navigation start). Each size is opened twice on
 one server: `cold` reads the atlas and builds the payload; `warm` finds both cached (a second visitor).
 Positions: a seeded mixture of 50 Gaussian blobs; texts ~100 characters; vectors 16-d (the page maps them but
 never reads them unless a search runs, so their width does not change these figures).
+
+Legibility, from the renderer's data-es-* hooks after its draws (every size, and `--atlas DIR`, a built atlas):
+labels drawn at the opening view and their pairwise overlaps (goal 0); the opening view against the 1st-99th
+percentile box; and, over 5 wheel zooms, the time from the wheel event to labels re-placed (the draw that
+follows it: points, labels, hooks; median) with the label placement alone (`data-es-label-ms`).
 """
 
 from __future__ import annotations
@@ -95,12 +101,81 @@ def open_timed(browser, url: str, selector: str, js_mark: str | None, shot: Path
         page.close()
 
 
+def _hooks(page) -> dict:
+    root = page.locator(".atlas-wrap")
+    return {k: root.get_attribute(f"data-es-{k}") for k in ("labels", "view", "hits", "label-ms", "draws")}
+
+
+def legibility(browser, url: str, name: str, points: pd.DataFrame, shot: Path | None) -> dict:
+    """Labels and overlaps at the opening view, the view against the percentile box, zoom -> labels re-placed."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1100}, device_scale_factor=1)
+    try:
+        page.goto(f"{url}/atlas?atlas={name}")
+        page.wait_for_selector(f"canvas.atlas-gl[data-drawn='{len(points)}']", timeout=180_000)
+        page.wait_for_timeout(1000)
+        hooks = _hooks(page)
+        labels = json.loads(hooks["labels"])
+        overlaps = sum(1 for i, a in enumerate(labels) for b in labels[i + 1 :]
+                       if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])
+        box = [float(np.percentile(points[c], q)) for c in ("x", "y") for q in (1, 99)]
+        view = json.loads(hooks["view"])
+        out = {"labels_at_opening_view": len(labels), "label_overlaps": overlaps,
+               "view": [round(v, 3) for v in view], "p1_p99_box": [round(v, 3) for v in box]}
+        if shot:
+            page.screenshot(path=str(shot))
+        canvas = page.locator("canvas.atlas-gl").bounding_box()
+        page.mouse.move(canvas["x"] + canvas["width"] * 0.45, canvas["y"] + canvas["height"] * 0.5)
+        times, place = [], []
+        for _ in range(5):
+            before = int(_hooks(page)["draws"])
+            # the wheel event and the wait for the next draw's hooks both in the page: one clock
+            ms = page.evaluate(
+                """([x, y, before]) => new Promise((done) => {
+                     const root = document.querySelector('.atlas-wrap') ||
+                       [...document.querySelectorAll('*')].map((e) => e.shadowRoot?.querySelector('.atlas-wrap')).find(Boolean);
+                     const stage = root.querySelector('.atlas-stage');
+                     const t0 = performance.now();
+                     stage.dispatchEvent(new WheelEvent('wheel', {deltaY: -240, clientX: x, clientY: y, bubbles: true, cancelable: true}));
+                     const poll = () => Number(root.getAttribute('data-es-draws')) > before
+                       ? done(performance.now() - t0) : requestAnimationFrame(poll);
+                     poll();
+                   })""",
+                [canvas["x"] + canvas["width"] * 0.45, canvas["y"] + canvas["height"] * 0.5, before],
+            )
+            times.append(ms)
+            place.append(float(_hooks(page)["label-ms"]))
+        zoomed = json.loads(_hooks(page)["labels"])
+        out.update(zoom_to_labels_replaced_ms=_common.summary_ms([t / 1000 for t in times]),
+                   label_placement_ms_median=round(float(np.median(place)), 2),
+                   labels_after_5_zooms=len(zoomed))
+        return out
+    finally:
+        page.close()
+
+
+def built_atlas(browser, folder: Path) -> dict:
+    """Legibility figures for an atlas already built (its folder's parent is served as the atlas folder)."""
+    folder = folder.resolve()
+    proc, url = start_atlas_server(folder.parent, Path(tempfile.mkdtemp(prefix="atlas_bench_")))
+    try:
+        points = pd.read_parquet(folder / "points.parquet", columns=["x", "y"])
+        row = {"n": len(points), "first_open": open_timed(browser, f"{url}/atlas?atlas={folder.name}",
+                                                          f"canvas.atlas-gl[data-drawn='{len(points)}']",
+                                                          "() => window.__atlasDrawn", None, 180)}
+        row.update(legibility(browser, url, folder.name, points, Path("/tmp/shots") / f"atlas_{folder.name}.png"))
+        row["server_rss_mb"] = rss_mb(proc.pid)
+        return row
+    finally:
+        stop_server(proc)
+
+
 def main() -> None:
     parser = _common.arguments(__doc__, runs=None)
-    parser.add_argument("--sizes", type=int, nargs="+", default=None)
+    parser.add_argument("--sizes", type=int, nargs="*", default=None)
     parser.add_argument("--no-plotly", action="store_true")
+    parser.add_argument("--atlas", type=Path, default=None, help="also measure this built atlas folder")
     args = _common.parse(parser)
-    sizes = args.sizes or ([20_000] if args.quick else [100_000, 1_000_000])
+    sizes = args.sizes if args.sizes is not None else ([20_000] if args.quick else [100_000, 1_000_000])
     shots = Path("/tmp/shots")
     shots.mkdir(exist_ok=True)
     out: dict = {
@@ -134,6 +209,9 @@ def main() -> None:
                         )
                         _common.progress({n: row})
                     row["server_rss_after_mb"] = rss_mb(proc.pid)
+                    points = pd.read_parquet(work / "atlases" / name / "points.parquet", columns=["x", "y"])
+                    row["legibility"] = legibility(browser, url, name, points, None)
+                    _common.progress({n: row})
                 finally:
                     stop_server(proc)
                 if n == 100_000 and not args.no_plotly:
@@ -157,6 +235,8 @@ def main() -> None:
                         stop_server(proc)
                 out["sizes"][n] = row
                 shutil.rmtree(work / "atlases" / name)
+            if args.atlas:
+                out["atlas"] = built_atlas(browser, args.atlas)
             browser.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)

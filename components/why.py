@@ -78,10 +78,12 @@ def explain_view(
 def draw(ex: es.SimilarityExplanation, key: str) -> None:
     """The cosine, method and completeness; the token×token matrix (exact method); both texts shaded by their
     tokens' signed contributions; notes; a CSV of the token scores."""
+    name = "exact decomposition" if ex.method == "decomposition" else f"integrated gradients, {ex.steps} steps"
     c1, c2, c3 = st.columns(3)
     c1.metric("Cosine", f"{ex.cosine:.4f}")
-    c2.metric("Method", "exact decomposition" if ex.method == "decomposition" else f"integrated gradients ({ex.steps} steps)")
-    c3.metric("Completeness error", "0 (exact)" if ex.method == "decomposition" else f"{ex.completeness:.2%}")
+    c2.metric("Completeness error", "0 (exact)" if ex.method == "decomposition" else f"{ex.completeness:.2%}")
+    c3.metric("Tokens", f"{len(ex.tokens_a)} × {len(ex.tokens_b)}")
+    st.markdown(f"**Method:** {name} ({ui.escape_markdown(ex.pooling)} pooling)")
     for note in ex.notes:
         st.caption(ui.escape_markdown(note))
     if ex.method == "decomposition":

@@ -4,6 +4,10 @@ Why: every server session runs in its own thread, and torch, numba and BLAS each
 call; eight users on two cores then run dozens of threads at once and the machine thrashes. The pool runs at
 most `workers` jobs at once, each with `threads` intra-op threads, so that workers × threads ≤ cores.
 
+- **A job alone uses the whole machine.** A short job that starts on an idle pool with nothing queued behind it gets
+  min(cores, workers × threads) threads (one user alone is as fast as without the pool) and holds that many
+  thread slots while it runs: the next job waits for it instead of oversubscribing the cores.
+
 - **In order.** Jobs start first come, first served; :meth:`Pool.position` says how many wait ahead of one.
 - **Lanes.** A job in the ``"long"`` lane (a 10^4-sentence corpus, a large projection) may only take
   `long_workers` workers (default workers - 1), so short jobs always find a free worker soon.
@@ -52,7 +56,7 @@ def cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-_LIMITED: dict[int, int] = {}  # thread id -> sys.modules size when its limits were last set
+_LIMITED: dict[int, tuple[int, int]] = {}  # thread id -> (threads, sys.modules size) when its limits were last set
 
 
 def limit_threads(n: int) -> None:
@@ -69,7 +73,7 @@ def limit_threads(n: int) -> None:
     if "numba" in sys.modules:
         numba = sys.modules["numba"]
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    seen = len(sys.modules)
+    seen = (n, len(sys.modules))
     if _LIMITED.get(threading.get_ident()) != seen:  # threadpoolctl scans every loaded library: do it on change
         from threadpoolctl import threadpool_limits
 
@@ -89,6 +93,7 @@ class Job:
     lane: str
     number: int
     reporting: bool = False  # call fn with progress=self.report
+    threads: int = 0  # intra-op threads it runs with (set when it starts)
     submitted: float = field(default_factory=time.monotonic)
     started: float | None = None
     finished: float | None = None
@@ -140,13 +145,16 @@ class _Worker:
 class Pool:
     """At most `workers` jobs at once (default: one per core), each limited to `threads` intra-op threads
     (default cores // workers, at least 1); `long_workers` caps the long lane (default workers - 1, at least 1);
-    `timeout` (seconds, None = no limit) bounds one job's run time. Threads start with the first job."""
+    `timeout` (seconds, None = no limit) bounds one job's run time; `burst`: a job alone on an idle pool gets
+    `solo_threads` = min(cores, workers × threads) threads. Threads start with the first job."""
 
     def __init__(self, workers: int | None = None, *, long_workers: int | None = None, threads: int | None = None,
-                 timeout: float | None = 120.0):
+                 timeout: float | None = 120.0, burst: bool = True):
         self.workers = max(1, workers or cores())
         self.long_workers = max(1, min(self.workers, long_workers or self.workers - 1))
         self.threads = max(1, threads or cores() // self.workers)
+        self.slots = self.workers * self.threads  # thread slots: the running jobs' threads never add up to more
+        self.solo_threads = max(self.threads, min(cores(), self.slots)) if burst else self.threads
         self.timeout = timeout
         self._cond = threading.Condition()
         self._queue: list[Job] = []
@@ -251,10 +259,20 @@ class Pool:
         return sum(job.lane == "long" for job in self._running)
 
     def _next(self) -> Job | None:
-        """(Under the lock.) Pop the first queued job that may start: a long one only below the long-lane cap."""
+        """(Under the lock.) Pop the first queued job that may start, with its thread count set: a long one only
+        below the long-lane cap, and only when its threads fit in the free slots (so a job running alone with
+        every core holds back the next until it ends)."""
+        if not self._queue:
+            return None
+        # a long job never bursts: holding every slot for minutes would make the short jobs wait
+        alone = not self._running and len(self._queue) == 1 and self._queue[0].lane == "short"
+        threads = self.solo_threads if alone else self.threads
+        if sum(job.threads for job in self._running) + threads > self.slots:
+            return None
         long_free = self._long_running() < self.long_workers
         for i, job in enumerate(self._queue):
             if job.lane == "short" or long_free:
+                job.threads = threads
                 return self._queue.pop(i)
         return None
 
@@ -271,7 +289,7 @@ class Pool:
                         self._cond.wait()
                 job.state, job.started = RUNNING, time.monotonic()
                 self._running[job] = worker
-            limit_threads(self.threads)
+            limit_threads(job.threads)
             try:
                 kwargs = {**job.kwargs, "progress": job.report} if job.reporting else job.kwargs
                 result, error = job.fn(*job.args, **kwargs), None
@@ -298,8 +316,8 @@ class Pool:
                         self._running.pop(job)
                         self._forget(job)
                         job.error = JobTimeout(
-                            f"This {job.kind} took more than {self.timeout:g} s, the limit on this server, and was "
-                            "stopped waiting for. Try a smaller input, or try again when the server is less busy."
+                            f"This {job.kind} took more than {self.timeout:g} s, the limit on this server, so the "
+                            "server stopped waiting for it. Try a smaller input, or try again when it is less busy."
                         )
                         self._finish(job, TIMED_OUT)
                         worker.retired = True

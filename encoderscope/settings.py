@@ -52,6 +52,7 @@ class Settings:
     atlas_upload_bytes: int = 200_000_000  # an uploaded points.parquet: uncompressed bytes of the columns read
     atlas_hover_points: int = 100_000  # up to this many points, the map gets each text for hover
     atlas_build_queue: int = 8  # background atlas builds waiting their turn (one runs at a time per server)
+    attribution_batch_tokens: int = 1024  # SmolLM2-135M: about 1.2 MB of saved activations per token
 
 
 _PUBLIC_DEFAULTS = dict(
@@ -70,7 +71,7 @@ _PUBLIC_DEFAULTS = dict(
     allow_local_paths=False,
     attribution_max_tokens=64,
     attribution_max_steps=16,
-    attribution_batch_tokens=1024,
+    attribution_batch_tokens=256,
     atlas_dir="",  # public: no server folder unless the operator names one (uploads only)
     atlas_upload_bytes=20_000_000,
     atlas_hover_points=20_000,

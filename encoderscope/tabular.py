@@ -116,13 +116,50 @@ def _delimiter(text: str) -> str:
     return sniffed if sniffed in in_header else max(in_header, key=in_header.get)
 
 
+def parse_delimited(text: str, max_rows: int | None = None, bad_lines: str = "skip") -> tuple[pd.DataFrame, list[str], str, int]:
+    """The one reader of delimited corpora (the Embeddings page and `atlas build` both use it, so they agree on
+    rows and ids): `text` -> (frame `[rows, columns]` of str, the header as in the file, the delimiter, the
+    number of skipped bad lines). Sniffs `,` `;` tab `|`; quoted newlines are kept; blank lines are rows.
+
+    `bad_lines`: "skip" (rows with more fields than the header are counted and skipped) or "error" (raise
+    UploadError naming the line of the first one). `max_rows`: read at most this many data rows (None: all)."""
+    sep = _delimiter(text)
+    csv.field_size_limit(max(len(text), 131_072))  # a huge quoted field is bounded by the text itself
+    skipped: list[int] = []
+
+    def skip(fields: list[str]) -> None:
+        skipped.append(len(fields))
+
+    try:
+        # header=None: the header row comes back verbatim (pandas would rename repeats to "a.1" and empty
+        # names to "Unnamed: 1", and keep "a" and "a " apart); unique_names does it explicitly.
+        raw = pd.read_csv(
+            io.StringIO(text),
+            sep=sep,
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=False,
+            nrows=None if max_rows is None else max_rows + 1,  # + the header row
+            engine="python",
+            on_bad_lines="error" if bad_lines == "error" else skip,  # pandas' error names the line
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error, ValueError) as err:
+        raise UploadError(f"Could not read the file as CSV: {(str(err).splitlines() or [''])[0][:200]}") from err
+    if raw.shape[1] == 0 or len(raw) < 1:
+        raise UploadError("The CSV has no data rows.")
+    header = ["" if pd.isna(name) else str(name) for name in raw.iloc[0]]
+    return raw.iloc[1:].reset_index(drop=True), header, sep, len(skipped)
+
+
 @_as_upload_error("the file as CSV")
 def read_csv(data: bytes, max_bytes: int | None = None, max_rows: int | None = None) -> Table:
-    """A CSV/TSV upload as a `[rows, columns]` DataFrame of strings. Sniffs `,` `;` tab `|`; quoted newlines
-    are kept; empty rows are dropped; over `max_rows` rows the first rows are kept, with a notice.
+    """A CSV/TSV upload as a `[rows, columns]` DataFrame of strings, through `parse_delimited` (the reader
+    `atlas build` uses too). Empty rows are dropped; over `max_rows` rows the first rows are kept, with a
+    notice; rows with more fields than the header are skipped, with a notice.
 
     Column names are the header's, stripped and made unique (see :func:`unique_names`), so `frame[name]` is
-    always one column. Rows with more fields than the header are skipped.
+    always one column.
     """
     conf = settings.get()
     max_bytes = conf.max_csv_bytes if max_bytes is None else max_bytes
@@ -134,34 +171,19 @@ def read_csv(data: bytes, max_bytes: int | None = None, max_rows: int | None = N
     if _looks_binary(data):
         raise UploadError("This does not look like a CSV file (it contains binary data).")
     text, notices = decode_text(data)
-    sep = _delimiter(text)
-    csv.field_size_limit(max_bytes)  # a huge quoted field is bounded by the file size limit
-    try:
-        # header=None: the header row comes back verbatim (pandas would rename repeats to "a.1" and empty
-        # names to "Unnamed: 1", and keep "a" and "a " apart); unique_names below does it explicitly.
-        raw = pd.read_csv(
-            io.StringIO(text),
-            sep=sep,
-            header=None,
-            dtype=str,
-            keep_default_na=False,
-            skip_blank_lines=True,
-            nrows=max_rows + 2,  # the header row and one row past the cap (to tell the user)
-            engine="python",
-            on_bad_lines="skip",
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error, ValueError) as err:
-        raise UploadError(f"Could not read the file as CSV: {(str(err).splitlines() or [''])[0][:200]}") from err
-    if raw.shape[1] == 0 or len(raw) < 2:
-        raise UploadError("The CSV has no data rows.")
-    header = ["" if pd.isna(name) else str(name) for name in raw.iloc[0]]
+    # blank lines are read as rows and dropped below: read a little past the cap so that they do not count
+    frame, header, sep, skipped = parse_delimited(text, max_rows=max_rows + 1 + text.count("\n\n"))
     names, renamed = unique_names(header)
     notices += renamed
-    frame = raw.iloc[1:].set_axis(names, axis=1)
-    frame = frame[~(frame.apply(lambda col: col.str.strip()) == "").all(axis=1)]  # rows that are all empty
+    frame = frame.set_axis(names, axis=1)
+    frame = frame[~(frame.apply(lambda col: col.fillna("").str.strip()) == "").all(axis=1)]  # rows that are all empty
+    if frame.empty:
+        raise UploadError("The CSV has no data rows.")
     if len(frame) > max_rows:
         frame = frame.head(max_rows)
         notices.append(f"The file has more than {max_rows:,} rows; the first {max_rows:,} are used.")
+    if skipped:
+        notices.append(f"{skipped:,} row(s) with more fields than the header were skipped.")
     if sep != ",":
         notices.append(f"Detected {'tab' if sep == chr(9) else repr(sep)} as the delimiter.")
     return Table(frame.reset_index(drop=True), notices, header)

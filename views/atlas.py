@@ -16,7 +16,7 @@ if opened is None:
 views.summary(opened)
 hits = views.search(opened)
 result, shape = views.atlas_view(opened, hits)
-if hits is not None:
-    views.show_hits(hits)
+picked = views.show_hits(hits) if hits is not None else None
 views.clicked_point(opened, result)
+views.why_hit(opened, hits, result, picked)
 views.selection_table(opened, shape)

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from components import resources, ui
-from components.masks import views
+from components.masks import inside, views
 from encoderscope.tokens import display_tokens
 
 DEFAULT_TEXT = "The bank was steep and muddy near the river."
@@ -100,3 +100,14 @@ if dec_res.truncated:
         f"first {MAX_TOKENS}, the next-token guess reads the last {min(decoder.max_length, dec_res.n_input_tokens)}."
     )
 views.decoder_side_by_side(runs["causal" if trained_causal else "bidirectional"], encoder.name, dec_res, decoder, predictions)
+
+st.header("5 · Inside the decoder")
+st.caption(
+    "When does the decoder know its answer, and which words made it? The logit lens reads every layer's guess; "
+    "integrated gradients attribute the final guess to the input tokens."
+)
+lens_tab, attr_tab = st.tabs(["Logit lens", "Which tokens made the guess?"])
+with lens_tab:
+    inside.logit_lens(dec_ref, dec_rev, text, MAX_TOKENS)
+with attr_tab:
+    inside.token_attribution(dec_ref, dec_rev, text)

@@ -57,9 +57,9 @@ relevance = None
 if top:
     attention_column, why_column = st.columns(2)
     with attention_column:
-        values = vision_views.overlay(views, view, opacity)
+        values = vision_views.overlay(views, view, opacity, vision_views.SIDE_HEIGHT)
     with why_column:
-        relevance = why.why(picked, views, digest, square, data, top, opacity)
+        relevance = why.why(picked, views, digest, square, data, top, opacity, vision_views.SIDE_HEIGHT)
     why.classes(top)
 else:
     values = vision_views.overlay(views, view, opacity)

@@ -1,19 +1,25 @@
 """Background `atlas build` jobs started from the Embeddings page when a corpus is above its cap.
 
-Only where local paths are allowed (never in public mode) and an atlas folder is set. A job writes the full
-corpus to `<atlas_dir>/.jobs/<name>/corpus.parquet`, runs `python -m encoderscope atlas build` on it in its own
-process (output in `build.log` beside it) and writes the atlas to `<atlas_dir>/<name>`, which the Atlas page
-lists. Jobs live in a per-server registry (cache.job_registry): one build per name at a time.
+Only where local paths are allowed (never in public mode) and an atlas folder is set. A job writes the corpus
+to `<atlas_dir>/.jobs/<name>/`: an uploaded file exactly as uploaded (so `atlas build` reads it with its own
+reader, the one the page uses too: the same rows and ids as the CLI), typed sentences as corpus.parquet. It
+runs `python -m encoderscope atlas build` on it in its own process (output in `build.log` beside it) and
+writes the atlas to `<atlas_dir>/<name>`, which the Atlas page lists.
+
+One build runs at a time per server (each one embeds on every core); others wait in a queue, in order, and
+the page says so. When a build ends, finished or failed, its last log lines are kept in memory and its .jobs
+folder is removed. Jobs live in a per-server registry (cache.job_registry); one per name at a time.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -40,31 +46,44 @@ class JobError(UserFacingError):
 
 @dataclass
 class Source:
-    """The whole corpus (before the page's cap): texts `[N]`, labels `[N]` or None, and its file's name."""
+    """The whole corpus (before the page's cap): texts `[N]`, labels `[N]` or None, and its file's name; for an
+    uploaded file also its bytes and columns, so the build reads the file itself (see the module docstring)."""
 
     filename: str
     texts: list[str]
     labels: list[str] | None = None
+    data: bytes | None = None
+    text_column: str = "text"
+    label_column: str | None = None
+
+
+@dataclass(frozen=True)
+class Status:
+    state: str  # "queued", "running", "done" or "failed"
+    stage: str | None  # the builder's latest stage
+    fraction: float | None  # of the whole build, 0..1, when a stage has reported
+    lines: list[str]  # the log's last lines that are not progress bars (queued: the builds ahead)
 
 
 @dataclass
 class Job:
     name: str
-    process: subprocess.Popen
-    folder: Path  # the job folder: corpus.parquet and build.log
+    process: subprocess.Popen | None  # None while queued
+    folder: Path  # the job folder: the corpus and build.log (removed when the build ends)
     out: Path  # the atlas folder it writes
+    command: list[str] = field(default_factory=list)
+    ended: threading.Event = field(default_factory=threading.Event)  # set once it ended and was cleaned up
+    code: int | None = None  # exit status, once ended
+    final: Status | None = None  # the status at the end (the log is gone with the folder)
 
     @property
     def log(self) -> Path:
         return self.folder / "build.log"
 
-
-@dataclass(frozen=True)
-class Status:
-    state: str  # "running", "done" or "failed"
-    stage: str | None  # the builder's latest stage
-    fraction: float | None  # of the whole build, 0..1, when a stage has reported
-    lines: list[str]  # the log's last lines that are not progress bars
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Block until the build ended and its folder was removed; returns its exit status."""
+        self.ended.wait(timeout)
+        return self.code
 
 
 def available() -> bool:
@@ -88,44 +107,118 @@ def _atlas_root() -> Path:
 
 
 def start(name: str, source: Source, model: str | None, revision: str | None, pooling: str) -> Job:
-    """Write the corpus and start `atlas build` for it in the background; raises JobError."""
+    """Write the corpus and queue `atlas build` for it (it starts at once when no other build runs); raises
+    JobError."""
     if not available():
         raise JobError("This server does not build atlases: local paths are off or no atlas folder is set.")
     if not name or name != job_name(name):
         raise JobError("Name the atlas with letters, digits, - and _ only.")
     with _LOCK:
-        running = registry().get(name)
-        if running is not None and running.process.poll() is None:
+        current = registry().get(name)
+        if current is not None and not current.ended.is_set():
             raise JobError(f"An atlas named {name!r} is already being built; wait for it or pick another name.")
+        if len(_queued()) >= settings.get().atlas_build_queue:
+            raise JobError(f"{len(_queued())} atlas builds are already waiting on this server; try again later.")
         root = _atlas_root()
         folder, out = root / JOBS / name, root / name
         try:
+            shutil.rmtree(folder, ignore_errors=True)  # a folder left by a server killed mid-build
             folder.mkdir(parents=True, exist_ok=True)
-            columns = {"text": source.texts} | ({"label": source.labels} if source.labels is not None else {})
-            # Parquet, not CSV: texts with newlines, quotes or separators arrive exactly as the page read them
-            pd.DataFrame(columns).to_parquet(folder / "corpus.parquet", index=False)
-            command = [sys.executable, "-m", "encoderscope", "atlas", "build", str(folder / "corpus.parquet"),
-                       "--text-column", "text", "--out", str(out), "--pooling", pooling]
-            if source.labels is not None:
-                command += ["--label-column", "label"]
-            if model:
-                command += ["--model", model]
-            if revision:
-                command += ["--revision", revision]
-            with open(folder / "build.log", "wb") as log:
-                # own session: a page rerun or a closed tab never interrupts it; the env keeps HF_HUB_OFFLINE
-                process = subprocess.Popen(
-                    command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
-                )
+            corpus, (text_column, label_column) = _write_corpus(folder, source)
         except OSError as err:
-            raise JobError(f"Could not start the atlas build in the atlas folder: {err.strerror or err}.") from err
-        job = registry()[name] = Job(name, process, folder, out)
+            raise JobError(f"Could not write the corpus in the atlas folder: {err.strerror or err}.") from err
+        command = [sys.executable, "-m", "encoderscope", "atlas", "build", str(corpus), "--text-column", text_column,
+                   "--out", str(out), "--pooling", pooling]
+        if label_column:
+            command += ["--label-column", label_column]
+        if model:
+            command += ["--model", model]
+        if revision:
+            command += ["--revision", revision]
+        job = registry()[name] = Job(name, None, folder, out, command)
+        _pump()
         return job
 
 
+def _write_corpus(folder: Path, source: Source) -> tuple[Path, tuple[str, str | None]]:
+    """The corpus file for `atlas build` in `folder`, and its (text, label) columns."""
+    if source.data is not None:  # the upload itself: atlas build reads it as the page did (tabular.parse_delimited)
+        path = folder / "corpus.csv"
+        path.write_bytes(source.data)
+        return path, (source.text_column, source.label_column)
+    columns = {"text": source.texts} | ({"label": source.labels} if source.labels is not None else {})
+    path = folder / "corpus.parquet"  # typed lines: Parquet keeps every text exactly as the page read it
+    pd.DataFrame(columns).to_parquet(path, index=False)
+    return path, ("text", "label" if source.labels is not None else None)
+
+
+def _queued() -> list[Job]:
+    return [job for job in registry().values() if job.process is None and not job.ended.is_set()]
+
+
+def _pump() -> None:
+    """Start the oldest queued job when no build runs (called under _LOCK)."""
+    if any(job.process is not None and not job.ended.is_set() for job in registry().values()):
+        return
+    waiting = _queued()
+    if not waiting:
+        return
+    job = waiting[0]
+    try:
+        with open(job.log, "wb") as log:
+            # own session: a page rerun or a closed tab never interrupts it; the env keeps HF_HUB_OFFLINE
+            job.process = subprocess.Popen(
+                job.command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+            )
+    except OSError as err:
+        job.process = _NotStarted()
+        _finish(job, [f"Could not start the atlas build: {err.strerror or err}."])
+        _pump()
+        return
+    threading.Thread(target=_watch, args=(job,), name=f"atlas-build-{job.name}", daemon=True).start()
+
+
+class _NotStarted:
+    """Stands in for a build process that could not be started."""
+
+    def poll(self) -> int:
+        return 1
+
+    def wait(self, timeout: float | None = None) -> int:
+        return 1
+
+
+def _watch(job: Job) -> None:
+    """Wait for the build, keep its last log lines, remove its folder, start the next one."""
+    job.process.wait()
+    with _LOCK:
+        _finish(job, status(job).lines)
+        _pump()
+
+
+def _finish(job: Job, lines: list[str]) -> None:
+    job.code = job.process.poll()
+    state = "done" if job.code == 0 and (job.out / "atlas.json").is_file() else "failed"
+    shutil.rmtree(job.folder, ignore_errors=True)
+    try:  # the .jobs folder itself goes once no job uses it
+        job.folder.parent.rmdir()
+    except OSError:
+        pass
+    job.final = Status(state, None, 1.0 if state == "done" else None, lines)
+    job.ended.set()
+
+
 def status(job: Job, tail_bytes: int = 8192) -> Status:
-    """Where `job` stands, from its exit status, its atlas.json and the end of its log."""
+    """Where `job` stands, from its exit status, its atlas.json and the end of its log (kept in memory once the
+    build ended)."""
+    if job.final is not None:
+        return job.final
+    if job.process is None:
+        running = [other.name for other in registry().values() if other.process is not None and not other.ended.is_set()]
+        queued = _queued()
+        ahead = queued[: queued.index(job)] if job in queued else []
+        return Status("queued", None, None, running + [other.name for other in ahead])
     try:
         with open(job.log, "rb") as log:
             log.seek(max(0, log.seek(0, os.SEEK_END) - tail_bytes))
@@ -158,7 +251,7 @@ def section(source: Source, model: str | None, revision: str | None, pooling: st
     if typed.strip() and name != typed.strip():
         st.caption(f"Saved as {ui.code_span(name or '?')}: letters, digits, - and _ only.")
     job = registry().get(name)
-    busy = job is not None and job.process.poll() is None
+    busy = job is not None and not job.ended.is_set()
     if name and not busy and (_atlas_root() / name / "atlas.json").is_file():
         st.caption(f"An atlas named {ui.code_span(name)} exists: building again replaces it.")
     if st.button("Build this atlas in the background", key="atlas_job_start", disabled=busy or not name):
@@ -170,7 +263,7 @@ def section(source: Source, model: str | None, revision: str | None, pooling: st
         if not name:
             ui.user_warning("Name the atlas with at least one letter or digit.")
         return
-    if status(job).state == "running":
+    if status(job).state in ("running", "queued"):
         _live(job)
     else:
         _show(job, status(job))
@@ -180,13 +273,17 @@ def section(source: Source, model: str | None, revision: str | None, pooling: st
 def _live(job: Job) -> None:
     """Redraws the status every 2 s while the job runs; once it ends, the whole page reruns (no more polling)."""
     now = status(job)
-    if now.state != "running":
+    if now.state not in ("running", "queued"):
         st.rerun()
     _show(job, now)
 
 
 def _show(job: Job, now: Status) -> None:
-    if now.state == "running":
+    if now.state == "queued":
+        text = (f"Atlas {job.name} is queued: this server builds one atlas at a time, and {len(now.lines)} "
+                f"build(s) come first ({', '.join(now.lines)}). It starts by itself; you may close this tab.")
+        st.progress(0.0, text=ui.escape_markdown(text))
+    elif now.state == "running":
         text = f"Building atlas {job.name}: {now.stage or 'starting'} …"
         st.progress(now.fraction or 0.0, text=ui.escape_markdown(text))
     elif now.state == "done":
@@ -194,5 +291,5 @@ def _show(job: Job, now: Status) -> None:
         st.page_link("views/atlas.py", label=f"Open {job.name} on the Atlas page", icon="🌌",
                      query_params={"atlas": job.name})
     else:
-        code = job.process.poll()
+        code = job.code if job.code is not None else job.process.poll()
         ui.user_error(f"The atlas build for {job.name} failed (exit status {code}):\n\n" + "\n\n".join(now.lines))

@@ -134,14 +134,45 @@ def search(opened: Opened) -> pd.DataFrame | None:
         return None
     hits = opened.points.iloc[ids][["text", "cluster"]].assign(cosine=np.round(cos, 4))
     hits.insert(0, "id", ids)
-    return hits.reset_index(drop=True)
+    hits = hits.reset_index(drop=True)
+    # what "Why is this a hit?" explains against: the typed query (a point query has no text of its own to explain)
+    hits.attrs["query"] = text if by_text else None
+    return hits
 
 
-def show_hits(hits: pd.DataFrame) -> None:
-    st.markdown(f"**Top {len(hits)} neighbours** (red on the map)")
-    st.dataframe(
-        hits, hide_index=True, key="hits", column_config={"cosine": st.column_config.NumberColumn(format="%.4f")}
+def show_hits(hits: pd.DataFrame) -> int | None:
+    """The hits table; a row selected in it is returned (its id), for "Why is this a hit?"."""
+    st.markdown(f"**Top {len(hits)} neighbours** (red on the map; click one, on the map or here, to see why)")
+    event = st.dataframe(
+        hits, hide_index=True, key="hits", column_config={"cosine": st.column_config.NumberColumn(format="%.4f")},
+        on_select="rerun", selection_mode="single-row",
     )
+    rows = list(getattr(getattr(event, "selection", None), "rows", None) or [])
+    return int(hits["id"].iloc[rows[0]]) if rows and 0 <= rows[0] < len(hits) else None
+
+
+def why_hit(opened: Opened, hits: pd.DataFrame | None, result, picked: int | None) -> None:
+    """"Why is this a hit?": the query against the clicked hit (on the map, or a row of the hits table), in the
+    Embeddings page's "Why are these close?" view (components/why.py, on es.explain_similarity), with the
+    atlas's own model. Only for a typed query, on an atlas with a model."""
+    from components import why
+
+    query = None if hits is None else hits.attrs.get("query")
+    if not query:
+        return
+    try:
+        clicked = int(getattr(result, "clicked", None))
+    except (TypeError, ValueError):
+        clicked = None
+    ids = hits["id"].tolist()
+    hit = clicked if clicked in ids else picked if picked in ids else None
+    if hit is None:
+        st.caption("Click a hit (on the map or in the table) to see which words make it close to the query.")
+        return
+    st.markdown(f"**Why is point {hit} a hit?** The query against its text, token by token.")
+    model_ref = atlas_resources.model_of(opened.meta)
+    text = str(opened.points["text"].iloc[hit])
+    why.explain_view(model_ref, opened.meta.get("revision") or None, query, text, key="atlas_why")
 
 
 # --- the map ---------------------------------------------------------------------------------

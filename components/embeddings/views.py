@@ -102,7 +102,8 @@ def _csv_input() -> Corpus | None:
         return None
     label = None if label_col == "(none)" else label_col
     return _limit(texts, labels, table.notices, atlas_command(upload.name, text_col, label),
-                  jobs.Source(upload.name, texts, labels if label else None))
+                  jobs.Source(upload.name, texts, labels if label else None, data=upload.getvalue(),
+                              text_column=text_col, label_column=label))
 
 
 def _vectors_input() -> Corpus | None:

@@ -18,6 +18,7 @@ from encoderscope import images, vision
 from encoderscope.figures import vision as figures
 
 MAIN_HEIGHT = 620  # the main overlay, at most (pixels)
+SIDE_HEIGHT = 330  # the attention and relevance overlays side by side (half the width each)
 
 
 def _head_name(head: int | str) -> str:
@@ -50,8 +51,8 @@ def describe(enc, views: cache.ImageViews, name: str) -> None:
         st.text("\n".join(res.notes) or "The image was used as it is.")
 
 
-def overlay(views: cache.ImageViews, view: View, opacity: float) -> np.ndarray:
-    """The chosen attention row over the picture; returns the `[rows, cols]` map drawn."""
+def overlay(views: cache.ImageViews, view: View, opacity: float, height: int = MAIN_HEIGHT) -> np.ndarray:
+    """The chosen attention row over the picture (at most `height` pixels high); returns the `[rows, cols]` map."""
     res = views.res
     values = vision.patch_map(res, view.layer, view.head, view.query)
     fig = _on_picture(
@@ -59,7 +60,7 @@ def overlay(views: cache.ImageViews, view: View, opacity: float) -> np.ndarray:
         values,
         opacity=opacity,
         marked=view.marked,
-        max_height=MAIN_HEIGHT,
+        max_height=height,
         title=f"Layer {view.layer}, {_head_name(view.head)}: attention from {view.label}",
     )
     ui.plotly(

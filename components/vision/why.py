@@ -43,20 +43,15 @@ def classes(top: list[tuple[str, float, int]]) -> None:
     )
 
 
-def why(picked, views: cache.ImageViews, digest: str, square: bool, data: bytes, top, opacity: float):
-    """The class picker and the relevance overlay of the chosen class; returns the ImageRelevance or None."""
+def why(picked, views: cache.ImageViews, digest: str, square: bool, data: bytes, top, opacity: float, height: int):
+    """The relevance overlay of the chosen class, then its class picker (under the chart, so the overlay lines
+    up with the attention overlay beside it); returns the ImageRelevance or None. `height`: the chart's maximum
+    height in pixels."""
     res = views.res
     options = list(range(len(top)))
     if st.session_state.get(CLASS_KEY) not in options:
         st.session_state[CLASS_KEY] = 0
-    choice = st.selectbox(
-        "Why this class?",
-        options,
-        key=CLASS_KEY,
-        format_func=lambda i: f"{top[i][0][:60]} ({top[i][1]:.1%})",
-        help="Pick one of the top 5 classes: the overlay shows the patches that raised its logit.",
-    )
-    label, prob, index = top[choice]
+    label, prob, index = top[st.session_state[CLASS_KEY]]
     with ui.guard("explain this class") as run, st.spinner("Explaining …"):
         rel = cache.class_relevance(*picked, digest, square, index, data)
     if run.failed:
@@ -71,9 +66,16 @@ def why(picked, views: cache.ImageViews, digest: str, square: bool, data: bytes,
         title=f"Why “{label[:40]}”: relevance of each patch",
         value_name="relevance",
         clickable=False,
-        max_height=620,
+        max_height=height,
     )
     ui.plotly(fig, key=WHY_KEY, filename=f"relevance_class{index}")
+    st.selectbox(
+        "Why this class?",
+        options,
+        key=CLASS_KEY,
+        format_func=lambda i: f"{top[i][0][:60]} ({top[i][1]:.1%})",
+        help="Pick one of the top 5 classes: the overlay shows the patches that raised its logit.",
+    )
     st.caption(
         f"Class {index}, logit {rel.score:.2f}, probability {prob:.1%}. {METHOD} "
         f"Read at the {ui.escape_markdown(rel.row)} row."

@@ -6,8 +6,6 @@ NaN/inf or all-zero vectors) are refused with the first offending ids, so the us
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +45,7 @@ def read_corpus(path: str | Path, text_column: str = "text", label_column: str |
         columns, notices = _read_delimited(path, text_column, label_column)
     else:
         text, notices = _decode(path)
-        columns = {text_column: text.splitlines()}
+        columns = {text_column: lines(text)}
         label_column = None
     texts = ["" if t is None else str(t) for t in columns[text_column]]
     if not texts:
@@ -62,6 +60,18 @@ def read_corpus(path: str | Path, text_column: str = "text", label_column: str |
     if label_column:
         labels = ["" if v is None else str(v) for v in columns[label_column]]
     return Corpus(texts, labels, notices)
+
+
+def lines(text: str) -> list[str]:
+    """`text` split at line feeds only (a CR before one is dropped; a final line break ends the last line).
+
+    Not `str.splitlines()`: it also breaks at U+2028, U+2029, U+0085, form feeds and vertical tabs, which are
+    ordinary characters inside a JSON string or a line of text; splitting there shifted every later id (and
+    refused valid JSON Lines written with ensure_ascii=False)."""
+    out = text.split("\n")
+    if out and out[-1] == "":
+        out.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in out]
 
 
 def _missing(path: Path, wanted: list[str], found: list[str]) -> None:
@@ -102,7 +112,7 @@ def _read_jsonl(path: Path, text_column: str, label_column: str | None) -> dict[
     text, _ = _decode(path)
     wanted = _wanted(text_column, label_column)
     columns: dict[str, list] = {name: [] for name in wanted}
-    for line_no, line in enumerate(text.splitlines(), 1):
+    for line_no, line in enumerate(lines(text), 1):
         if not line.strip():
             continue
         try:
@@ -121,27 +131,20 @@ def _read_jsonl(path: Path, text_column: str, label_column: str | None) -> dict[
 
 
 def _read_delimited(path: Path, text_column: str, label_column: str | None) -> tuple[dict[str, list], list[str]]:
-    import pandas as pd
+    """Through `tabular.parse_delimited`, the reader the Embeddings page uses: the same rows and ids there and
+    here. A row with more fields than the header is refused (never skipped: ids are the row order)."""
+    from ..tabular import UploadError, parse_delimited, unique_names
 
     text, notices = _decode(path)
-    if path.suffix.lower() in (".tsv", ".tab"):
-        sep = "\t"
-    else:
-        try:
-            sep = csv.Sniffer().sniff(text[:20_000], delimiters=",;\t|").delimiter
-        except csv.Error:
-            sep = ","
     try:
-        # blank lines are rows too (a one-column CSV writes an empty text as one): never skipped silently
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, on_bad_lines="error",
-                            skip_blank_lines=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
-        detail = (str(err).strip().splitlines() or [""])[-1][:200]
-        raise AtlasError(f"{path.name} is not a readable CSV file (malformed or truncated?): {detail}") from err
-    frame.columns = [str(c).strip() for c in frame.columns]
+        frame, header, _, _ = parse_delimited(text, bad_lines="error")
+    except UploadError as err:
+        raise AtlasError(f"{path.name} is not a readable CSV file (malformed or truncated?): {err}") from err
+    names, renamed = unique_names(header)
+    frame = frame.set_axis(names, axis=1)
     wanted = _wanted(text_column, label_column)
-    _missing(path, wanted, list(frame.columns))
-    return {name: frame[name].tolist() for name in wanted}, notices
+    _missing(path, wanted, names)
+    return {name: frame[name].fillna("").tolist() for name in wanted}, notices + renamed
 
 
 def read_vectors(path: str | Path) -> np.ndarray:

@@ -137,7 +137,12 @@ class DaskEngine:
                 # interfaces, port 8787)
                 scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
             )
-            self.client = Client(self._own_cluster, set_as_default=False)
+            try:
+                self.client = Client(self._own_cluster, set_as_default=False)
+            except BaseException:  # its worker processes would outlive this failed build
+                self._own_cluster.close()
+                self._own_cluster = None
+                raise
             self.torch_threads = max(1, (os.cpu_count() or 1) // n_workers)
 
     def run(self, shards: Shards) -> Iterator[Result]:

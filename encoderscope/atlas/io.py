@@ -16,8 +16,7 @@ import numpy as np
 
 from ..errors import UserFacingError
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+FILE_MODE = 0o644  # atlas files: the server's user writes, every reader of the atlas folder reads
 
 
 class AtlasError(UserFacingError):
@@ -44,7 +43,8 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     tmp = Path(name)
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the final file gets the usual permissions
+        # mkstemp makes 0600; set the mode explicitly (reading the umask means setting it: process-wide state)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)

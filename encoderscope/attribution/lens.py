@@ -59,24 +59,27 @@ def final_norm(model: torch.nn.Module) -> torch.nn.Module:
     raise UserFacingError(f"Cannot find the final norm of {type(model).__name__}, so the logit lens does not apply.")
 
 
-def decoder_ids(model: LoadedModel, text: str) -> tuple[torch.Tensor, list[str]]:
-    """`[1, T]` input ids of `text`, keeping the last `max_length` tokens (those next to the guess), and notes."""
+def decoder_ids(model: LoadedModel, text: str, max_length: int | None = None) -> tuple[torch.Tensor, list[str]]:
+    """`[1, T]` input ids of `text`, keeping the last `max_length` tokens (those next to the guess; default and cap:
+    the model's limit), and notes."""
     check_text(text)
     ids = model.tokenizer(text, return_tensors="pt", verbose=False)["input_ids"]
+    limit = min(model.max_length, max_length or model.max_length)
     notes = []
-    if ids.shape[1] > model.max_length:
-        notes.append(f"The text has {ids.shape[1]} tokens; only the last {model.max_length} were used.")
-        ids = ids[:, -model.max_length :]
+    if ids.shape[1] > limit:
+        notes.append(f"The text has {ids.shape[1]} tokens; only the last {limit} were used.")
+        ids = ids[:, -limit:]
     return ids.to(model.device), notes
 
 
 @torch.inference_mode()
-def logit_lens(model: LoadedModel, text: str, k: int = 5) -> LogitLens:
+def logit_lens(model: LoadedModel, text: str, k: int = 5, max_length: int | None = None) -> LogitLens:
     """The logit lens of `text` under the causal LM `model` (see the module docstring). One forward pass, then
-    one unembedding per layer (memory: one `[T, vocab]` block at a time)."""
+    one unembedding per layer (memory: one `[T, vocab]` block at a time). Long texts keep their last
+    `max_length` tokens (default: the model's limit), with a note."""
     if model.kind != "decoder":
         raise UserFacingError(f"The logit lens needs a causal decoder with an LM head; {model.name} is an encoder.")
-    ids, notes = decoder_ids(model, text)
+    ids, notes = decoder_ids(model, text, max_length)
     lm = model.model
     out = lm(input_ids=ids, output_hidden_states=True)
     hidden = out.hidden_states  # L+1 x [1, T, D]

@@ -67,8 +67,10 @@ def test_no_background_build_without_local_paths(tmp_path, environ):
 
 
 def test_background_build_writes_the_atlas_and_links_to_it(tmp_path):
+    # Bugs: the build fed the page's own reading of the file (capped at max_csv_rows: 20 here, so 20 rows and
+    # ids that stop matching the CSV); the .jobs folder left behind after the build.
     try:
-        at = _embeddings_page({"ENCODERSCOPE_ATLAS_DIR": str(tmp_path)})
+        at = _embeddings_page({"ENCODERSCOPE_ATLAS_DIR": str(tmp_path), "ENCODERSCOPE_MAX_CSV_ROWS": "20"})
         assert at.text_input(key="atlas_job_name").value == "my-corpus"  # sanitised file name
         at.button(key="atlas_job_start").click().run()
         no_exceptions(at)
@@ -77,11 +79,12 @@ def test_background_build_writes_the_atlas_and_links_to_it(tmp_path):
         # one build per name at a time (the subprocess is still importing torch here)
         with pytest.raises(jobs.JobError, match="already being built"):
             jobs.start("my-corpus", jobs.Source("x.csv", ["a"]), None, None, "auto")
-        assert job.process.wait(timeout=180) == 0, job.log.read_text()
+        assert job.wait(timeout=240) == 0, jobs.status(job).lines
+        assert not (tmp_path / ".jobs").exists()
         at.run()
         no_exceptions(at)
         points = pd.read_parquet(tmp_path / "my-corpus" / "points.parquet")
-        assert len(points) == 40  # the whole corpus, not the page's 10
+        assert len(points) == 40  # the whole file, not the page's 10 sentences or its 20 rows
         assert list(points["text"]) == TEXTS and list(points["label"]) == LABELS
         links = at.get("page_link")
         assert [(link.proto.page, link.proto.query_string) for link in links if "Open" in link.proto.label] == [
@@ -95,10 +98,11 @@ def test_a_failed_build_shows_the_cli_error(tmp_path):
     settings.reload({"ENCODERSCOPE_ATLAS_DIR": str(tmp_path)})
     try:
         job = jobs.start("broken", jobs.Source("b.txt", ["fine", " "]), None, None, "auto")
-        assert job.process.wait(timeout=120) == 2
+        assert job.wait(timeout=120) == 2
         now = jobs.status(job)
         assert now.state == "failed" and not (tmp_path / "broken" / "atlas.json").exists()
         assert any("error:" in line and "1 empty text(s)" in line for line in now.lines)
+        assert not (tmp_path / ".jobs").exists()  # a failed build's folder goes too; its log lines stay
     finally:
         settings.reload()
 
@@ -120,5 +124,40 @@ def test_names_are_sanitised_and_bad_ones_refused(tmp_path):
         with pytest.raises(jobs.JobError, match="letters, digits"):
             jobs.start("../x", jobs.Source("x.csv", ["a"]), None, None, "auto")
         assert not any(tmp_path.iterdir())
+    finally:
+        settings.reload()
+
+
+def test_one_build_at_a_time_the_others_queue_in_order(tmp_path):
+    # Bug: every click started its own build process: three builds each embedding on every core at once.
+    settings.reload({"ENCODERSCOPE_ATLAS_DIR": str(tmp_path)})
+    try:
+        first = jobs.start("first", jobs.Source("a.txt", ["fine", " "]), None, None, "auto")
+        second = jobs.start("second", jobs.Source("b.txt", ["also fine", " "]), None, None, "auto")
+        third = jobs.start("third", jobs.Source("c.txt", ["fine again", " "]), None, None, "auto")
+        assert first.process is not None and second.process is None and third.process is None
+        assert jobs.status(second) == jobs.Status("queued", None, None, ["first"])
+        assert jobs.status(third) == jobs.Status("queued", None, None, ["first", "second"])
+        assert (tmp_path / ".jobs" / "second").is_dir()  # its corpus is written, waiting
+        for job in (first, second, third):
+            assert job.wait(timeout=180) == 2
+            assert jobs.status(job).state == "failed"
+            assert any("1 empty text(s)" in line for line in jobs.status(job).lines)
+        assert not (tmp_path / ".jobs").exists()
+    finally:
+        settings.reload()
+
+
+def test_the_page_says_a_build_is_queued(tmp_path):
+    settings.reload({"ENCODERSCOPE_ATLAS_DIR": str(tmp_path)})
+    try:
+        first = jobs.start("first", jobs.Source("a.txt", ["fine", " "]), None, None, "auto")
+        at = _embeddings_page({"ENCODERSCOPE_ATLAS_DIR": str(tmp_path)})
+        at.button(key="atlas_job_start").click().run()
+        no_exceptions(at)
+        texts = [bar.proto.text.replace("\\", "") for bar in at.get("progress")]
+        assert any("my-corpus is queued" in t and "one atlas at a time" in t and "(first)" in t for t in texts), texts
+        first.wait(timeout=180)
+        jobs.registry()["my-corpus"].wait(timeout=300)
     finally:
         settings.reload()

@@ -480,3 +480,28 @@ def test_an_atlas_name_that_symlinks_out_of_the_folder_is_refused(atlas_root, tm
     at = page({"atlas": "escape"})
     assert "is not an atlas in this server's atlas folder" in messages(at)
     assert at.selectbox(key="atlas").value != "escape"
+
+
+def test_a_clicked_hit_explains_the_query_against_it(atlas_root, encoder, vectors):
+    # Bugs: the explanation of another text (the wrong row, or the clicked point of another atlas), of another
+    # query, or none at all; values not those of es.explain_similarity.
+    query = "I forgot my password"
+    at = page({"atlas": "faq"})
+    at.text_input(key="query").set_value(query).run()
+    no_exceptions(at)
+    hits = table(at, "hits")
+    hit = int(hits["id"].iloc[1])  # the second hit: not simply the first row
+    assert not at.metric  # nothing explained before a click
+    at = set_map_state(at, map_key(at), clicked=hit)
+    ex = es.explain_similarity(encoder, query, TEXTS[hit])
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Cosine"] == f"{ex.cosine:.4f}"
+    np.testing.assert_allclose(ex.cosine, hits["cosine"].iloc[1], atol=1e-3)  # the hit's own cosine
+    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    heat = [t for f in figures for t in f["data"] if t.get("type") == "heatmap"]
+    assert heat, "the token x token matrix (exact for the bundled mean-pooled model)"
+    np.testing.assert_allclose(np.asarray(heat[0]["z"], float), ex.pairs, atol=1e-4)
+    # a click on a point that is not a hit explains nothing
+    other = next(i for i in range(len(TEXTS)) if i not in set(hits["id"]))
+    at = set_map_state(at, map_key(at), clicked=other)
+    assert not at.metric

@@ -68,3 +68,27 @@ def test_unreachable_scheduler_fails_clearly_within_10_s():
 def test_local_model_folder_is_refused_for_a_remote_scheduler(tmp_path):
     with pytest.raises(AtlasError, match="shared filesystem"):
         DaskEngine(ModelSpec(ref=str(tmp_path)), "tcp://127.0.0.1:1")
+
+
+def test_a_local_cluster_is_closed_when_its_client_cannot_connect(monkeypatch):
+    # Bug: a LocalCluster the engine started stayed alive (two worker processes) when creating its Client
+    # failed, for as long as the server ran.
+    import distributed
+
+    closed = []
+
+    class FakeCluster:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+        def close(self):
+            closed.append(True)
+
+    def refuse(*args, **kwargs):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(distributed, "LocalCluster", FakeCluster)
+    monkeypatch.setattr(distributed, "Client", refuse)
+    with pytest.raises(OSError, match="connection refused"):
+        DaskEngine(ModelSpec())
+    assert closed == [True]

@@ -216,3 +216,223 @@ def test_atlas_in_chromium(atlas_server, gl_page, encoder):
     top = np.argsort(-(vectors @ es.embed(encoder, ["I forgot my password"])[0]))[:10]
     assert all(points.text[i].startswith(TEXTS[0]) for i in top)  # the fixture is sensible: hits are password texts
     page.screenshot(path=str(SHOTS / "atlas_e2e_search.png"), full_page=True)
+
+
+# --- the legible map (issue 16 §1): opening view, labels, hits, hover, through the renderer's data-es-* hooks ---
+
+N_CLUSTERS, PER_CLUSTER, OUTLIERS = 60, 100, 30
+
+
+def write_crowded(folder, mirror: bool = False) -> pd.DataFrame:
+    """60 clusters of 100 points packed in a 10 x 10 patch, plus 30 far outliers, with long cluster names that
+    cannot all fit at the opening view. `mirror`: the same atlas (same vectors, so the same search hits) with
+    x negated."""
+    rng = np.random.default_rng(11)
+    centres = rng.random((N_CLUSTERS, 2)) * 10
+    sizes = PER_CLUSTER + np.arange(N_CLUSTERS)  # distinct sizes: a clear "biggest first" order
+    cluster = np.repeat(np.arange(N_CLUSTERS), sizes)
+    xy = centres[cluster] + rng.normal(scale=0.25, size=(len(cluster), 2))
+    far = rng.choice([-1, 1], size=(OUTLIERS, 2)) * (400 + rng.random((OUTLIERS, 2)) * 100)
+    xy = np.vstack([xy, far])
+    cluster = np.concatenate([cluster, np.full(OUTLIERS, -1)])
+    if mirror:
+        xy[:, 0] = -xy[:, 0]
+    n = len(xy)
+    vectors = rng.normal(size=(n, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    points = pd.DataFrame({"id": np.arange(n), "x": xy[:, 0].astype(np.float32), "y": xy[:, 1].astype(np.float32),
+                           "cluster": cluster.astype(np.int32), "text": [f"document number {i}" for i in range(n)]})
+    folder.mkdir(parents=True)
+    points.to_parquet(folder / "points.parquet")
+    np.save(folder / "vectors.npy", vectors)
+    inner = points[points.cluster >= 0]
+    pd.DataFrame({"cluster": np.arange(N_CLUSTERS, dtype=np.int32), "size": sizes,
+                  "x": inner.groupby("cluster").x.mean().values, "y": inner.groupby("cluster").y.mean().values,
+                  "name": [f"topic {c} · words · here" for c in range(N_CLUSTERS)]}).to_parquet(folder / "clusters.parquet")
+    (folder / "atlas.json").write_text(json.dumps({"model": "all-MiniLM-L6-v2 (bundled)", "pooling": "auto", "N": n,
+                                                   "D": 384}))
+    return points
+
+
+@pytest.fixture(scope="module")
+def crowded_server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("atlas_crowded")
+    points = write_crowded(base / "atlases" / "crowded")
+    mirrored = write_crowded(base / "atlases" / "mirrored", mirror=True)
+    vectors = np.load(base / "atlases" / "crowded" / "vectors.npy")
+    proc, url = start_atlas_server(base / "atlases", base)
+    yield url, points, mirrored, vectors
+    stop_server(proc)
+
+
+def hooks(page) -> dict:
+    """The renderer's test hooks after its latest draw."""
+    root = page.locator(".atlas-wrap")
+    return {"labels": json.loads(root.get_attribute("data-es-labels")), "view": json.loads(root.get_attribute("data-es-view")),
+            "hits": int(root.get_attribute("data-es-hits")), "hit_points": json.loads(root.get_attribute("data-es-hit-points")),
+            "draws": int(root.get_attribute("data-es-draws"))}
+
+
+def wait_hook(page, name: str, ok, timeout: float = 60) -> str:
+    """Poll the renderer's `name` attribute until `ok(value)` (the component lives in a shadow root, which
+    document.querySelector in wait_for_function does not reach; locators do)."""
+    root = page.locator(".atlas-wrap")
+    deadline = time.monotonic() + timeout
+    while True:
+        # while Streamlit swaps one atlas's map for another's, both are in the page for a moment
+        value = root.get_attribute(name) if root.count() == 1 else None
+        if value is not None and ok(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} stayed {value!r}")
+        page.wait_for_timeout(100)
+
+
+def next_draw(page, before: int) -> dict:
+    wait_hook(page, "data-es-draws", lambda v: int(v) > before)
+    page.wait_for_timeout(200)  # let a burst of wheel events finish drawing
+    return hooks(page)
+
+
+def overlaps(boxes) -> list:
+    return [(a[4], b[4]) for i, a in enumerate(boxes) for b in boxes[i + 1 :]
+            if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]]
+
+
+def screen(points, ids, view, size) -> np.ndarray:
+    """CSS-pixel positions `[k, 2]` of points `ids` in a canvas of `size` (w, h) showing data box `view`."""
+    x0, x1, y0, y1 = view
+    px = (points.x.to_numpy()[ids] - x0) / (x1 - x0) * size[0]
+    py = (y1 - points.y.to_numpy()[ids]) / (y1 - y0) * size[1]
+    return np.stack([px, py], axis=1)
+
+
+def test_the_map_is_legible(crowded_server, gl_page, encoder):
+    url, points, mirrored, vectors = crowded_server
+    page = gl_page
+    page.goto(f"{url}/atlas?atlas=crowded")
+    page.wait_for_selector(f"canvas.atlas-gl[data-drawn='{len(points)}']")
+    wait_idle(page)
+    canvas = page.locator("canvas.atlas-gl").bounding_box()
+    size = (canvas["width"], canvas["height"])
+    first = hooks(page)
+
+    # Opening view: the 1st-99th percentile box (not the outliers 400 units away), with a small margin.
+    p = [np.percentile(points[c], q) for c in ("x", "y") for q in (1, 99)]
+    x0, x1, y0, y1 = first["view"]
+    assert x0 <= p[0] and x1 >= p[1] and y0 <= p[2] and y1 >= p[3], (first["view"], p)
+    fits = min((x1 - x0) / (p[1] - p[0]), (y1 - y0) / (p[3] - p[2]))
+    assert 1.0 < fits < 1.25, fits  # the binding axis spans the box plus about 6 % a side
+
+    # Labels: placed without a single overlap, inside the canvas, biggest clusters first.
+    labels = first["labels"]
+    assert len(labels) >= 8 and overlaps(labels) == []
+    assert all(b[0] >= 0 and b[1] >= 0 and b[2] <= size[0] + 0.5 and b[3] <= size[1] + 0.5 for b in labels)
+    assert labels[0][4] == f"topic {N_CLUSTERS - 1} · words · here"  # the biggest cluster is placed first
+    assert len(labels) < N_CLUSTERS  # not all fit at this zoom: the rest wait for zooming in
+    page.screenshot(path=str(SHOTS / "atlas_legible_open.png"))
+
+    # Zoom in around the centre: labels re-placed for the new view, still without overlap, and a larger share
+    # of the clusters in view named (room appears as the clusters spread apart).
+    def named_share(hook) -> float:
+        cx, cy = points[points.cluster >= 0].groupby("cluster")[["x", "y"]].mean().to_numpy().T
+        vx0, vx1, vy0, vy1 = hook["view"]
+        in_view = ((cx > vx0) & (cx < vx1) & (cy > vy0) & (cy < vy1)).sum()
+        return len(hook["labels"]) / max(in_view, 1)
+
+    page.mouse.move(canvas["x"] + size[0] / 2, canvas["y"] + size[1] / 2)
+    before = first["draws"]
+    for _ in range(2):
+        page.mouse.wheel(0, -300)
+    page.wait_for_timeout(300)
+    zoomed = next_draw(page, before)
+    assert zoomed["view"][1] - zoomed["view"][0] < 0.6 * (x1 - x0)
+    assert overlaps(zoomed["labels"]) == []
+    assert zoomed["labels"] != labels
+    assert named_share(zoomed) > named_share(first), (named_share(zoomed), named_share(first))
+    page.screenshot(path=str(SHOTS / "atlas_legible_zoomed.png"))
+
+    # Reset view returns to the opening view.
+    before = zoomed["draws"]
+    page.locator("button[data-act=reset]").click()
+    reset = next_draw(page, before)
+    np.testing.assert_allclose(reset["view"], first["view"], rtol=1e-6, atol=1e-6)
+
+    # Hover shows the point's own text (the payload carries texts at this size).
+    target = 7
+    pos = screen(points, [target], reset["view"], size)[0]
+    page.mouse.move(float(canvas["x"] + pos[0]), float(canvas["y"] + pos[1]))
+    tip = page.locator(".atlas-tip")
+    tip.wait_for(state="visible")
+    hovered = int(tip.get_attribute("data-id"))
+    assert tip.inner_text() == points.text[hovered]
+    assert np.hypot(*(screen(points, [hovered], reset["view"], size)[0] - pos)) <= 8
+
+    # Search: the k hits are drawn (count = k) at their own positions, with rings; "Zoom to hits" fits them.
+    page.get_by_label("top-k", exact=True).fill("7")
+    page.get_by_label("top-k", exact=True).press("Enter")
+    wait_idle(page)
+    page.get_by_label("Search: type a query", exact=True).fill("a query")
+    page.get_by_label("Search: type a query", exact=True).press("Enter")
+    wait_hook(page, "data-es-hits", lambda v: v == "7")
+    wait_idle(page)
+    shown = hooks(page)
+    assert shown["hits"] == 7 and len(shown["hit_points"]) == 7
+    page.screenshot(path=str(SHOTS / "atlas_legible_hits.png"))
+    before = shown["draws"]
+    page.locator("button[data-act=hits]").click()
+    fitted = next_draw(page, before)
+    hx = np.array(fitted["hit_points"])
+    assert ((hx[:, 0] >= 0) & (hx[:, 0] <= size[0]) & (hx[:, 1] >= 0) & (hx[:, 1] <= size[1])).all()
+    # the hits are the exact cosine top-k, drawn at their own positions (quantised to 1/65,536 of the map)
+    hit_ids = np.argsort(-(vectors @ es.embed(encoder, ["a query"])[0]))[:7]
+    for view, drawn in ((shown["view"], shown["hit_points"]), (fitted["view"], fitted["hit_points"])):
+        np.testing.assert_allclose(sorted(map(tuple, drawn)),
+                                   sorted(map(tuple, screen(points, hit_ids, view, size))), atol=1.5)
+
+    # The same hits on another atlas (same vectors, x mirrored) are drawn at that atlas's positions: the
+    # renderer's highlight cache must not keep the first atlas's positions.
+    page.get_by_label("Atlas", exact=True).click()
+    page.get_by_role("option", name="mirrored").click()
+    # same N, so wait for the new atlas's opening view (its x is mirrored: the view moves to negative x)
+    wait_hook(page, "data-es-view", lambda v: json.loads(v)[0] < -5)
+    wait_idle(page)
+    wait_hook(page, "data-es-hits", lambda v: v == "7")
+    other = hooks(page)
+    drawn = np.array(sorted(map(tuple, other["hit_points"])))
+    expected = np.array(sorted(map(tuple, screen(mirrored, hit_ids, other["view"], size))))
+    np.testing.assert_allclose(drawn, expected, atol=1.5)
+
+
+def test_the_renderer_redraws_hits_on_new_points(gl_page):
+    # Bug: the renderer kept its highlight key across a new payload: the same hit ids on new points were
+    # drawn at the old points' positions. Mounted alone (no server): the renderer's own JS in a blank page.
+    from components.atlas import payload as atlas_payload
+
+    js = (ROOT / "components" / "atlas" / "renderer" / "atlas.js").read_text(encoding="utf-8")
+    css = (ROOT / "components" / "atlas" / "renderer" / "atlas.css").read_text(encoding="utf-8")
+    page = gl_page
+    page.set_content(f"<html><head><style>{css}</style></head><body style='width:800px'><div id='m'></div></body></html>")
+    page.add_script_tag(type="module", content=js.replace("export default function", "window.__mount = function"))
+    page.wait_for_function("typeof window.__mount === 'function'")
+    rng = np.random.default_rng(5)
+    x, y = rng.random(500), rng.random(500)
+    hits = [3, 141, 400]
+    size = None
+    for step, (px, py) in enumerate([(x, y), (1 - x, y[::-1].copy())]):  # the same ids, elsewhere
+        data = atlas_payload.points_payload(px, py, np.zeros(500, np.uint8))
+        data.update(labels=[], highlight=hits, selection=None, height=400)
+        page.evaluate("d => window.__mount({data: d, parentElement: document.getElementById('m'), setStateValue() {}})",
+                      data)
+        page.wait_for_function(f"document.querySelector('.atlas-wrap')?.getAttribute('data-es-view') && "
+                               f"JSON.parse(document.querySelector('canvas.atlas-gl').getAttribute('data-drawn')) == 500 && "
+                               f"Number(document.querySelector('.atlas-wrap').getAttribute('data-es-draws')) > {step}")
+        page.wait_for_timeout(300)
+        root = page.locator(".atlas-wrap")
+        box = page.locator("canvas.atlas-gl").bounding_box()
+        size = (box["width"], box["height"])
+        view = json.loads(root.get_attribute("data-es-view"))
+        drawn = sorted(map(tuple, json.loads(root.get_attribute("data-es-hit-points"))))
+        frame = pd.DataFrame({"x": px, "y": py})
+        expected = sorted(map(tuple, screen(frame, hits, view, size)))
+        np.testing.assert_allclose(drawn, expected, atol=1.0)

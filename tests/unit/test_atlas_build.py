@@ -220,3 +220,21 @@ def test_a_build_failing_after_embedding_resumes_without_re_embedding(tmp_path, 
     info = builder.build(tmp_path / "a", tmp_path / "c.csv", shard_size=16)
     assert info["shards"] == {"size": 16, "total": 3, "computed": 0, "resumed": 3}
     assert not (tmp_path / "a" / ".shards").exists()
+
+
+def test_importing_the_atlas_io_leaves_the_umask_alone(tmp_path):
+    # Bug: atlas/io.py called os.umask at import (to read it): a library import that changes process-wide state,
+    # racing with any thread that creates files meanwhile. Files get an explicit mode instead.
+    probe = ("import os, sys; calls = []; real = os.umask\n"
+             "os.umask = lambda mask: calls.append(mask) or real(mask)\n"
+             "import encoderscope.atlas.io, encoderscope.atlas\n"
+             "sys.exit(1 if calls else 0)")
+    assert subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).parents[2]).returncode == 0
+    from encoderscope.atlas import io as atlas_io
+
+    old = os.umask(0o077)  # a restrictive umask does not make atlases unreadable to other readers
+    try:
+        path = atlas_io.write_atomic(tmp_path / "f.txt", lambda tmp: tmp.write_text("x"))
+    finally:
+        os.umask(old)
+    assert (path.stat().st_mode & 0o777) == 0o644

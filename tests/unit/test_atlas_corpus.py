@@ -99,3 +99,33 @@ def test_truncated_npy_is_refused(tmp_path):
     (tmp_path / "v.npy").write_bytes(data[:-100])
     with pytest.raises(AtlasError, match="truncated or corrupt"):
         read_vectors(tmp_path / "v.npy")
+
+
+SEPARATORS = ["\u2028", "\u2029", "\u0085", "\x0c", "\x0b", "\x1c"]  # str.splitlines() breaks at each
+
+
+def test_jsonl_and_text_split_on_line_feeds_only(tmp_path):
+    # Bug: str.splitlines() also split at U+2028/U+2029/U+0085 and form feeds: valid JSON Lines written with
+    # ensure_ascii=False were refused, and a form feed in a text line shifted every later id.
+    texts = [f"before{sep}after {i}" for i, sep in enumerate(SEPARATORS)] + ["plain"]
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts),
+                                      encoding="utf-8")
+    assert read_corpus(tmp_path / "c.jsonl").texts == texts
+    (tmp_path / "c.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    assert read_corpus(tmp_path / "c.txt").texts == texts
+    (tmp_path / "crlf.txt").write_bytes(b"one\r\ntwo\x0cstill two\r\nthree")  # Windows line ends
+    assert read_corpus(tmp_path / "crlf.txt").texts == ["one", "two\x0cstill two", "three"]
+
+
+def test_the_cli_and_the_page_read_a_delimited_corpus_alike(tmp_path):
+    # Bug: two readers (the page's tabular.read_csv and the CLI's own pandas call) that disagreed on rows: a
+    # corpus built from the page then had ids that did not match the CSV's rows.
+    from encoderscope import tabular
+
+    texts = ["semi; colon", 'quote "inside"', "multi\nline", "tab\there", "  padded  ", "é accent"]
+    for sep, name in ((",", "c.csv"), (";", "s.csv"), ("\t", "t.tsv")):
+        pd.DataFrame({"text": texts, "n": range(len(texts))}).to_csv(tmp_path / name, index=False, sep=sep)
+        page = tabular.read_csv((tmp_path / name).read_bytes()).frame
+        cli = read_corpus(tmp_path / name, "text", "n")
+        assert cli.texts == page["text"].tolist() == texts, name
+        assert cli.labels == page["n"].tolist()

@@ -176,7 +176,7 @@ def test_position_counts_the_jobs_ahead(make_pool):
 def test_jobs_run_with_the_thread_limit(make_pool):
     # Bug caught: workers × threads > cores (each job's torch using every core, the thrash the pool exists to stop).
     torch = pytest.importorskip("torch")
-    pool = make_pool(2, threads=1, timeout=None)
+    pool = make_pool(2, threads=1, burst=False, timeout=None)
     assert pool.run("test", None, torch.get_num_threads) == 1
 
     def blas_threads():
@@ -186,6 +186,38 @@ def test_jobs_run_with_the_thread_limit(make_pool):
 
     assert set(pool.run("test", None, blas_threads)) <= {1}
     assert compute.Pool(3).threads == max(1, compute.cores() // 3)
+
+
+def test_a_job_alone_gets_every_core_and_the_threads_never_add_up_past_them(make_pool):
+    # Bug caught: one user alone slowed down to one thread (the pool must not slow a single user), or a job alone
+    # bursting to every core while others start beside it (oversubscription again).
+    torch = pytest.importorskip("torch")
+    pool = make_pool(2, threads=1, timeout=None)  # 2 thread slots; a job alone gets min(cores, 2)
+    alone = min(compute.cores(), 2)
+    assert pool.run("test", None, torch.get_num_threads) == alone
+    lock, live, peak = threading.Lock(), [0], [0]
+
+    def job():
+        n = torch.get_num_threads()
+        with lock:
+            live[0] += n
+            peak[0] = max(peak[0], live[0])
+        time.sleep(0.1)
+        with lock:
+            live[0] -= n
+        return n
+
+    tickets = [pool.submit("test", None, job)]
+    deadline = time.monotonic() + WAIT
+    while tickets[0].job.state == compute.QUEUED and time.monotonic() < deadline:
+        time.sleep(0.005)
+    tickets += [pool.submit("test", None, job) for _ in range(11)]  # they arrive while the first runs alone
+    counts = [t.result(WAIT) for t in tickets]
+    assert counts[0] == alone
+    assert peak[0] <= 2  # never more threads at once than slots (= cores here)
+    assert counts[1:-1] == [1] * 10  # with jobs queued behind it, each job gets its share: one thread
+    long = pool.run("big corpus", None, torch.get_num_threads, lane="long")
+    assert long == 1  # a long job never takes every core
 
 
 def test_one_log_line_per_job(make_pool):

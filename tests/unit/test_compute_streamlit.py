@@ -120,3 +120,36 @@ def test_the_attention_page_computes_through_the_pool(encoder):
     assert len(jobs) == 1
     expected = es.attention(encoder, text).weights[1, 2]
     np.testing.assert_allclose(array(figures(at)[0]["data"][0]["z"]), expected, atol=1e-6)
+
+
+HANG = threading.Event()
+
+
+def _page_with_a_hung_job():
+    import streamlit as st
+
+    from components import pool, ui
+    from tests.unit.test_compute_streamlit import HANG
+
+    with ui.guard("embed these sentences"):
+        pool.run("embedding", None, HANG.wait, 60)
+    st.markdown("the page went on")
+
+
+def test_a_hung_job_is_reported_to_its_user_in_the_page(monkeypatch):
+    # Bug caught: a user staring at a spinner forever (no timeout), or a traceback instead of the message.
+    from encoderscope import compute
+
+    short = compute.Pool(1, timeout=0.5)
+    monkeypatch.setattr(pool_glue, "shared", lambda: short)
+    HANG.clear()
+    try:
+        at = AppTest.from_function(_page_with_a_hung_job).run(timeout=30)
+        assert not at.exception
+        shown = " ".join(e.value for e in at.error).replace("\\", "")
+        assert "This embedding took more than 0.5 s, the limit on this server" in shown
+        assert "the page went on" in " ".join(m.value for m in at.markdown)
+        assert short.run("test", None, lambda: "free") == "free"  # the single worker was replaced
+    finally:
+        HANG.set()
+        short.shutdown()
