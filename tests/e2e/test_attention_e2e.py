@@ -233,3 +233,33 @@ def test_clicking_a_row_focuses_that_token(page, app_url, encoder):
     wait_idle(page)
     focus = heatmap_tagged(page, r"^focus:")
     np.testing.assert_allclose(focus["values"], es.token_focus(res, i), atol=COLOUR)
+
+
+def test_png_and_svg_exports_hold_what_is_drawn(page, app_url, encoder):
+    # Bug caught: an export of an empty canvas, of another head, or an SVG without the labels.
+    import io
+
+    from PIL import Image
+
+    text = "The bank of the river was steep."
+    _open_main(page, app_url, urlencode({"text": text, "layer": 2, "head": 4}))
+    root = page.locator(".esh-wrap[data-es-heatmap='2:4']")
+    with page.expect_download() as png:
+        root.locator("button[data-act=png]").click()
+    assert png.value.suggested_filename == "attention_L2_H4.png"
+    image = Image.open(io.BytesIO(open(png.value.path(), "rb").read())).convert("RGB")
+    size = root.locator("canvas").evaluate("c => [c.width, c.height]")
+    assert list(image.size) == size
+    g = _main(page)[0]["geometry"]
+    res = es.attention(encoder, text)
+    i = j = res.tokens.index("river")  # a cell's colour in the file is the drawn one: darker for a larger weight
+    pixel = image.getpixel((int(g["x0"] + (j + 0.5) * g["cw"]), int(g["y0"] + (i + 0.5) * g["ch"])))
+    drawn = root.locator("canvas").evaluate(
+        f"c => Array.from(c.getContext('2d').getImageData({int(g['x0'] + (j + 0.5) * g['cw'])}, "
+        f"{int(g['y0'] + (i + 0.5) * g['ch'])}, 1, 1).data.slice(0, 3))")
+    assert list(pixel) == drawn
+    with page.expect_download() as svg:
+        root.locator("button[data-act=svg]").click()
+    assert svg.value.suggested_filename == "attention_L2_H4.svg"
+    text_svg = open(svg.value.path(), encoding="utf-8").read()
+    assert "Layer 2, head 4" in text_svg and "<image" in text_svg and ">river</text>" in text_svg
