@@ -42,10 +42,11 @@ NEW_STATE = (f"(() => {{ const r = {MAIN}; if (!r) return null; const h = r.__es
              "return {tag: r.dataset.esHeatmap, id: h.id, t: h.t, exact: h.exact}; })()")
 # The former Plotly page (--old-page): the main chart as Plotly holds it; `t` is when the poll saw it.
 OLD_STATE = """(() => {
+  const title = g => ((g.layout && g.layout.title || {}).text || '').replace(/<[^>]+>/g, '');  // Streamlit adds <b>
   const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => !g.closest('[data-stale="true"]') &&
-      g.layout && /^Layer \\d+, /.test((g.layout.title || {}).text || ''));
+      /^Layer \\d+, /.test(title(g)));
   if (!gd) return null;
-  const m = gd.layout.title.text.match(/^Layer (\\d+), (?:head (\\d+)|mean)/), tt = gd.layout.xaxis.ticktext || [];
+  const m = title(gd).match(/^Layer (\\d+), (?:head (\\d+)|mean)/), tt = gd.layout.xaxis.ticktext || [];
   return {tag: m[1] + ':' + (m[2] === undefined ? 'mean' : m[2]), id: tt.length + ':' + tt.slice(0, 12).join(','),
           t: performance.now(), exact: true};
 })()"""
