@@ -4,7 +4,7 @@ import numpy as np
 
 from tests.e2e.conftest import SHOTS, exception_boxes, open_page, plot_titled, shot, wait_for_chart, wait_idle
 
-N_CHARTS = 18  # gallery 4 + padding 2, two masks 3, probe 3, decoder 2 + next-token bars 1, lens 2, attribution 1
+N_CHARTS = 17  # gallery 4 + padding 2, two masks 3, probe 3, decoder 2 + next-token bars 1, logit lens 2
 
 
 def _tall(page) -> None:
