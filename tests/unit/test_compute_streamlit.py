@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 import encoderscope as es
 from components import pool as pool_glue
 from components import sidebar
-from tests.app.conftest import array, figures, no_exceptions, opened
+from tests.app.conftest import main_heatmap, no_exceptions, opened
 
 RAN: list[str] = []  # what the page's job did (AppTest runs the page in this process)
 
@@ -119,7 +119,9 @@ def test_the_attention_page_computes_through_the_pool(encoder):
     jobs = [r.getMessage() for r in records if "job attention done" in r.getMessage()]
     assert len(jobs) == 1
     expected = es.attention(encoder, text).weights[1, 2]
-    np.testing.assert_allclose(array(figures(at)[0]["data"][0]["z"]), expected, atol=1e-6)
+    layer, head, drawn, _ = main_heatmap(at)  # the canvas map's payload, decoded (exact to 1/65535)
+    assert (layer, head) == (1, "2")
+    np.testing.assert_allclose(drawn, expected, atol=2e-5)
 
 
 HANG = threading.Event()
