@@ -472,3 +472,12 @@ def test_clip_cell_explains_which_patches_and_words_made_the_match(folders, fami
     assert f"logit {rel.score:.2f}" in " ".join(m.value for m in at.markdown)
     _, data = download(at, "Relevance (.npy)")
     np.testing.assert_allclose(np.load(io.BytesIO(data), allow_pickle=False), rel.map, rtol=1e-4, atol=1e-7)
+
+
+def test_pca_picture_and_norm_map_say_which_state_they_show(folders):
+    # Bug: the PCA picture of CLIP described as "after its final norm" while showing the un-normed state (or no
+    # word on which state at all).
+    at = _page(folders["clip"])
+    captions = " ".join(c.value for c in at.caption).replace("\\", "")
+    assert "State shown: the last block's output after CLIP's post_layernorm" in captions
+    assert "State shown: the last block's output before any final norm" in captions

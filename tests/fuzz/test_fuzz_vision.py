@@ -15,6 +15,7 @@ from tests.fuzz.test_fuzz_pages import IMAGE_MESSAGES
 SMALLER_THAN_A_PATCH = "smaller than one 8×8 patch"
 VISION_MESSAGES = {
     **IMAGE_MESSAGES,
+    "bomb.png": "too large to decode safely|= 144.0 MP; the limit is",  # refused before decoding, either way
     "1x1.png": SMALLER_THAN_A_PATCH,
     "7x5.png": SMALLER_THAN_A_PATCH,
     "wide.png": SMALLER_THAN_A_PATCH,
