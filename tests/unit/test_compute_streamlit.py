@@ -11,15 +11,16 @@ from streamlit.testing.v1 import AppTest
 import encoderscope as es
 from components import pool as pool_glue
 from components import sidebar
-from tests.app.conftest import array, figures, no_exceptions, opened
+from tests.app.conftest import main_heatmap, no_exceptions, opened
 
 RAN: list[str] = []  # what the page's job did (AppTest runs the page in this process)
 
 
 @pytest.fixture
-def busy_pool():
+def busy_pool(monkeypatch):
     """The server's shared pool with every worker held until the test ends; yields the pool."""
     pool = pool_glue.shared()
+    monkeypatch.setattr(pool, "solo_threads", pool.threads)  # the first holder must not take every slot alone
     release, holders = threading.Event(), []
     for _ in range(pool.workers):
         started = threading.Event()
@@ -118,8 +119,9 @@ def test_the_attention_page_computes_through_the_pool(encoder):
     no_exceptions(at)
     jobs = [r.getMessage() for r in records if "job attention done" in r.getMessage()]
     assert len(jobs) == 1
-    expected = es.attention(encoder, text).weights[1, 2]
-    np.testing.assert_allclose(array(figures(at)[0]["data"][0]["z"]), expected, atol=1e-6)
+    layer, view, values, _ = main_heatmap(at)
+    assert (layer, view) == (1, "2")
+    np.testing.assert_allclose(values, es.attention(encoder, text).weights[1, 2], atol=1 / 65535 + 1e-6)  # uint16
 
 
 HANG = threading.Event()
