@@ -33,7 +33,7 @@ def explanation(
 ) -> es.SimilarityExplanation:
     """`es.explain_similarity` of the cached encoder (one heavy call: one job for the compute pool)."""
     model = resources.encoder(model_ref, revision)
-    return pool.run("similarity explanation", (model_ref, revision, text_a, text_b, method, steps, max_tokens),
+    return pool.run("explanation", (model_ref, revision, text_a, text_b, method, steps, max_tokens),
                     es.explain_similarity, model, text_a, text_b, method=method, steps=steps, max_tokens=max_tokens)
 
 

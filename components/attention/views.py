@@ -116,7 +116,11 @@ def main_heatmap(inputs: Inputs, res: AttentionResult, layer: int, head, directi
     layer_id, q, store = cache.layer(*inputs.shown, layer)
     canvas.heatmap(payloads.main_map(res, q, layer, str(head), layer_id, DIRECTIONS[direction]), MAIN_KEY,
                    on={"view": _on_view, "row": _on_row})
-    canvas.heatmap(store, STORE_KEY)
+    # The browser keeps a layer's store by its id (window.__esHeatStore), so it goes once per layer and session:
+    # the rerun a browser-side head change causes sends the small first payload only, not 7 MB again.
+    if st.session_state.get("_store_sent") != layer_id:
+        canvas.heatmap(store, STORE_KEY)
+        st.session_state._store_sent = layer_id
     st.caption(
         "Row *i* shows where token *i* (the query) looks; each row sums to 1. Darker = more attention. "
         "Pick a head with the buttons above the map (no reload); click a row to focus that token below. "

@@ -138,7 +138,7 @@ def image_views(ref: str, revision: str | None, image_digest: str, square: bool,
     everything derived from it. Read-only; kept in the byte-bounded `results()`."""
     limit = settings.get().max_image_patches
     key = ("views", ref, revision, image_digest, square, limit)
-    enc = image_encoder(ref, revision)  # loads stay outside the compute pool
+    enc = image_encoder(ref, revision)  # loads stay outside the pool
     return results().get(key, lambda: pool.run("image attention", key, _image_views, enc, _data, square, limit))
 
 
@@ -167,8 +167,9 @@ def top_classes(
 ) -> list[tuple[str, float, int]]:
     """The classifier's top `k` on the image: [(label, probability, class index)] (see `es.classify`)."""
     enc = image_encoder(ref, revision)
-    top = pool.run("classify", (ref, revision, image_digest, square, k), vision.classify, enc, _data, k=k,
-                   square=square, max_patches=settings.get().max_image_patches)
+    limit = settings.get().max_image_patches
+    key = (ref, revision, image_digest, square, k, limit)
+    top = pool.run("classify", key, vision.classify, enc, _data, k=k, square=square, max_patches=limit)
     index = {label: i for i, label in enumerate(enc.labels)}
     return [(label, prob, index.get(label, -1)) for label, prob in top]
 
@@ -178,8 +179,7 @@ def class_relevance(ref: str, revision: str | None, image_digest: str, square: b
     limit = settings.get().max_image_patches
     key = ("class", ref, revision, image_digest, square, limit, target)
     enc = image_encoder(ref, revision)
-    return results().get(key, lambda: pool.run("image relevance", key, attribution.explain_image, enc, _data, target,
-                                               square, limit))
+    return _relevance(key, enc, _data, target, square, limit)
 
 
 def caption_relevance(ref: str, revision: str | None, image_digest: str, caption: str, _data: bytes):
@@ -188,8 +188,12 @@ def caption_relevance(ref: str, revision: str | None, image_digest: str, caption
     limit = settings.get().max_image_patches
     key = ("caption", ref, revision, image_digest, caption, limit)
     clip = clip_model(ref, revision)
-    return results().get(key, lambda: pool.run("image relevance", key, attribution.explain_image, clip, _data, caption,
-                                               True, limit))
+    return _relevance(key, clip, _data, caption, True, limit)
+
+
+def _relevance(key: tuple, model, data: bytes, target, square: bool, limit: int):
+    """`es.explain_image` as one job on the compute pool, kept in the byte-bounded `results()`."""
+    return results().get(key, lambda: pool.run("relevance", key, attribution.explain_image, model, data, target, square, limit))
 
 
 def _shrunk(image: Image.Image, width: int) -> np.ndarray:
@@ -218,5 +222,5 @@ def clip_similarity(
     """`encoderscope.vision.clip_similarity` of the cached model: ClipSimilarity (cosine `[I, T]`, probs,
     embeddings). `_images` are the files' bytes, in the order of `image_digests`."""
     clip = clip_model(ref, revision)
-    return pool.run("clip similarity", (ref, revision, image_digests, texts), vision.clip_similarity, clip,
-                    list(_images), list(texts))
+    key = (ref, revision, image_digests, texts)
+    return pool.run("clip similarity", key, vision.clip_similarity, clip, list(_images), list(texts))

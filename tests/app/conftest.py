@@ -31,6 +31,7 @@ class _RecordingMediaFileManager(MediaFileManager):
 def _run_keeping_media(self, *args, **kwargs):
     result = _original_run(self, *args, **kwargs)
     self.media = _RecordingMediaFileManager.latest
+    _keep_heatmap_stores(result)
     return result
 
 
@@ -165,6 +166,14 @@ def heatmap(at: AppTest, key: str) -> tuple[dict, dict[str, np.ndarray]] | None:
     return None
 
 
+def _keep_heatmap_stores(at: AppTest) -> None:
+    """After every run: keep the attention page's layer stores by id, as the browser does (the page sends a
+    layer's store once per session, not on every rerun)."""
+    found = heatmap(at, "main_heatmap_store")
+    if found is not None:
+        at.__dict__.setdefault("_es_stores", {})[found[0]["id"]] = found[1]
+
+
 def heatmap_values(header: dict, blocks: dict, view: str, exact: bool = True) -> np.ndarray:
     """The values `[rows, cols]` of one view: from the high and low bytes (uint16 over zmin..zmax) when
     `exact`, else the centre of the colour byte's bin (what the colour stands for)."""
@@ -179,9 +188,10 @@ def main_heatmap(at: AppTest) -> tuple[int, str, np.ndarray, dict]:
     """The attention page's main map: (layer, view, exact values `[T, T]`, header). The first payload carries
     the selected view's colour bytes; the store (sent after it) every view's colour and low bytes."""
     header, blocks = heatmap(at, "main_heatmap")
-    store_header, store = heatmap(at, "main_heatmap_store")
+    kept = at.__dict__.get("_es_stores", {})
+    assert header["id"] in kept, "no store was ever sent for the drawn layer"
+    store = kept[header["id"]]
     view = header["view"]
-    assert store_header["id"] == header["id"], "the store belongs to another layer"
     assert np.array_equal(blocks[f"hi:{view}"], store[f"hi:{view}"]), "first draw and store disagree"
     layer = int(header["tag_prefix"].rstrip(":"))
     return layer, view, heatmap_values(header, store, view), header

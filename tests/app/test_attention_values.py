@@ -78,6 +78,18 @@ def test_every_head_of_the_layer_is_in_the_store(page, res):
                                    atol=EXACT, err_msg=f"view {view}")
 
 
+def test_store_goes_once_per_layer(page, res):
+    # Bug: every rerun re-sending the layer's store (7 MB at 512 tokens), e.g. the one a browser-side head change
+    # causes; or a layer change not sending the new layer's.
+    _set(page, layer=1)
+    assert heatmap(page, "main_heatmap_store")[0]["id"] == heatmap(page, "main_heatmap")[0]["id"]
+    _set(page, head=6)
+    assert heatmap(page, "main_heatmap_store") is None
+    layer, view, values, _ = main_heatmap(page)  # the store the browser kept still serves it
+    np.testing.assert_allclose(values, _expected(res.weights, 1, "6"), atol=EXACT)
+    _set(page, layer=2, head=3)
+
+
 def test_labels_are_the_tokens_once(page, res):
     # Bug: labels from another tokenisation, or duplicates merged ("the" twice as one column).
     _, _, _, header = main_heatmap(page)

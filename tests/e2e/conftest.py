@@ -39,8 +39,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(env_extra: dict | None = None, timeout: float = 90) -> tuple[subprocess.Popen, str, Path]:
-    """Start `streamlit run app.py` on 127.0.0.1:<free port>; returns (process, url, log path)."""
+def start_server(env_extra: dict | None = None, timeout: float = 90,
+                 cwd: Path | None = None) -> tuple[subprocess.Popen, str, Path]:
+    """Start `streamlit run app.py` (of `cwd`, default this checkout) on 127.0.0.1:<free port>; returns (process,
+    url, log path)."""
     port = _free_port()
     log = SHOTS / f"server-{port}.log"
     SHOTS.mkdir(exist_ok=True)
@@ -50,7 +52,7 @@ def start_server(env_extra: dict | None = None, timeout: float = 90) -> tuple[su
         env.setdefault("ENCODERSCOPE_MODELS_DIR", str(shared_models))
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=cwd or ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -217,3 +217,49 @@ def test_clicking_a_thumbnail_focuses_that_head(page, app_url):
     wait_idle(page)
     assert "layer=3" in page.url and "head=5" in page.url
     assert exception_boxes(page) == 0
+
+
+def test_clicking_a_row_focuses_that_token(page, app_url, encoder):
+    # Bug caught: a row click focusing another token (row/column or index mix-up), or doing nothing.
+    text = "The bank of the river was steep."
+    _open_main(page, app_url, urlencode({"text": text, "layer": 0, "head": 0}))
+    res = es.attention(encoder, text)
+    i = res.tokens.index("river")
+    drawn = _main(page)[0]
+    g = drawn["geometry"]
+    box = page.locator(".esh-wrap[data-es-heatmap='0:0'] canvas").bounding_box()
+    page.mouse.click(box["x"] + g["x0"] + 0.5 * g["cw"], box["y"] + g["y0"] + (i + 0.5) * g["ch"])
+    wait_for_heatmap(page, f"h.tag === 'focus:{i}'")
+    wait_idle(page)
+    focus = heatmap_tagged(page, r"^focus:")
+    np.testing.assert_allclose(focus["values"], es.token_focus(res, i), atol=COLOUR)
+
+
+def test_png_and_svg_exports_hold_what_is_drawn(page, app_url, encoder):
+    # Bug caught: an export of an empty canvas, of another head, or an SVG without the labels.
+    import io
+
+    from PIL import Image
+
+    text = "The bank of the river was steep."
+    _open_main(page, app_url, urlencode({"text": text, "layer": 2, "head": 4}))
+    root = page.locator(".esh-wrap[data-es-heatmap='2:4']")
+    with page.expect_download() as png:
+        root.locator("button[data-act=png]").click()
+    assert png.value.suggested_filename == "attention_L2_H4.png"
+    image = Image.open(io.BytesIO(open(png.value.path(), "rb").read())).convert("RGB")
+    size = root.locator("canvas").evaluate("c => [c.width, c.height]")
+    assert list(image.size) == size
+    g = _main(page)[0]["geometry"]
+    res = es.attention(encoder, text)
+    i = j = res.tokens.index("river")  # a cell's colour in the file is the drawn one: darker for a larger weight
+    pixel = image.getpixel((int(g["x0"] + (j + 0.5) * g["cw"]), int(g["y0"] + (i + 0.5) * g["ch"])))
+    drawn = root.locator("canvas").evaluate(
+        f"c => Array.from(c.getContext('2d').getImageData({int(g['x0'] + (j + 0.5) * g['cw'])}, "
+        f"{int(g['y0'] + (i + 0.5) * g['ch'])}, 1, 1).data.slice(0, 3))")
+    assert list(pixel) == drawn
+    with page.expect_download() as svg:
+        root.locator("button[data-act=svg]").click()
+    assert svg.value.suggested_filename == "attention_L2_H4.svg"
+    text_svg = open(svg.value.path(), encoding="utf-8").read()
+    assert "Layer 2, head 4" in text_svg and "<image" in text_svg and ">river</text>" in text_svg

@@ -119,9 +119,10 @@ def test_the_attention_page_computes_through_the_pool(encoder):
     no_exceptions(at)
     jobs = [r.getMessage() for r in records if "job attention done" in r.getMessage()]
     assert len(jobs) == 1
-    layer, view, values, _ = main_heatmap(at)
-    assert (layer, view) == (1, "2")
-    np.testing.assert_allclose(values, es.attention(encoder, text).weights[1, 2], atol=1 / 65535 + 1e-6)  # uint16
+    expected = es.attention(encoder, text).weights[1, 2]
+    layer, head, drawn, _ = main_heatmap(at)  # the canvas map's payload, decoded (exact to 1/65535)
+    assert (layer, head) == (1, "2")
+    np.testing.assert_allclose(drawn, expected, atol=2e-5)
 
 
 HANG = threading.Event()

@@ -150,7 +150,10 @@ function toolbar(st) {
 // A head change in the browser: draw from the blocks already here, write the URL, then tell the server.
 function selectView(st, v) {
   if (v === st.view) return;
-  if (!block(st, "hi", v)) return; // not here yet: the store is on its way
+  if (!block(st, "hi", v)) {
+    st.setTriggerValue("view", v); // not here (yet): the server sends that head as the first payload
+    return;
+  }
   st.view = v;
   st.pending = v;
   toolbar(st);
@@ -191,7 +194,7 @@ function layout(st) {
     ph = Math.max(80, Math.min(h.max_px || 700, (h.row_px || 18) * R));
   }
   const x0 = left, y0 = titleH + top;
-  return { W, H: y0 + ph + 10, x0, y0, pw, ph, R, C, cw: pw / C, ch: ph / R, rows, cols, legendX: x0 + pw + 16 };
+  return { W, H: y0 + ph + (h.legend && ph < 290 ? 30 : 10), x0, y0, pw, ph, R, C, cw: pw / C, ch: ph / R, rows, cols, legendX: x0 + pw + 16 };
 }
 
 function step(cellPx) {
