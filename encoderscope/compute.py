@@ -56,9 +56,10 @@ def cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-# threadpoolctl's limits are partly per thread (OpenMP) and partly process-wide (OpenBLAS, MKL): they are set
-# again when this thread has not set them for (threads, loaded modules), or when another thread set another count.
-_LIMITED: dict[int, tuple[int, int]] = {}  # thread id -> (threads, sys.modules size) it last set
+# threadpoolctl's limits are partly per thread (OpenMP) and partly process-wide (OpenBLAS with pthreads, MKL):
+# they are set again when this thread has not set them for (threads, loaded modules), or when another thread set
+# another count. The memo is thread-local, not keyed by thread id: a new thread may reuse a dead one's id.
+_LIMITED = threading.local()  # .seen: (threads, sys.modules size) this thread last set
 _LAST_SET = [0]  # the thread count the last call set, process-wide
 
 
@@ -77,11 +78,11 @@ def limit_threads(n: int) -> None:
         numba = sys.modules["numba"]
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     seen = (n, len(sys.modules))
-    if _LIMITED.get(threading.get_ident()) != seen or _LAST_SET[0] != n:  # it scans every library: only on change
+    if getattr(_LIMITED, "seen", None) != seen or _LAST_SET[0] != n:  # it scans every library: only on change
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=n)
-        _LIMITED[threading.get_ident()], _LAST_SET[0] = seen, n
+        _LIMITED.seen, _LAST_SET[0] = seen, n
 
 
 def thread_env(n: int) -> dict[str, str]:

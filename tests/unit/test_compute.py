@@ -267,3 +267,24 @@ def test_a_job_may_carry_its_own_time_limit(make_pool):
     with pytest.raises(compute.JobTimeout, match="more than 0.2 s"):
         pool.submit("test", None, time.sleep, 2, timeout=0.2).result(WAIT)
     assert compute.thread_env(1)["OMP_NUM_THREADS"] == "1"
+
+
+def test_every_worker_thread_gets_the_limit_even_on_a_reused_thread_id():
+    # Bug caught: a memo of "already limited" keyed by thread id. Linux reuses the ids of finished threads (a pool
+    # worker replaced after a timeout, a new pool), so a fresh thread skipped the limit and its OpenMP ran with
+    # every core; and OpenBLAS's count is process-wide, so another thread's solo job changed it for everyone.
+    pytest.importorskip("torch")  # loads its OpenMP runtime, whose thread count is per thread
+    from threadpoolctl import threadpool_info
+
+    seen = []
+
+    def job(n):
+        compute.limit_threads(n)
+        seen.append((n, {lib["num_threads"] for lib in threadpool_info()}))
+
+    for n in (1, 1, 2, 1, 1):  # one thread after another, as workers come and go
+        t = threading.Thread(target=job, args=(n,))
+        t.start()
+        t.join(WAIT)
+    compute.limit_threads(compute.cores())  # leave this thread as the other tests expect
+    assert all(counts <= {n} for n, counts in seen), seen
