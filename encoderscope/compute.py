@@ -56,7 +56,11 @@ def cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-_LIMITED: dict[int, tuple[int, int]] = {}  # thread id -> (threads, sys.modules size) when its limits were last set
+# threadpoolctl's limits are partly per thread (OpenMP) and partly process-wide (OpenBLAS with pthreads, MKL):
+# they are set again when this thread has not set them for (threads, loaded modules), or when another thread set
+# another count. The memo is thread-local, not keyed by thread id: a new thread may reuse a dead one's id.
+_LIMITED = threading.local()  # .seen: (threads, sys.modules size) this thread last set
+_LAST_SET = [0]  # the thread count the last call set, process-wide
 
 
 def limit_threads(n: int) -> None:
@@ -74,11 +78,11 @@ def limit_threads(n: int) -> None:
         numba = sys.modules["numba"]
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     seen = (n, len(sys.modules))
-    if _LIMITED.get(threading.get_ident()) != seen:  # threadpoolctl scans every loaded library: do it on change
+    if getattr(_LIMITED, "seen", None) != seen or _LAST_SET[0] != n:  # it scans every library: only on change
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=n)
-        _LIMITED[threading.get_ident()] = seen
+        _LIMITED.seen, _LAST_SET[0] = seen, n
 
 
 def thread_env(n: int) -> dict[str, str]:

@@ -267,3 +267,49 @@ def test_a_job_may_carry_its_own_time_limit(make_pool):
     with pytest.raises(compute.JobTimeout, match="more than 0.2 s"):
         pool.submit("test", None, time.sleep, 2, timeout=0.2).result(WAIT)
     assert compute.thread_env(1)["OMP_NUM_THREADS"] == "1"
+
+
+_THREADS_PROBE = """
+import threading, torch
+from threadpoolctl import threadpool_info
+from encoderscope import compute
+seen = []
+def job(n):
+    compute.limit_threads(n)
+    seen.append((n, sorted({lib["num_threads"] for lib in threadpool_info()})))
+for n in (1, 1, 2, 1, 1):  # one thread after another, as workers come and go
+    t = threading.Thread(target=job, args=(n,))
+    t.start()
+    t.join()
+go, again = threading.Event(), threading.Event()
+def worker():  # one worker's two one-thread jobs, with another worker's solo job in between
+    job(1)
+    go.set()
+    again.wait()
+    job(1)
+w = threading.Thread(target=worker)
+w.start()
+go.wait()
+t = threading.Thread(target=job, args=(2,))
+t.start()
+t.join()
+again.set()
+w.join()
+print(seen)
+"""
+
+
+def test_every_worker_thread_gets_the_limit_even_on_a_reused_thread_id():
+    # Bug caught: no BLAS/OpenMP limit at all, or one skipped on a new thread (Linux reuses finished threads' ids:
+    # a worker replaced after a timeout, a new pool) or after another thread set another count (OpenBLAS's count is
+    # process-wide). In a fresh process: other tests' worker threads would change the process-wide count meanwhile.
+    import ast
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _THREADS_PROBE], capture_output=True, text=True, check=True,
+                         timeout=120).stdout
+    seen = ast.literal_eval(out.strip().splitlines()[-1])
+    assert [n for n, _ in seen] == [1, 1, 2, 1, 1, 1, 2, 1]
+    assert all(counts == [1] for n, counts in seen if n == 1), seen  # every one-thread job: one thread everywhere
+    assert all(2 in counts for n, counts in seen if n == 2), seen

@@ -17,9 +17,10 @@ RAN: list[str] = []  # what the page's job did (AppTest runs the page in this pr
 
 
 @pytest.fixture
-def busy_pool():
+def busy_pool(monkeypatch):
     """The server's shared pool with every worker held until the test ends; yields the pool."""
     pool = pool_glue.shared()
+    monkeypatch.setattr(pool, "solo_threads", pool.threads)  # the first holder must not take every slot alone
     release, holders = threading.Event(), []
     for _ in range(pool.workers):
         started = threading.Event()
