@@ -99,6 +99,11 @@ function init(host) {
   window.addEventListener("es-heatmap-store", (e) => {
     if (st.header && st.header.mode === "matrix" && e.detail === st.header.id) draw(st);
   });
+  // The grid outlines the head the main map shows, wherever that changed (browser or server): its own payload
+  // stays the same bytes, which Streamlit does not send again.
+  window.addEventListener("es-heatmap-main", () => {
+    if (st.header && st.header.mode === "grid") draw(st);
+  });
   new ResizeObserver(() => {
     const w = st.root.clientWidth;
     if (w && w !== st.width) draw(st);
@@ -303,6 +308,10 @@ function drawMatrix(st, ctx, L) {
   st.root.dataset.esExact = exact ? "1" : "0";
   st.root.dataset.esDraws = String(Number(st.root.dataset.esDraws || 0) + 1);
   window.__esHeatmapDrawn = { tag, id: h.id, t };
+  if (h.views && window.__esMainTag !== tag) {
+    window.__esMainTag = tag;
+    window.dispatchEvent(new CustomEvent("es-heatmap-main", { detail: tag }));
+  }
 }
 
 function title(st) {
@@ -392,7 +401,7 @@ function drawGrid(st, ctx, L) {
       octx.putImageData(img, 0, 0);
       const x = L.x0 + c * (L.cell + L.gap), y = L.y0 + l * (L.cell + L.gap);
       ctx.drawImage(off, x, y, L.cell, L.cell);
-      const cur = h.current && h.current[0] === l && String(h.current[1]) === (c === h.heads ? "mean" : String(c));
+      const cur = window.__esMainTag === `${l}:${c === h.heads ? "mean" : c}`;
       ctx.strokeStyle = cur ? "#dc2626" : "#d0d3da";
       ctx.lineWidth = cur ? 2 : 1;
       ctx.strokeRect(x - 0.5, y - 0.5, L.cell + 1, L.cell + 1);
