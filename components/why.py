@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 import encoderscope as es
-from components import resources, ui
+from components import pool, resources, ui
 from encoderscope import figures, settings
 from encoderscope.attribution import tables
 
@@ -33,7 +33,8 @@ def explanation(
 ) -> es.SimilarityExplanation:
     """`es.explain_similarity` of the cached encoder (one heavy call: one job for the compute pool)."""
     model = resources.encoder(model_ref, revision)
-    return es.explain_similarity(model, text_a, text_b, method=method, steps=steps, max_tokens=max_tokens)
+    return pool.run("explanation", (model_ref, revision, text_a, text_b, method, steps, max_tokens),
+                    es.explain_similarity, model, text_a, text_b, method=method, steps=steps, max_tokens=max_tokens)
 
 
 def controls(key: str) -> tuple[str, int]:

@@ -81,6 +81,13 @@ def limit_threads(n: int) -> None:
         _LIMITED[threading.get_ident()] = seen
 
 
+def thread_env(n: int) -> dict[str, str]:
+    """Environment variables that cap a child process's numeric libraries at `n` threads (torch and BLAS read
+    them at start), for work the pool accounts for but runs in another process (a background atlas build)."""
+    return {name: str(n) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                      "NUMBA_NUM_THREADS")}
+
+
 @dataclass(eq=False)
 class Job:
     """One unit of heavy work. `reports`: every (fraction, text) the job reported so far, in order."""
@@ -94,6 +101,7 @@ class Job:
     number: int
     reporting: bool = False  # call fn with progress=self.report
     threads: int = 0  # intra-op threads it runs with (set when it starts)
+    timeout: float | None = None  # seconds it may run (the pool's unless submitted with its own)
     submitted: float = field(default_factory=time.monotonic)
     started: float | None = None
     finished: float | None = None
@@ -169,10 +177,13 @@ class Pool:
     # --- callers -----------------------------------------------------------------------------
 
     def submit(self, kind: str, key: Hashable | None, fn: Callable[..., Any], *args, lane: str = "short",
-               owner: Hashable | None = None, reporting: bool = False, **kwargs) -> Ticket:
+               owner: Hashable | None = None, reporting: bool = False, timeout: float | None | bool = True,
+               **kwargs) -> Ticket:
         """Queue `fn(*args, **kwargs)`, or join the identical job (same `kind` and `key`) already queued or
         running. `key=None` never shares. `reporting`: call `fn` with `progress=job.report` as well (its reports
-        collect in `job.reports`). Returns the caller's ticket; withdraw it when no longer waiting."""
+        collect in `job.reports`). `timeout`: True for the pool's, else this job's own (None: no limit; e.g. a
+        job that holds a long-lane worker while a background process runs). Returns the caller's ticket;
+        withdraw it when no longer waiting."""
         if lane not in LANES:
             raise ValueError(f"lane must be one of {LANES}, not {lane!r}")
         with self._cond:
@@ -180,7 +191,8 @@ class Pool:
                 raise RuntimeError("the compute pool is shut down")
             job = self._inflight.get((kind, key)) if key is not None else None
             if job is None:
-                job = Job(kind, key, fn, args, kwargs, lane, next(self._numbers), reporting)
+                job = Job(kind, key, fn, args, kwargs, lane, next(self._numbers), reporting,
+                          timeout=self.timeout if timeout is True else timeout)
                 self._queue.append(job)
                 if key is not None:
                     self._inflight[(kind, key)] = job
@@ -251,7 +263,7 @@ class Pool:
             worker = _Worker(self, len(self._live) + len(self._stuck) + 1)
             self._live.append(worker)
             worker.thread.start()
-        if self.timeout is not None and self._watchdog is None:
+        if self._watchdog is None:
             self._watchdog = threading.Thread(target=self._watch, name="encoderscope-watchdog", daemon=True)
             self._watchdog.start()
 
@@ -308,15 +320,15 @@ class Pool:
     def _watch(self) -> None:
         """Fail jobs that run past the timeout and replace their workers."""
         while not self._closed:
-            time.sleep(min(1.0, self.timeout / 4))
+            time.sleep(min(1.0, (self.timeout or 4) / 4))
             now = time.monotonic()
             with self._cond:
                 for job, worker in list(self._running.items()):
-                    if job.state == RUNNING and now - job.started > self.timeout:
+                    if job.state == RUNNING and job.timeout is not None and now - job.started > job.timeout:
                         self._running.pop(job)
                         self._forget(job)
                         job.error = JobTimeout(
-                            f"This {job.kind} took more than {self.timeout:g} s, the limit on this server, so the "
+                            f"This {job.kind} took more than {job.timeout:g} s, the limit on this server, so the "
                             "server stopped waiting for it. Try a smaller input, or try again when it is less busy."
                         )
                         self._finish(job, TIMED_OUT)

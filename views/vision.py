@@ -52,21 +52,7 @@ if run.failed:
 
 vision_views.describe(enc, views, name)
 view, opacity = vision_controls.controls(views.res)
-top = why.top_classes(picked, digest, square, data) if enc.classifier is not None else None
-relevance = None
-if top:
-    attention_column, why_column = st.columns(2)
-    with attention_column:
-        values = vision_views.overlay(views, view, opacity, vision_views.SIDE_HEIGHT)
-    with why_column:
-        relevance = why.why(picked, views, digest, square, data, top, opacity, vision_views.SIDE_HEIGHT)
-    why.classes(top)
-else:
-    values = vision_views.overlay(views, view, opacity)
-    st.caption(
-        "“Why this class?” needs a classifier checkpoint (a ViT, DeiT or DINOv2 saved with its head); "
-        "this one is a bare encoder."
-    )
+values, relevance = why.overlays(enc, picked, views, view, digest, square, data, opacity)
 tab_heads, tab_rollout, tab_distance, tab_features = st.tabs(
     ["All heads of this layer", "Rollout", "Attention distance", "Patch features"]
 )

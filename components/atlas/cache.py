@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from components import pool
 from components.atlas import payload as atlas_payload
 from encoderscope import settings
 from encoderscope.errors import UserFacingError
@@ -259,7 +260,7 @@ def search(key: str, query, k: int, _opened: Opened) -> tuple[np.ndarray, np.nda
     `[D]`): an exact scan over up to 10^6 memory-mapped rows, so map clicks and other reruns reuse it."""
     from encoderscope import atlas as es_atlas
 
-    ids, cos = es_atlas.search(_opened.atlas, query, k)
+    ids, cos = pool.run("atlas search", (key, pool.digest(query), k), es_atlas.search, _opened.atlas, query, k)
     return np.asarray(ids, dtype=np.int64), np.asarray(cos, dtype=np.float64)
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from components import ui
+from components import pool, ui
 from components.atlas import cache
-from encoderscope import settings
+from encoderscope import compute, settings
 from encoderscope.errors import UserFacingError
 
 ROOT = Path(__file__).resolve().parents[2]  # `-m encoderscope` runs from the repository
@@ -169,7 +169,8 @@ def _pump() -> None:
             # own session: a page rerun or a closed tab never interrupts it; the env keeps HF_HUB_OFFLINE
             job.process = subprocess.Popen(
                 job.command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **compute.thread_env(pool.shared().threads)},
+                start_new_session=True,
             )
     except OSError as err:
         job.process = _NotStarted()
@@ -190,8 +191,11 @@ class _NotStarted:
 
 
 def _watch(job: Job) -> None:
-    """Wait for the build, keep its last log lines, remove its folder, start the next one."""
+    """Wait for the build, keep its last log lines, remove its folder, start the next one. While it runs it holds
+    a long-lane worker of the compute pool, so the pages' short jobs keep the others."""
+    held = pool.shared().submit("atlas build", None, job.process.wait, lane="long", timeout=None)
     job.process.wait()
+    pool.shared().withdraw(held)
     with _LOCK:
         _finish(job, status(job).lines)
         _pump()

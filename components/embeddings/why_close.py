@@ -50,7 +50,7 @@ def section(model_ref: str | None, revision: str | None, texts: list[str], X: np
         )
     if pair is None:
         return
-    if not pair[0].strip() or not pair[1].strip():
+    if not ui.clean_text(pair[0])[0].strip() or not ui.clean_text(pair[1])[0].strip():
         st.info("Type two texts to compare.")
         return
     if pooling != "auto":

@@ -9,6 +9,7 @@ from components import ui
 from components.masks import cache
 from encoderscope import figures, settings
 from encoderscope.attribution import tables
+from encoderscope.figures.common import escape_hover
 
 LENS_K = 5
 
@@ -54,6 +55,7 @@ def token_attribution(dec_ref: str | None, revision: str | None, text: str) -> N
     )
     steps = int(c2.slider("Steps (integrated gradients)", 2, max(top, 3), min(32, top), key="attr_steps",
                           help=f"More steps, smaller integration error; at most {top} on this server."))
+    target = ui.clean_text(target, max_chars=50)[0]
     if not st.toggle("Run integrated gradients", key="attr_run",
                      help="A backward pass per step through the decoder: a few seconds, so it runs on request."):
         st.caption("Switch it on to see which tokens made the decoder's guess.")
@@ -70,7 +72,7 @@ def token_attribution(dec_ref: str | None, revision: str | None, text: str) -> N
         st.caption(ui.escape_markdown(note))
     rows = [("text", ta.tokens, ta.scores)]
     ui.plotly(
-        figures.shaded_tokens(rows, title=f"Which tokens raise log p({ta.target!r})", value_name="Δ log p"),
+        figures.shaded_tokens(rows, title=f"Which tokens raise log p({escape_hover(repr(ta.target))})", value_name="Δ log p"),
         key="attr_tokens",
         filename="token_attribution",
     )

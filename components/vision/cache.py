@@ -23,7 +23,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from components import resources
+from components import pool, resources
 from encoderscope import images, settings, vision
 from encoderscope.attention_maps import rollout
 from encoderscope.attribution import image as attribution
@@ -138,7 +138,8 @@ def image_views(ref: str, revision: str | None, image_digest: str, square: bool,
     everything derived from it. Read-only; kept in the byte-bounded `results()`."""
     limit = settings.get().max_image_patches
     key = ("views", ref, revision, image_digest, square, limit)
-    return results().get(key, lambda: _image_views(image_encoder(ref, revision), _data, square, limit))
+    enc = image_encoder(ref, revision)  # loads stay outside the pool
+    return results().get(key, lambda: pool.run("image attention", key, _image_views, enc, _data, square, limit))
 
 
 def _image_views(enc, data: bytes, square: bool, limit: int) -> ImageViews:
@@ -166,7 +167,9 @@ def top_classes(
 ) -> list[tuple[str, float, int]]:
     """The classifier's top `k` on the image: [(label, probability, class index)] (see `es.classify`)."""
     enc = image_encoder(ref, revision)
-    top = vision.classify(enc, _data, k=k, square=square, max_patches=settings.get().max_image_patches)
+    limit = settings.get().max_image_patches
+    key = (ref, revision, image_digest, square, k, limit)
+    top = pool.run("classify", key, vision.classify, enc, _data, k=k, square=square, max_patches=limit)
     index = {label: i for i, label in enumerate(enc.labels)}
     return [(label, prob, index.get(label, -1)) for label, prob in top]
 
@@ -176,7 +179,7 @@ def class_relevance(ref: str, revision: str | None, image_digest: str, square: b
     limit = settings.get().max_image_patches
     key = ("class", ref, revision, image_digest, square, limit, target)
     enc = image_encoder(ref, revision)
-    return results().get(key, lambda: attribution.explain_image(enc, _data, target, square, limit))
+    return _relevance(key, enc, _data, target, square, limit)
 
 
 def caption_relevance(ref: str, revision: str | None, image_digest: str, caption: str, _data: bytes):
@@ -185,7 +188,12 @@ def caption_relevance(ref: str, revision: str | None, image_digest: str, caption
     limit = settings.get().max_image_patches
     key = ("caption", ref, revision, image_digest, caption, limit)
     clip = clip_model(ref, revision)
-    return results().get(key, lambda: attribution.explain_image(clip, _data, caption, True, limit))
+    return _relevance(key, clip, _data, caption, True, limit)
+
+
+def _relevance(key: tuple, model, data: bytes, target, square: bool, limit: int):
+    """`es.explain_image` as one job on the compute pool, kept in the byte-bounded `results()`."""
+    return results().get(key, lambda: pool.run("relevance", key, attribution.explain_image, model, data, target, square, limit))
 
 
 def _shrunk(image: Image.Image, width: int) -> np.ndarray:
@@ -213,4 +221,6 @@ def clip_similarity(
 ):
     """`encoderscope.vision.clip_similarity` of the cached model: ClipSimilarity (cosine `[I, T]`, probs,
     embeddings). `_images` are the files' bytes, in the order of `image_digests`."""
-    return vision.clip_similarity(clip_model(ref, revision), list(_images), list(texts))
+    clip = clip_model(ref, revision)
+    key = (ref, revision, image_digests, texts)
+    return pool.run("clip similarity", key, vision.clip_similarity, clip, list(_images), list(texts))

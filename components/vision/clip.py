@@ -153,9 +153,8 @@ MATRIX_KEY, CELL_KEY = "c_matrix", "c_cell"
 def chosen_cell(sim: vision.ClipSimilarity) -> tuple[int, int]:
     """(image, text) to explain: the cell last clicked in the matrix, else the first image's best caption.
     A kept cell outside a smaller matrix (fewer images or captions now) falls back to that default."""
-    if (point := controls.new_click(MATRIX_KEY)) and point.get("customdata") is not None:
-        st.session_state[CELL_KEY] = tuple(int(v) for v in point["customdata"][:2])
-    elif (point or {}).get("x") is not None:  # some Streamlit versions omit customdata: the marker sits on (x, y)
+    point = controls.new_click(MATRIX_KEY)
+    if point and point.get("x") is not None and point.get("y") is not None:  # the cell's marker sits at (text, image)
         st.session_state[CELL_KEY] = (int(round(point["y"])), int(round(point["x"])))
     n_images, n_texts = sim.cosine.shape
     cell = st.session_state.get(CELL_KEY)

@@ -11,6 +11,7 @@ import streamlit as st
 
 from components import ui
 from components.vision import cache
+from components.vision import views as vision_views
 from encoderscope import images, vision
 from encoderscope.figures import vision as figures
 
@@ -23,6 +24,27 @@ METHOD = (
     "attention map; per layer the heads' mean of gradient × attention, negatives dropped, accumulated with the "
     "residual path, R ← R + Ā·R. Unlike raw attention it is specific to the class: another class lights other patches."
 )
+
+
+def overlays(enc, picked, views: cache.ImageViews, view, digest: str, square: bool, data: bytes, opacity: float):
+    """The attention overlay, and for a classifier the relevance overlay beside it and the top 5 under both:
+    (the `[rows, cols]` attention map drawn, the ImageRelevance drawn or None)."""
+    top = top_classes(picked, digest, square, data) if enc.classifier is not None else None
+    if not top:
+        values = vision_views.overlay(views, view, opacity)
+        if enc.classifier is None:
+            st.caption(
+                "“Why this class?” needs a classifier checkpoint (a ViT, DeiT or DINOv2 saved with its head); "
+                "this one is a bare encoder."
+            )
+        return values, None
+    attention_column, why_column = st.columns(2)
+    with attention_column:
+        values = vision_views.overlay(views, view, opacity, vision_views.SIDE_HEIGHT)
+    with why_column:
+        relevance = why(picked, views, digest, square, data, top, opacity, vision_views.SIDE_HEIGHT)
+    classes(top)
+    return values, relevance
 
 
 def top_classes(picked, digest: str, square: bool, data: bytes) -> list[tuple[str, float, int]] | None:

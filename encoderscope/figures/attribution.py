@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..tokens import clean_token
-from .common import FONT, escape_hover, token_axis, token_heatmap
+from .common import FONT, escape_hover, token_axis, token_heatmap, token_labels
 
 __all__ = ["pair_matrix", "shaded_tokens", "lens_grid", "target_prob_line", "symmetric_range", "DIVERGING"]
 
@@ -110,6 +110,8 @@ def lens_grid(top_tokens: list, top_probs: np.ndarray, tokens: list[str], title:
     ]
     trace = go.Heatmap(
         z=top_probs[:, :, 0].astype(np.float32),
+        x=token_labels(tokens),  # category axis: unique "i·token" labels, ticks show the tokens
+        y=list(range(L1)),
         text=text,
         customdata=hover,
         texttemplate="%{text}" if L1 * T <= 2400 else None,

@@ -482,6 +482,15 @@ def test_an_atlas_name_that_symlinks_out_of_the_folder_is_refused(atlas_root, tm
     assert at.selectbox(key="atlas").value != "escape"
 
 
+def _plotly_array(value) -> np.ndarray:
+    """A Plotly figure array: a nested list, or the typed form {"dtype", "bdata" (base64), "shape"}."""
+    if isinstance(value, dict):
+        array = np.frombuffer(base64.b64decode(value["bdata"]), np.dtype(value["dtype"]))
+        shape = [int(v) for v in str(value.get("shape", len(array))).split(",")]
+        return array.reshape(shape).astype(float)
+    return np.asarray(value, float)
+
+
 def test_a_clicked_hit_explains_the_query_against_it(atlas_root, encoder, vectors):
     # Bugs: the explanation of another text (the wrong row, or the clicked point of another atlas), of another
     # query, or none at all; values not those of es.explain_similarity.
@@ -498,9 +507,10 @@ def test_a_clicked_hit_explains_the_query_against_it(atlas_root, encoder, vector
     assert metrics["Cosine"] == f"{ex.cosine:.4f}"
     np.testing.assert_allclose(ex.cosine, hits["cosine"].iloc[1], atol=1e-3)  # the hit's own cosine
     figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    heat = [t for f in figures for t in f["data"] if t.get("type") == "heatmap"]
-    assert heat, "the token x token matrix (exact for the bundled mean-pooled model)"
-    np.testing.assert_allclose(np.asarray(heat[0]["z"], float), ex.pairs, atol=1e-4)
+    pairs = [f for f in figures if "Token × token" in json.dumps(f["layout"].get("title", ""), ensure_ascii=False)]
+    assert pairs, "the token x token matrix (exact for the bundled mean-pooled model)"
+    heat = [t for t in pairs[0]["data"] if t.get("type") == "heatmap"]
+    np.testing.assert_allclose(_plotly_array(heat[0]["z"]), ex.pairs, atol=1e-4)
     # a click on a point that is not a hit explains nothing
     other = next(i for i in range(len(TEXTS)) if i not in set(hits["id"]))
     at = set_map_state(at, map_key(at), clicked=other)

@@ -167,14 +167,16 @@ WHY = r"^Why “(.+)”: relevance of each patch$"
 
 @pytest.fixture(scope="module")
 def why_server(tmp_path_factory):
-    """(url, CLIP folder): a server whose models folder holds the real ViT-Ti (a link) and a tiny random CLIP."""
+    """(url, ViT-Ti link, CLIP folder): a server whose models folder holds the real ViT-Ti (a link) and a tiny
+    random CLIP (listed first: its vision tower is an image encoder too)."""
     if not (VIT_TINY / "model.safetensors").is_file():
         pytest.fail(f"the real ViT-Ti weights are missing at {VIT_TINY} (see ../shared/models/README.md)")
     models = tmp_path_factory.mktemp("e2e_why")
-    (models / VIT_TINY.name).symlink_to(VIT_TINY, target_is_directory=True)
+    link = models / VIT_TINY.name
+    link.symlink_to(VIT_TINY, target_is_directory=True)
     clip = vf.tiny_clip(models / "tiny-clip")
     proc, url, _ = start_server({"ENCODERSCOPE_MODELS_DIR": str(models)})
-    yield url, str(clip)
+    yield url, str(link), str(clip)
     stop_server(proc)
 
 
@@ -206,8 +208,8 @@ def test_real_vit_tiny_why_overlay_is_the_relevance_of_its_top_class(page, why_s
 
     import encoderscope as es
 
-    url, _ = why_server
-    open_page(page, url, "vision")
+    url, vit, _ = why_server
+    open_page(page, url, "vision", f"model={quote(vit)}")
     _chart(page, WHY, timeout=300_000)  # the model loads, then classifies and explains: slow on a busy machine
     wait_idle(page)
     _no_messages(page)
@@ -229,7 +231,7 @@ def test_clicking_a_clip_cell_explains_that_image_and_caption(page, why_server):
     # Bugs: the click not reaching the explanation (row/column swapped, the default cell kept).
     import encoderscope as es
 
-    url, clip_dir = why_server
+    url, _, clip_dir = why_server
     open_page(page, url, "vision", f"section=clip&clip={quote(clip_dir)}")
     _chart(page, "^Patches that made this match$", timeout=300_000)
     wait_idle(page)  # (the tiny CLIP reads 24 tokens: a warning says one prompt was cut, as it should)

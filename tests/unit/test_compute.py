@@ -257,3 +257,13 @@ def test_progress_reports_reach_the_job_in_order(make_pool):
     ticket = pool.submit("VAE round trip", None, work, 3, reporting=True)
     assert ticket.result(WAIT) == 3
     assert ticket.job.reports == [(1 / 3, "stage 1"), (2 / 3, "stage 2"), (1.0, "stage 3")]
+
+
+def test_a_job_may_carry_its_own_time_limit(make_pool):
+    # Bug caught: a background build's placeholder job (it holds a long-lane worker while the build process runs)
+    # cut off at the pool's 120 s, or a per-job limit ignored.
+    pool = make_pool(2, timeout=0.3)
+    assert pool.submit("atlas build", None, time.sleep, 0.8, lane="long", timeout=None).result(WAIT) is None
+    with pytest.raises(compute.JobTimeout, match="more than 0.2 s"):
+        pool.submit("test", None, time.sleep, 2, timeout=0.2).result(WAIT)
+    assert compute.thread_env(1)["OMP_NUM_THREADS"] == "1"
