@@ -48,7 +48,7 @@ def page_rerun(model, text: str) -> int:
     sent = [
         payloads.main_map(res, q, 0, "0", "id", "all"),
         payloads.layer_store(q, res.num_heads, "id"),
-        payloads.grid(payloads.grid_thumbnails(res.weights), (0, "0")),
+        payloads.grid(payloads.grid_thumbnails(res.weights)),
     ]
     return sum(len(b) for b in sent)
 

@@ -15,13 +15,15 @@ Per length, on one page of one server, after one untimed warm-up of each action:
 - head change: a head button clicked in the map -> drawn (in the browser, next animation frame).
 The bare forward pass with attentions (the model's own call, as `es.attention` makes it, on new texts) is timed
 in this process, taking turns with the new-text runs, and every page figure is also given as a multiple of its
-median. Every text is new to the
+median; `server_attention_job_ms` is the page's own `es.attention` call for those texts, from the server's log
+(one line per compute-pool job), and `new_text_x_server_job` the new-text time as a multiple of it. Every text is new to the
 server (no cache hits). The JSON records the machine's load average at the start and the end: the machine is
 shared, read the figures with it.
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 import subprocess
 import tempfile
@@ -125,7 +127,13 @@ def payload_sizes(model, text: str) -> dict:
     return {"first_payload_bytes": len(first), "store_payload_bytes": len(store)}
 
 
-def measure(browser, url: str, folder: str, model, tokenizer, n: int, runs: int, old: bool = False) -> dict:
+def server_jobs(log: Path) -> list[float]:
+    """Seconds of every `es.attention` job the server ran, from its log (the compute pool logs one line a job)."""
+    return [float(m) for m in re.findall(r"job attention done: waited [0-9.]+ s, ran ([0-9.]+) s", log.read_text())]
+
+
+def measure(browser, url: str, folder: str, model, tokenizer, n: int, runs: int, old: bool = False,
+            log: Path | None = None) -> dict:
     """One length on one page: new texts (taking turns with the bare forward pass), layer and head changes."""
     state = OLD_STATE if old else NEW_STATE
     page = browser.new_page(viewport={"width": 1400, "height": 1100}, device_scale_factor=1)
@@ -145,6 +153,8 @@ def measure(browser, url: str, folder: str, model, tokenizer, n: int, runs: int,
             forward(model, next(texts))
             fwd_times.append(time.perf_counter() - start)
             open_ms.append(new_text(page, state, next(texts)))
+        # The canvas page's server logs each es.attention job: the same forward pass, timed where the page runs it.
+        jobs = server_jobs(log)[-runs:] if log is not None and not old else []
         slider_step(page, state, 0, 0, frames)  # warm-up
         layers = [slider_step(page, state, 0, 0, frames) for _ in range(runs)]
         if old:
@@ -165,6 +175,9 @@ def measure(browser, url: str, folder: str, model, tokenizer, n: int, runs: int,
         }
         if not old:
             out.update(payload_sizes(model, text_of(tokenizer, n)))
+        if len(jobs) == runs:
+            out["server_attention_job_ms"] = _common.summary_ms(jobs)
+            out["new_text_x_server_job"] = round(out["new_text_ms"]["median_ms"] / (1000 * statistics.median(jobs)), 2)
         out["new_text_x_forward"] = round(out["new_text_ms"]["median_ms"] / out["forward_ms"], 2)
         out["layer_change_x_forward"] = round(out["layer_change_ms"]["median_ms"] / out["forward_ms"], 2)
         if n == 512:
@@ -209,9 +222,10 @@ def main() -> None:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
                 for n in lengths:
-                    for name, (_, url, _) in servers.items():
+                    for name, (_, url, log) in servers.items():
                         start = time.perf_counter()
-                        row = measure(browser, url, folder, model, model.tokenizer, n, args.runs, old=name == "old")
+                        row = measure(browser, url, folder, model, model.tokenizer, n, args.runs, old=name == "old",
+                                      log=log)
                         row["bench_s"] = round(time.perf_counter() - start, 1)
                         out["results" if name == "new" else "old_page"].append(row)
                         _common.progress({name: row})

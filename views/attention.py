@@ -89,7 +89,7 @@ views.downloads(res, layer, head, direction)
 # One view at a time, computed only when shown: opening a text costs one forward pass and one map.
 shown = st.radio("View", views.VIEWS, horizontal=True, key="attn_view", label_visibility="collapsed")
 if shown == "All heads":
-    views.all_heads(inputs, layer, head)
+    views.all_heads(inputs)
 elif shown == "Rollout":
     views.rollout(inputs, res)
 elif shown == "Token focus":

@@ -91,9 +91,9 @@ def grid_thumbnails(weights: np.ndarray, thumb: int = THUMB) -> np.ndarray:
     return np.where(peak > 0, 1 + np.rint(254 * scaled), 0).astype(np.uint8)
 
 
-def grid(thumbs: np.ndarray, current: tuple[int, str]) -> bytes:
-    """The all-heads mosaic from `grid_thumbnails`; `current` (layer, view) is outlined."""
+def grid(thumbs: np.ndarray) -> bytes:
+    """The all-heads mosaic from `grid_thumbnails`. The renderer outlines the head the main map shows, so these
+    bytes do not change with the layer or head (Streamlit sends an unchanged large message only once)."""
     L, cols, side, _ = thumbs.shape
-    header = {"mode": "grid", "id": "grid", "layers": L, "heads": cols - 1, "side": side, "scheme": "blues",
-              "current": [int(current[0]), str(current[1])]}
+    header = {"mode": "grid", "id": "grid", "layers": L, "heads": cols - 1, "side": side, "scheme": "blues"}
     return payload.pack(header, {"hi:grid": thumbs})

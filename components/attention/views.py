@@ -130,9 +130,9 @@ def main_heatmap(inputs: Inputs, res: AttentionResult, layer: int, head, directi
     )
 
 
-def all_heads(inputs: Inputs, layer: int, head) -> None:
+def all_heads(inputs: Inputs) -> None:
     thumbs = cache.thumbnails(*inputs.shown)
-    canvas.heatmap(payloads.grid(thumbs, (layer, str(head))), GRID_KEY, on={"clicked": _on_grid_click})
+    canvas.heatmap(payloads.grid(thumbs), GRID_KEY, on={"clicked": _on_grid_click})
     st.caption(
         "Every head of every layer as a thumbnail (each scaled to its own maximum), plus the mean over heads "
         "in the last column. Click a thumbnail to focus it above. Diagonal stripes = looking at neighbours; "

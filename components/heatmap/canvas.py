@@ -14,7 +14,8 @@ from pathlib import Path
 import streamlit as st
 
 _HERE = Path(__file__).parent / "renderer"
-_JS = (_HERE / "heatmap.js").read_text(encoding="utf-8")
+# export.js (PNG/SVG) first, then the renderer with its default export: one module.
+_JS = "\n".join((_HERE / name).read_text(encoding="utf-8") for name in ("export.js", "heatmap.js"))
 _CSS = (_HERE / "heatmap.css").read_text(encoding="utf-8")
 
 _component = st.components.v2.component("encoderscope.heatmap", js=_JS, css=_CSS)
