@@ -43,7 +43,7 @@ class Settings:
     # tokens one batched backward pass may hold (steps are chunked to stay under it: the memory bound).
     attribution_max_tokens: int = 128
     attribution_max_steps: int = 64
-    attribution_batch_tokens: int = 4096
+    attribution_batch_tokens: int = 1024  # SmolLM2-135M: about 1.2 MB of saved activations per token
     # The compute pool (encoderscope.compute, docs/deploy.md): heavy jobs at once (0 = one per core), how many of
     # them the long lane may take (0 = workers - 1), and the seconds one job may run before its user is told.
     workers: int = 0
@@ -52,7 +52,6 @@ class Settings:
     atlas_upload_bytes: int = 200_000_000  # an uploaded points.parquet: uncompressed bytes of the columns read
     atlas_hover_points: int = 100_000  # up to this many points, the map gets each text for hover
     atlas_build_queue: int = 8  # background atlas builds waiting their turn (one runs at a time per server)
-    attribution_batch_tokens: int = 1024  # SmolLM2-135M: about 1.2 MB of saved activations per token
 
 
 _PUBLIC_DEFAULTS = dict(
