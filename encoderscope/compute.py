@@ -56,11 +56,7 @@ def cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-# threadpoolctl's limits are partly per thread (OpenMP) and partly process-wide (OpenBLAS with pthreads, MKL):
-# they are set again when this thread has not set them for (threads, loaded modules), or when another thread set
-# another count. The memo is thread-local, not keyed by thread id: a new thread may reuse a dead one's id.
-_LIMITED = threading.local()  # .seen: (threads, sys.modules size) this thread last set
-_LAST_SET = [0]  # the thread count the last call set, process-wide
+# threadpoolctl's limits are partly per thread (OpenMP) and partly process-wide (OpenBLAS with pthreads, MKL).
 
 
 def limit_threads(n: int) -> None:
@@ -68,7 +64,7 @@ def limit_threads(n: int) -> None:
 
     torch and numba keep the count per thread (torch through OpenMP's per-thread setting), so each worker sets
     its own; BLAS and OpenMP libraries go through threadpoolctl. Libraries not yet imported are left alone
-    (no torch import here); the cap is re-applied when new modules were loaded since the last call.
+    (no torch import here).
     """
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
@@ -77,12 +73,11 @@ def limit_threads(n: int) -> None:
     if "numba" in sys.modules:
         numba = sys.modules["numba"]
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    seen = (n, len(sys.modules))
-    if getattr(_LIMITED, "seen", None) != seen or _LAST_SET[0] != n:  # it scans every library: only on change
-        from threadpoolctl import threadpool_limits
+    # BLAS/OpenMP pools are process-wide and other code (a context that restores its caller's threads) may have
+    # changed them since: set them on every job (about 1 ms), never from a memo.
+    from threadpoolctl import threadpool_limits
 
-        threadpool_limits(limits=n)
-        _LIMITED.seen, _LAST_SET[0] = seen, n
+    threadpool_limits(limits=n)
 
 
 def thread_env(n: int) -> dict[str, str]:

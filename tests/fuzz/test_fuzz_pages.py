@@ -45,7 +45,7 @@ OTHER_TAB = "appears in none of the sentences|Token embeddings need a model"
 EMPTY_FILE, NO_ROWS, BINARY = "The file is empty", "The CSV has no data rows", "does not look like a CSV file"
 CSV_MESSAGES = {
     "empty.csv": EMPTY_FILE,
-    "blank.csv": "No columns to parse",
+    "blank.csv": "The CSV has no data rows",
     "header-only.csv": NO_ROWS,
     "binary.csv": BINARY,
     "nul.csv": BINARY,
@@ -112,7 +112,7 @@ IMAGE_MESSAGES = {
     "html.png": NOT_AN_IMAGE,
     "truncated.jpg": "damaged or truncated",
     "header-only.png": NOT_AN_IMAGE,
-    "bomb.png": "too large to decode safely",
+    "bomb.png": "= 144.0 MP; the limit is",  # refused from the header, before decoding
     "random.jpg": NOT_AN_IMAGE,
 }
 INTERPOLATED = "decoded edited latents (50% towards the second image)"
