@@ -183,7 +183,7 @@ def real_corpus(folder: Path) -> dict:
     progress({"real": out})
     points = pd.read_parquet(folder / "debian" / "points.parquet")
     labels = pd.factorize(points["label"])[0]
-    V = np.load(folder / "debian" / "vectors.npy", mmap_mode="r")
+    V = np.load(folder / "debian" / "vectors.npy", mmap_mode="r", allow_pickle=False)
     out["knn10_section_agreement"] = {
         "vectors_384d": round(lay.knn_label_accuracy(np.asarray(V), labels), 4),
         "map_2d": round(lay.knn_label_accuracy(points[["x", "y"]].to_numpy(), labels), 4),

@@ -149,15 +149,23 @@ def test_one_build_at_a_time_the_others_queue_in_order(tmp_path):
 
 
 def test_the_page_says_a_build_is_queued(tmp_path):
+    # Bug: a second build started beside the running one, or waited without the page saying why.
+    import subprocess
+    import sys
+
     settings.reload({"ENCODERSCOPE_ATLAS_DIR": str(tmp_path)})
+    # a build that runs for as long as the test needs (a real one could end while the page is set up)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
-        first = jobs.start("first", jobs.Source("a.txt", ["fine", " "]), None, None, "auto")
+        jobs.registry()["first"] = jobs.Job("first", sleeper, tmp_path / ".jobs" / "first", tmp_path / "first")
         at = _embeddings_page({"ENCODERSCOPE_ATLAS_DIR": str(tmp_path)})
         at.button(key="atlas_job_start").click().run()
         no_exceptions(at)
         texts = [bar.proto.text.replace("\\", "") for bar in at.get("progress")]
         assert any("my-corpus is queued" in t and "one atlas at a time" in t and "(first)" in t for t in texts), texts
-        first.wait(timeout=180)
-        jobs.registry()["my-corpus"].wait(timeout=300)
+        queued = jobs.registry()["my-corpus"]
+        assert queued.process is None and (tmp_path / ".jobs" / "my-corpus" / "corpus.csv").is_file()
     finally:
+        sleeper.kill()
+        sleeper.wait()
         settings.reload()

@@ -36,6 +36,7 @@ def _map(folder):
     return {c: points[c].to_numpy() for c in ("x", "y", "cluster")}
 
 
+@pytest.mark.timeout(1800)  # three builds of 1,200 rows: minutes on a loaded 2-core machine
 def test_local_dask_and_vectors_give_a_bit_identical_map(cluster_client, corpus_1200, tmp_path):
     with threadpool_limits(limits=2):  # the machine's default here
         builder.build(tmp_path / "local", corpus_1200, shard_size=SHARD, sample_size=SAMPLE)
