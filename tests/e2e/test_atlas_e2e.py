@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from playwright.sync_api import Error as PlaywrightError
 
 import encoderscope as es
 from tests.e2e.conftest import CHROMIUM, ROOT, SHOTS, _free_port, stop_server, wait_idle
@@ -281,7 +282,10 @@ def wait_hook(page, name: str, ok, timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
     while True:
         # while Streamlit swaps one atlas's map for another's, both are in the page for a moment
-        value = root.get_attribute(name) if root.count() == 1 else None
+        try:
+            value = root.get_attribute(name, timeout=1000) if root.count() == 1 else None
+        except PlaywrightError:  # the second map appeared between count() and the read
+            value = None
         if value is not None and ok(value):
             return value
         if time.monotonic() > deadline:
