@@ -89,15 +89,23 @@ def test_the_layout_does_not_depend_on_the_thread_count():
 
 
 def test_fixed_threads_restores_the_callers_settings():
-    import numba
-    from threadpoolctl import threadpool_info
+    # In a fresh process: libraries that earlier tests loaded and tuned in this one must not decide the outcome.
+    from tests.unit.test_compute import run_fresh
 
-    before = ({i["filepath"]: i["num_threads"] for i in threadpool_info()}, numba.get_num_threads())
-    with lay.fixed_threads():
-        assert all(i["num_threads"] == 1 for i in threadpool_info())
-        assert numba.get_num_threads() == 1
-    after = ({i["filepath"]: i["num_threads"] for i in threadpool_info()}, numba.get_num_threads())
-    assert {k: v for k, v in after[0].items() if k in before[0]} == before[0] and after[1] == before[1]
+    run_fresh("""
+import numba
+from threadpoolctl import threadpool_info
+from encoderscope.atlas import layout as lay
+def state():
+    return {i["filepath"]: i["num_threads"] for i in threadpool_info()}, numba.get_num_threads()
+before = state()
+with lay.fixed_threads():
+    inside = threadpool_info()
+    assert inside and all(i["num_threads"] == 1 for i in inside), inside
+    assert numba.get_num_threads() == 1
+after = state()
+assert {k: v for k, v in after[0].items() if k in before[0]} == before[0] and after[1] == before[1], (before, after)
+""")
 
 
 def test_already_unit_rows_keep_their_bits_and_others_are_normalised():

@@ -1,14 +1,24 @@
 """The compute pool (encoderscope.compute): bounded, in order, shared, cancellable, with timeouts and logs."""
 
 import logging
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from encoderscope import compute
 
 WAIT = 10  # seconds: a generous bound on things that should take milliseconds
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_fresh(code: str) -> None:
+    """Run `code` in a new interpreter at the repository root; its assertion message is the failure."""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.fixture
@@ -173,19 +183,19 @@ def test_position_counts_the_jobs_ahead(make_pool):
         ticket.result(WAIT)
 
 
-def test_jobs_run_with_the_thread_limit(make_pool):
+def test_jobs_run_with_the_thread_limit():
     # Bug caught: workers × threads > cores (each job's torch using every core, the thrash the pool exists to stop).
-    torch = pytest.importorskip("torch")
-    pool = make_pool(2, threads=1, burst=False, timeout=None)
-    assert pool.run("test", None, torch.get_num_threads) == 1
-
-    def blas_threads():
-        from threadpoolctl import threadpool_info
-
-        return [lib["num_threads"] for lib in threadpool_info()]
-
-    assert set(pool.run("test", None, blas_threads)) <= {1}
-    assert compute.Pool(3).threads == max(1, compute.cores() // 3)
+    # In a fresh process: libraries that earlier tests loaded and tuned in this one must not decide the outcome.
+    run_fresh("""
+import numpy, scipy.linalg, torch
+from threadpoolctl import threadpool_info
+from encoderscope import compute
+pool = compute.Pool(2, threads=1, burst=False, timeout=None)
+assert pool.run("test", None, torch.get_num_threads) == 1
+libs = pool.run("test", None, lambda: [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()])
+assert libs and {n for _, n in libs} <= {1}, libs
+assert compute.Pool(3).threads == max(1, compute.cores() // 3)
+""")
 
 
 def test_a_job_alone_gets_every_core_and_the_threads_never_add_up_past_them(make_pool):
