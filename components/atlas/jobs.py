@@ -25,12 +25,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+import encoderscope
 from components import pool, ui
 from components.atlas import cache
 from encoderscope import compute, settings
 from encoderscope.errors import UserFacingError
 
-ROOT = Path(__file__).resolve().parents[2]  # `-m encoderscope` runs from the repository
+# The folder holding the encoderscope package this server runs (the checkout, or site-packages for an installed
+# wheel, where the app lives in encoderscope_app/): `python -m encoderscope` started there runs that same copy.
+LIBRARY_ROOT = Path(encoderscope.__file__).resolve().parents[1]
 JOBS = ".jobs"  # inside the atlas folder; the Atlas page lists only folders holding points.parquet
 # the builder's stages in order (builder.build reports them); "normalise" replaces "embed" for --vectors
 _SLOT = {"read": 0, "embed": 1, "normalise": 1, "reduce": 2, "layout": 3, "duplicates": 4, "names": 5, "write": 6}
@@ -168,7 +171,7 @@ def _pump() -> None:
         with open(job.log, "wb") as log:
             # own session: a page rerun or a closed tab never interrupts it; the env keeps HF_HUB_OFFLINE
             job.process = subprocess.Popen(
-                job.command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                job.command, cwd=LIBRARY_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **compute.thread_env(pool.shared().threads)},
                 start_new_session=True,
             )
