@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,31 @@ def decoder_model():
     import encoderscope as es
 
     return es.load_decoder(None)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium through Playwright, one per session for every browser test (tests/e2e/, tests/packaging/):
+    Playwright's sync API allows one running instance at a time."""
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        message = f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)"
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
+    pg = context.new_page()
+    pg.set_default_timeout(90_000)
+    yield pg
+    context.close()

@@ -1,4 +1,5 @@
-"""Real-browser fixtures: a `streamlit run` server on a free loopback port and Chromium via Playwright.
+"""Real-browser helpers: a `streamlit run` server on a free loopback port (the Chromium fixtures `browser` and `page`
+are in tests/conftest.py, one browser for every browser test of the session).
 
 With REQUIRE_BROWSER=1 (set by CI) a missing Chromium fails the run instead of skipping.
 Screenshots go to screenshots/ (git-ignored): look at them.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -54,6 +54,13 @@ def start_server(env_extra: dict | None = None, timeout: float = 90,
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     proc = subprocess.Popen(cmd, cwd=cwd or ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    wait_healthy(proc, url, log, timeout)
+    return proc, url, log
+
+
+def wait_healthy(proc: subprocess.Popen, url: str, log: Path, timeout: float = 90) -> None:
+    """Poll `url`/_stcore/health until it answers 200; kill `proc` and raise with its log's end if it exits or
+    times out first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -61,7 +68,7 @@ def start_server(env_extra: dict | None = None, timeout: float = 90,
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
                 if resp.status == 200:
-                    return proc, url, log
+                    return
         except OSError:
             time.sleep(0.3)
     proc.kill()
@@ -81,30 +88,6 @@ def app_url():
     proc, url, _ = start_server()
     yield url
     stop_server(proc)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        message = f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)"
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
-    pg = context.new_page()
-    pg.set_default_timeout(90_000)
-    yield pg
-    context.close()
 
 
 def wait_idle(page, timeout: float = 120_000) -> None:

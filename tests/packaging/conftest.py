@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import browser, page  # noqa: F401  (the real-browser fixtures, for the served copy)
-
 ROOT = Path(__file__).resolve().parents[2]
 APP_FILES = ["app.py", "views", "components", ".streamlit/config.toml"]  # carried into encoderscope_app/
 
@@ -27,8 +25,11 @@ APP_FILES = ["app.py", "views", "components", ".streamlit/config.toml"]  # carri
 def project_files(*paths: str) -> list[str]:
     """The checkout's files under `paths` that belong to the project: tracked, or new and not git-ignored (a
     page someone just added counts; __pycache__, screenshots and weights do not)."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", *paths],
-                            cwd=ROOT, capture_output=True, text=True)
+    try:
+        listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", *paths],
+                                cwd=ROOT, capture_output=True, text=True)
+    except FileNotFoundError:  # no git on this machine
+        listed = subprocess.CompletedProcess([], 1)
     if listed.returncode == 0:
         names = listed.stdout.splitlines()
     else:  # not a git checkout (an unpacked sdist): every file but byte-code

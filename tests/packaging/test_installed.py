@@ -12,6 +12,7 @@ import textwrap
 import time
 
 import encoderscope
+from tests.e2e.conftest import _free_port
 
 COMMANDS = ("serve", "embed", "atlas", "warm-up", "fetch-models")
 
@@ -104,8 +105,3 @@ def test_background_atlas_build_runs_the_installed_library(installed, tmp_path):
     assert result["code"] == 2, result["lines"]  # not 1 with "No module named encoderscope"
     assert any("error:" in line and "1 empty text(s)" in line for line in result["lines"]), result["lines"]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

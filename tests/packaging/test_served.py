@@ -5,9 +5,7 @@ Attention page in Chromium with its canvas heatmap drawn (the packaged JS render
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -15,7 +13,16 @@ import numpy as np
 import pytest
 
 import encoderscope as es
-from tests.e2e.conftest import SHOTS, exception_boxes, heatmap_tagged, open_page, shot, wait_for_heatmap
+from tests.e2e.conftest import (
+    SHOTS,
+    _free_port,
+    exception_boxes,
+    heatmap_tagged,
+    open_page,
+    shot,
+    wait_for_heatmap,
+    wait_healthy,
+)
 
 pytestmark = pytest.mark.e2e
 COLOUR = 1 / 255 + 1e-6  # the heatmap's colour quantisation of the 0-1 scale
@@ -32,9 +39,7 @@ def served(installed):
     the folder it was started in."""
     for name in ("atlases", "models"):
         (installed.cwd / name).mkdir(exist_ok=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     SHOTS.mkdir(exist_ok=True)
     log = SHOTS / f"server-packaged-{port}.log"
     proc = subprocess.Popen([str(installed.script), "serve", "--port", str(port), "--atlas-dir", "atlases",
@@ -42,7 +47,7 @@ def served(installed):
                             stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(proc, url, log)
+        wait_healthy(proc, url, log, timeout=120)
         yield proc, url
     finally:
         proc.terminate()
@@ -50,20 +55,6 @@ def served(installed):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-
-
-def _wait_healthy(proc: subprocess.Popen, url: str, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"encoderscope serve exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"encoderscope serve was not healthy in {timeout} s: {log.read_text()[-2000:]}")
 
 
 def test_health_and_the_server_runs_the_installed_app(served, installed):
