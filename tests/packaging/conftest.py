@@ -58,15 +58,20 @@ class Installed:
                               text=True, timeout=timeout)
 
 
+def _pip(*args: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "pip", *args, "--quiet", "--disable-pip-version-check"],
+                          capture_output=True, text=True, timeout=300)
+    # no hatchling here means requirements-dev.txt was not installed (`make test` installs it)
+    assert done.returncode == 0, f"pip {args[0]} failed: {done.stderr[-3000:]}"
+
+
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory) -> Path:
     # Byte-code caches next to the sources, as any test run leaves them: the wheel must not carry them.
     for folder in ("encoderscope", "components", "views"):
         compileall.compile_dir(ROOT / folder, quiet=1)
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-                    "--disable-pip-version-check", "-w", str(out), str(ROOT)],
-                   check=True, capture_output=True, text=True, timeout=300)
+    _pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT))
     (built,) = out.glob("encoderscope-*.whl")
     return built
 
@@ -80,6 +85,5 @@ def wheel_names(wheel) -> list[str]:
 @pytest.fixture(scope="session")
 def installed(wheel, tmp_path_factory) -> Installed:
     target = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--disable-pip-version-check",
-                    "--target", str(target), str(wheel)], check=True, capture_output=True, text=True, timeout=300)
+    _pip("install", "--no-deps", "--target", str(target), str(wheel))
     return Installed(target, tmp_path_factory.mktemp("elsewhere"))
