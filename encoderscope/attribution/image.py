@@ -22,6 +22,8 @@ Shapes: T tokens = prefix ([CLS], [DIST], registers) + rows × cols patches; map
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .. import settings
 from ..vision.classify import logits as classifier_logits
 from ..vision.classify import require_head
 from ..vision.clip import tokenize_texts
@@ -127,9 +130,52 @@ def _class_target(enc: ImageEncoder, target, logits: torch.Tensor, notes: list[s
     return int(target)
 
 
+GRADIENT_BYTES = 8  # per attention weight kept for the backward pass: the float32 map and its gradient
+
+
+def gradient_patches(config, prefix: int, max_patches: int | None) -> tuple[int, str | None]:
+    """The most patches an explanation may use on a vision tower with `config` (layers, heads) and `prefix`
+    tokens before the patches: `max_patches` (None: the `max_image_patches` setting), lowered so that every
+    layer's attention maps and their gradients (layers x heads x T^2 x GRADIENT_BYTES) fit in the
+    `image_gradient_bytes` setting; and a note when that bound is the lower one."""
+    conf = settings.get()
+    limit = conf.max_image_patches if max_patches is None else int(max_patches)
+    per_token2 = int(config.num_hidden_layers) * int(config.num_attention_heads) * GRADIENT_BYTES
+    fits = int(math.isqrt(conf.image_gradient_bytes // per_token2)) - prefix
+    if fits < 1:
+        raise VisionError(
+            f"This model's attention gradients do not fit in this server's {_mb(conf.image_gradient_bytes)} for "
+            "explanations even with one patch (ENCODERSCOPE_IMAGE_GRADIENT_BYTES)."
+        )
+    if fits >= limit:
+        return limit, None
+    return fits, (
+        f"At most {fits} patches here: the attention maps and their gradients must fit in this server's "
+        f"{_mb(conf.image_gradient_bytes)} for explanations (ENCODERSCOPE_IMAGE_GRADIENT_BYTES)."
+    )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.0f} MB" if n >= 1e6 else f"{n:,} bytes"
+
+
+def _prepare_bounded(model, config, prefix: int, image: ImageInput, square: bool, max_patches, patch=None):
+    """`prepare` within `gradient_patches`; the processor's own square input cannot be downscaled, so one over
+    the bound is refused."""
+    limit, note = gradient_patches(config, prefix, max_patches)
+    prep = prepare(model, image, square, limit, patch=patch)
+    patches = prep.grid[0] * prep.grid[1]
+    if square and patches > limit:
+        raise VisionError(
+            f"The square input has {patches} patches; explanations on this server take at most {limit} "
+            f"({_mb(settings.get().image_gradient_bytes)} of attention gradients). Use the aspect-preserving input."
+        )
+    return dataclasses.replace(prep, notes=prep.notes + ((note,) if note and not square else ()))
+
+
 def _explain_class(enc: ImageEncoder, image: ImageInput, target, square: bool, max_patches) -> ImageRelevance:
     enc = require_head(enc)
-    prep = prepare(enc, image, square, max_patches)
+    prep = _prepare_bounded(enc, enc.model.config, len(enc.prefix_names), image, square, max_patches)
     notes = list(prep.notes)
     with torch.enable_grad():
         out = classifier_logits(enc, prep.pixel_values, output_attentions=True)
@@ -190,7 +236,8 @@ def _explain_caption(clip: ClipModel, image: ImageInput, caption, square: bool, 
         notes.append(f"The caption has {len(caption)} characters; only the first {MAX_TEXT_CHARS} were read.")
         caption = caption[:MAX_TEXT_CHARS]
     vision_config = clip.model.config.vision_config
-    prep = prepare(clip, image, square, max_patches, patch=int(vision_config.patch_size))
+    prefix = 0 if clip.family == "siglip" else 1
+    prep = _prepare_bounded(clip, vision_config, prefix, image, square, max_patches, patch=int(vision_config.patch_size))
     notes = list(prep.notes) + notes
     text, truncated = tokenize_texts(clip, [caption])
     if truncated[0]:

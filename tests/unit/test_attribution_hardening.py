@@ -73,3 +73,31 @@ def test_integrated_gradients_inside_inference_mode(encoder):
     np.testing.assert_allclose(inside.scores_a, outside.scores_a, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(inside.scores_b, outside.scores_b, rtol=1e-5, atol=1e-7)
     assert np.abs(inside.scores_a).sum() > 0
+
+
+@pytest.fixture
+def gradient_bytes():
+    from encoderscope import settings
+
+    yield lambda n: settings.reload({"ENCODERSCOPE_IMAGE_GRADIENT_BYTES": str(n)})
+    settings.reload()
+
+
+def test_image_gradient_memory_is_bounded_in_bytes(tmp_path, gradient_bytes):
+    # Bug (issue 24 §12c): max_image_patches was the only bound, so a deep, wide model kept gigabytes of
+    # attention maps for the backward pass. Tiny ViT: 2 layers x 2 heads x 8 bytes = 32 bytes per T^2.
+    enc = es.load_image_encoder(tiny_vit(tmp_path / "vit", classifier=True))
+    image = photo(96, 64)
+    full = es.explain_image(enc, image)
+    assert full.grid == (4, 6)  # 24 patches + [CLS] when nothing binds
+    gradient_bytes(32 * 11**2)  # T = 11 tokens: [CLS] + at most 10 patches
+    rel = es.explain_image(enc, image)
+    rows, cols = rel.grid
+    assert rows * cols <= 10 and rel.map.shape == (rows, cols)
+    assert 32 * (rows * cols + 1) ** 2 <= 32 * 11**2
+    assert any("At most 10 patches" in note for note in rel.notes)
+    with pytest.raises(es.VisionError, match="square input has 16 patches"):
+        es.explain_image(enc, image, square=True)
+    gradient_bytes(32 * 1)
+    with pytest.raises(es.VisionError, match="do not fit"):
+        es.explain_image(enc, image)
