@@ -312,6 +312,15 @@ def token_focus(res: AttentionResult, index: int, head: int | None = None) -> np
     return rows.mean(axis=1) if head is None else rows[:, head]
 
 
+def context_split(focus: np.ndarray, index: int) -> tuple[float, float, float]:
+    """(left, itself, right): the share of token `index`'s attention that goes to the tokens before it, to
+    itself and to the tokens after it, mean over layers. `focus` is `token_focus(res, index)` `[L, T]` (rows sum
+    to 1, so the three sum to 1)."""
+    focus = np.asarray(focus, np.float64)
+    per_layer = focus[:, :index].sum(axis=1), focus[:, index], focus[:, index + 1 :].sum(axis=1)  # 3 x [L]
+    return tuple(float(part.mean()) if len(focus) else 0.0 for part in per_layer)
+
+
 def pair_filter(res: AttentionResult, direction: str) -> np.ndarray:
     """Boolean `[T, T]` keeping cells for "A→B" (queries in A, keys in B), "B→A", or "all"."""
     T = len(res.tokens)

@@ -36,7 +36,8 @@ _HEADS = {"clip_text_model": True, "siglip_text_model": "max_length"}
 class Pooling:
     """How a model turns token vectors into one sentence vector.
 
-    mode: "mean", "cls", or "head" (the model's own pooling head: CLIP and SigLIP text towers);
+    mode: "mean", "cls", "head" (the model's own pooling head: CLIP and SigLIP text towers), or what a
+          sentence-transformers folder declares: "max", "lasttoken" or "weightedmean" (see `pool_tokens`);
     padding: the tokenizer's `padding` argument for a batch.
     """
 
@@ -46,22 +47,23 @@ class Pooling:
 
 
 def pooling_of(model: LoadedModel, mode: str = "auto") -> Pooling:
-    """The model's own pooling for mode="auto" (a sentence-transformers config, or the pooling head of a CLIP or
-    SigLIP text tower), else "mean" / "cls"."""
+    """The model's own pooling for mode="auto" (a sentence-transformers config: each of its single pooling
+    modes, or a UserFacingError for what es.embed cannot reproduce; the pooling head of a CLIP or SigLIP text
+    tower; else mean), else "mean" / "cls"."""
     max_length = model.max_length
     head_padding = _HEADS.get(getattr(model.config, "model_type", ""))
+    declared = False
     if model.is_sentence_transformer:
         folder = Path(model.path)
         sbert = folder / "sentence_bert_config.json"
         if sbert.is_file():
             max_length = min(max_length, int(json.loads(sbert.read_text()).get("max_seq_length", max_length)))
         if mode == "auto":
-            pool_cfg = next(folder.glob("*_Pooling/config.json"), None)
-            cfg = json.loads(pool_cfg.read_text()) if pool_cfg else {}
-            mode = "cls" if cfg.get("pooling_mode_cls_token") else "mean"
+            mode = _sentence_transformers_mode(model, folder)
+            declared = True
     if mode == "auto":
         mode = "head" if head_padding else "mean"
-    if mode not in ("mean", "cls", "head"):
+    if mode not in ("mean", "cls", "head") and not (declared and mode in _TOKEN_MODES):
         raise ValueError(f"pooling must be 'auto', 'mean' or 'cls', not {mode!r}")
     if mode == "head" and not head_padding:
         raise UserFacingError(f"{model.name} has no pooling head of its own; use 'mean' or 'cls' pooling.")
@@ -71,6 +73,70 @@ def pooling_of(model: LoadedModel, mode: str = "auto") -> Pooling:
             "every text the same vector; use 'auto' or 'mean' pooling."
         )
     return Pooling(mode, max_length, head_padding if mode == "head" else True)
+
+
+# sentence-transformers' pooling modes, by the legacy boolean key of 1_Pooling/config.json, and what es.embed
+# does for each (None: refused). mean_sqrt_len_tokens is the mean scaled by sqrt(len) / len: the same direction,
+# so the same L2-normalised vector.
+_ST_MODES = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+_TOKEN_MODES = ("max", "lasttoken", "weightedmean")
+# modules a sentence-transformers folder may list for es.embed to equal its encode (Normalize: we normalise too)
+_ST_MODULES = ("Transformer", "Pooling", "Normalize")
+
+
+def _sentence_transformers_mode(model: LoadedModel, folder: Path) -> str:
+    """The pooling mode a sentence-transformers folder declares (its 1_Pooling/config.json, old boolean keys or
+    the newer `pooling_mode`), or a UserFacingError for what es.embed cannot reproduce exactly: several modes
+    concatenated, or modules after the pooling other than Normalize (a Dense projection, ...)."""
+    modules = json.loads((folder / "modules.json").read_text())
+    other = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules if isinstance(m, dict)]
+    other = [name for name in other if name not in _ST_MODULES]
+    if other:
+        raise UserFacingError(
+            f"{model.name} is a sentence-transformers model with a {', '.join(other)} module after its pooling, "
+            "which this app does not run: its embeddings would differ from the model's own. Pick another encoder."
+        )
+    pool_cfg = next(folder.glob("*_Pooling/config.json"), None)
+    cfg = json.loads(pool_cfg.read_text()) if pool_cfg else {}
+    declared = cfg.get("pooling_mode")
+    if declared is None:
+        modes = [mode for key, mode in _ST_MODES.items() if cfg.get(key)] or ["mean"]
+    else:
+        modes = [declared] if isinstance(declared, str) else list(declared)
+    if len(modes) != 1 or modes[0] not in (*_ST_MODES.values(),):
+        raise UserFacingError(
+            f"{model.name} pools with {' + '.join(map(str, modes))} (sentence-transformers), which this app does "
+            "not reproduce: its embeddings would differ from the model's own. Pick another encoder."
+        )
+    return "mean" if modes[0] == "mean_sqrt_len_tokens" else modes[0]
+
+
+def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
+    """Sentence vectors `[B, D]` from token vectors `hidden` `[B, T, D]` and the attention mask `[B, T]`, as
+    sentence-transformers pools them: "mean" over real tokens; "cls" the first token; "max" per dimension over
+    real tokens; "lasttoken" the last real token (left or right padding); "weightedmean" real tokens weighted
+    1, 2, ... by position (counted from the first real token)."""
+    if mode == "cls":
+        return hidden[:, 0]
+    m = mask.unsqueeze(-1).to(hidden.dtype)  # [B, T, 1]
+    if mode == "max":
+        return hidden.masked_fill(m == 0, float("-inf")).max(dim=1).values
+    if mode == "lasttoken":
+        last = mask.shape[1] - 1 - mask.flip(1).to(torch.int32).argmax(dim=1)  # [B]
+        return (hidden * m)[torch.arange(hidden.shape[0], device=hidden.device), last]
+    if mode == "weightedmean":
+        start = mask.to(torch.int32).argmax(dim=1).view(-1, 1, 1)  # left padding: count from the first real token
+        weights = m * (torch.arange(1, hidden.shape[1] + 1, device=hidden.device, dtype=hidden.dtype).view(1, -1, 1)
+                       - start)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
 
 def embedding_size(model: LoadedModel, pool: Pooling) -> int:
@@ -116,11 +182,8 @@ def embed(
         if pool.mode == "head":  # CLIP: text_embeds (projected); SigLIP: pooler_output
             text_embeds = getattr(output, "text_embeds", None)
             vec = output.pooler_output if text_embeds is None else text_embeds
-        elif pool.mode == "cls":
-            vec = hidden[:, 0]
         else:
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            vec = pool_tokens(hidden, enc["attention_mask"], pool.mode)
         out[idx] = vec.float().cpu().numpy()
         if progress:
             progress(min(start + batch_size, len(texts)), len(texts))

@@ -29,6 +29,9 @@ class Settings:
     max_projection_points: int = 20_000  # above this, sample with a notice
     max_image_pixels: int = 40_000_000  # refused before decoding
     max_image_patches: int = 1_024  # /vision and image_attention downscale to at most this many patches (T² memory)
+    # image relevance (explain_image) keeps every layer's attention maps and their gradients, float32:
+    # layers x heads x T^2 x 8 bytes, bounded by this (ViT-B at 1,024 patches would need about 1.2 GB)
+    image_gradient_bytes: int = 1_000_000_000
     vision_cache_mb: int = 1_024  # bytes, not entries: cached /vision results (attention, relevance) share this budget
     max_upload_mb: int = 200  # keep equal to .streamlit/config.toml server.maxUploadSize
     model_cache_size: int = 4  # models per kind kept in st.cache_resource
@@ -63,6 +66,7 @@ _PUBLIC_DEFAULTS = dict(
     max_projection_points=5_000,
     max_image_pixels=16_000_000,
     max_image_patches=576,
+    image_gradient_bytes=256_000_000,  # ViT-B: at most about 470 patches
     vision_cache_mb=256,
     max_upload_mb=20,
     model_cache_size=2,

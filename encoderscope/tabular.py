@@ -155,8 +155,8 @@ def parse_delimited(text: str, max_rows: int | None = None, bad_lines: str = "sk
 @_as_upload_error("the file as CSV")
 def read_csv(data: bytes, max_bytes: int | None = None, max_rows: int | None = None) -> Table:
     """A CSV/TSV upload as a `[rows, columns]` DataFrame of strings, through `parse_delimited` (the reader
-    `atlas build` uses too). Empty rows are dropped; over `max_rows` rows the first rows are kept, with a
-    notice; rows with more fields than the header are skipped, with a notice.
+    `atlas build` uses too). Empty rows are dropped, with a notice; over `max_rows` rows the first rows are
+    kept, with a notice; rows with more fields than the header are skipped, with a notice.
 
     Column names are the header's, stripped and made unique (see :func:`unique_names`), so `frame[name]` is
     always one column.
@@ -176,7 +176,10 @@ def read_csv(data: bytes, max_bytes: int | None = None, max_rows: int | None = N
     names, renamed = unique_names(header)
     notices += renamed
     frame = frame.set_axis(names, axis=1)
-    frame = frame[~(frame.apply(lambda col: col.fillna("").str.strip()) == "").all(axis=1)]  # rows that are all empty
+    blank = (frame.apply(lambda col: col.fillna("").str.strip()) == "").all(axis=1)  # rows that are all empty
+    frame = frame[~blank]
+    if blank.any():
+        notices.append(f"{int(blank.sum()):,} blank row(s) were dropped.")
     if frame.empty:
         raise UploadError("The CSV has no data rows.")
     if len(frame) > max_rows:
@@ -189,9 +192,19 @@ def read_csv(data: bytes, max_bytes: int | None = None, max_rows: int | None = N
     return Table(frame.reset_index(drop=True), notices, header)
 
 
+def corpus_rows(frame: pd.DataFrame, text_column: str) -> tuple[np.ndarray, list[str]]:
+    """The one rule for which rows of a delimited corpus (`read_csv`'s frame) are texts, shared by the
+    Embeddings page (`texts_and_labels`) and `atlas build`: a row whose text is empty or blank is dropped, with
+    a notice. Returns (keep `[rows]` bool, notices)."""
+    keep = (frame[text_column].fillna("").astype(str).str.strip() != "").to_numpy()
+    dropped = int((~keep).sum())
+    return keep, [f"{dropped:,} row(s) with an empty {text_column!r} were dropped."] if dropped else []
+
+
 @_as_upload_error("the columns")
 def texts_and_labels(frame: pd.DataFrame, text_column: str, label_column: str | None) -> tuple[list[str], list[str]]:
-    """Non-empty texts of `text_column` and their labels ("(no label)" for empty/NaN labels)."""
+    """Non-empty texts of `text_column` (stripped) and their labels ("(no label)" for empty/NaN labels); which
+    rows count is `corpus_rows`' rule."""
     if text_column not in frame:
         raise UploadError(f"There is no column {text_column!r} in the file.")
     if label_column and label_column not in frame:
@@ -200,7 +213,7 @@ def texts_and_labels(frame: pd.DataFrame, text_column: str, label_column: str | 
         if isinstance(frame[name], pd.DataFrame):  # a frame not from read_csv, whose names are unique
             raise UploadError(f"There are several columns named {name!r}; give them different names.")
     texts = frame[text_column].fillna("").astype(str).str.strip()
-    keep = texts != ""
+    keep = pd.Series(corpus_rows(frame, text_column)[0], index=frame.index)
     if not keep.any():
         raise UploadError(f"The column {text_column!r} has no text.")
     labels = frame[label_column].fillna("").astype(str).str.strip() if label_column else pd.Series([""] * len(frame))

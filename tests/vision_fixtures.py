@@ -220,3 +220,22 @@ def encoded(image: Image.Image, fmt: str = "PNG", **save) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format=fmt, **save)
     return buf.getvalue()
+
+
+def tiny_head(folder: Path, arch: str, seed: int = 0) -> Path:
+    """A classification checkpoint with 3 labels: `arch` is "Dinov2ForImageClassification" (head on [CLS] joined
+    with the mean patch token), "DeiTForImageClassificationWithTeacher" (a [CLS] and a [DIST] head, averaged) or
+    "DeiTForImageClassification" ([CLS] only)."""
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    if arch.startswith("Dinov2"):
+        tower = {k: v for k, v in TOWER.items() if k != "intermediate_size"}
+        config = transformers.Dinov2Config(image_size=SIDE, patch_size=PATCH, mlp_ratio=2, **tower)
+        processor = _vit_processor()
+    else:
+        config = transformers.DeiTConfig(image_size=SIDE, patch_size=PATCH, **TOWER)
+        processor = _vit_processor("DeiTImageProcessorPil", crop_size={"height": SIDE, "width": SIDE})
+    config.num_labels, config.architectures = 3, [arch]
+    return _save(getattr(transformers, arch)(config).eval(), processor, folder)

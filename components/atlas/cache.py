@@ -63,7 +63,17 @@ def resolve(name: str) -> Path:
         raise AtlasOpenError(f"{name!r} is not an atlas in this server's atlas folder.")
     if not (target / "points.parquet").is_file():
         raise AtlasOpenError(f"No atlas named {name!r} (no points.parquet in it).")
+    outside = _files_outside(target, root)
+    if outside:
+        raise AtlasOpenError(
+            f"The atlas {name!r} is refused: its {', '.join(outside)} is a link out of this server's atlas folder "
+            "(or not a plain file)."
+        )
     return target
+
+
+# every file the page or es.atlas.load opens in an atlas folder
+OPENED = ("points.parquet", "atlas.json", "vectors.npy", "clusters.parquet", "duplicates.parquet")
 
 
 def _inside(folder: Path, root: Path) -> bool:
@@ -72,12 +82,28 @@ def _inside(folder: Path, root: Path) -> bool:
     return target != root and target.is_relative_to(root)
 
 
+def _files_outside(folder: Path, root: Path) -> list[str]:
+    """The names in OPENED that `folder` holds as something other than a plain file inside `root` once
+    symlinks are resolved: `root/a/points.parquet -> /elsewhere/x.parquet` would otherwise be listed and
+    read, and a folder named clusters.parquet would be read as a dataset of whatever files it links to."""
+    bad = []
+    for name in OPENED:
+        path = folder / name
+        if not (path.exists() or path.is_symlink()):
+            continue  # absent files are the loader's business (optional, or a clear "no atlas.json")
+        real = path.resolve()
+        if not (real.is_relative_to(root) and real.is_file()):
+            bad.append(name)
+    return bad
+
+
 def listing() -> pd.DataFrame:
     """One row per atlas in atlas_root(): name, points, model (read from atlas.json; unreadable ones say so)."""
     root = atlas_root()
     rows = []
     if root is not None and root.is_dir():
-        for folder in sorted(p for p in root.iterdir() if (p / "points.parquet").is_file() and _inside(p, root)):
+        found = (p for p in root.iterdir() if (p / "points.parquet").is_file() and _inside(p, root))
+        for folder in sorted(p for p in found if not _files_outside(p.resolve(), root)):
             try:
                 meta = json.loads((folder / "atlas.json").read_text(encoding="utf-8"))
                 rows.append({"name": folder.name, "points": int(meta.get("N", 0)), "model": model_of(meta) or ""})
@@ -159,6 +185,7 @@ def read_upload(data: bytes, filename: str):
             "Larger atlases go in the server's atlas folder (python -m encoderscope atlas build ... --out DIR)."
         )
     wanted = [*REQUIRED, *(c for c in ("id", "label") if c in names)]
+    strings = _check_types(filename, file.schema_arrow, wanted)
     declared = sum(
         rg.column(j).total_uncompressed_size
         for rg in (meta.row_group(i) for i in range(meta.num_row_groups))
@@ -166,10 +193,9 @@ def read_upload(data: bytes, filename: str):
         if rg.column(j).path_in_schema.split(".")[0] in wanted
     )
     _check_size(filename, declared, conf.atlas_upload_bytes)
-    strings = [c for c in ("text", "label") if c in wanted]
     try:
-        # dictionary-encoded strings stay encoded while we measure them: one 1 MB string repeated 4,000 times
-        # is 1 MB here, and would only become 4 GB in the conversion below
+        # every string column stays dictionary-encoded while we measure it: one 1 MB string repeated 4,000
+        # times is 1 MB here, and would only become 4 GB in the conversion below
         table = pq.ParquetFile(io.BytesIO(data), read_dictionary=strings).read(columns=wanted)
         expanded = sum(_string_bytes(table.column(c)) for c in strings)
         _check_size(filename, declared + expanded, conf.atlas_upload_bytes)
@@ -180,6 +206,39 @@ def read_upload(data: bytes, filename: str):
     except Exception as err:
         raise AtlasOpenError(f"{filename} is not a readable Parquet file ({type(err).__name__}).") from err
     return table
+
+
+NUMERIC = ("x", "y", "cluster", "id")  # columns that must be stored as numbers: a string there spells out in full
+
+
+def _check_types(filename: str, schema, wanted: list[str]) -> list[str]:
+    """The string columns among `wanted`, after refusing, from the schema alone (nothing read yet), any
+    column whose type the page cannot take: x, y, cluster and id must be integers or floats (a dictionary-
+    encoded string `x` is a few bytes in the file and gigabytes once read), text and label flat values (a
+    list or struct is not one text per point)."""
+    import pyarrow as pa
+
+    strings = []
+    for name in wanted:
+        kind = schema.field(name).type
+        value = kind.value_type if pa.types.is_dictionary(kind) else kind
+        if name in NUMERIC:
+            if not (pa.types.is_integer(value) or pa.types.is_floating(value)):  # numbers: rows x 8 bytes at most
+                raise AtlasOpenError(
+                    f"{filename}: the column {name} is stored as {kind}; x, y, cluster and id must be stored as "
+                    "numbers (integers or floats)."
+                )
+        elif pa.types.is_nested(value) or not (
+            pa.types.is_string(value) or pa.types.is_large_string(value) or pa.types.is_integer(value)
+            or pa.types.is_floating(value) or pa.types.is_boolean(value)
+        ):
+            raise AtlasOpenError(
+                f"{filename}: the column {name} is stored as {kind}; it must hold one string (or number) per "
+                "point, not a list or a record."
+            )
+        elif pa.types.is_string(value) or pa.types.is_large_string(value):
+            strings.append(name)
+    return strings
 
 
 def _string_bytes(column) -> int:

@@ -9,11 +9,11 @@ equal the model's own attention.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from components.attention import cache, payloads
 from components.heatmap import canvas
+from encoderscope.attribution import tables
 from encoderscope.tokens import display_tokens
 
 ORDERS = ["model order", "contribution to the attended keys"]
@@ -55,8 +55,6 @@ def view(model_ref: str | None, revision: str | None, text: str, pair: str | Non
     weights = np.asarray(qk.weights[i], np.float32)  # [T]
     order = dimension_order(products, weights, order_by)
     dims = [f"d{d}" for d in order]
-    scores = products.sum(axis=1)
-    bias = np.asarray(qk.bias[i], np.float32) if qk.bias is not None else np.zeros_like(scores)
     canvas.heatmap(_signed_map(np.asarray(qk.q[i], np.float32)[order][None, :], [f"query {tokens[i]}"], dims,
                                "query_vector", f"Query vector of “{tokens[i].strip()}” (layer {layer}, head {head})",
                                "{col}: {value}"), "qk_query")
@@ -65,9 +63,7 @@ def view(model_ref: str | None, revision: str | None, text: str, pair: str | Non
     canvas.heatmap(_signed_map(products[:, order], tokens, dims, "qk_products",
                                "Query ⊙ key · scale (each row sums to the key's score)", "key {row}, {col}: {value}"),
                    "qk_products")
-    table = pd.DataFrame({
-        "key": labels, "q·k·scale": scores, "bias": bias, "score": scores + bias, "weight": weights,
-    })
+    table = tables.query_key_scores(qk, i, labels)
     st.dataframe(table, hide_index=True, width="stretch", height=320,
                  column_config={"weight": st.column_config.ProgressColumn("weight", min_value=0.0, max_value=1.0,
                                                                           format="%.4f")})

@@ -17,7 +17,7 @@ from components import ui
 from components.attention import cache, payloads
 from components.heatmap import canvas
 from encoderscope import figures, head_choice
-from encoderscope.attention_maps import AttentionResult, pair_filter, token_focus
+from encoderscope.attention_maps import AttentionResult, context_split, pair_filter, token_focus
 from encoderscope.tokens import clean_token, display_tokens
 
 DIRECTIONS = {"all pairs": "all", "A → B only": "A→B", "B → A only": "B→A"}
@@ -163,10 +163,9 @@ def focus(res: AttentionResult, key: str) -> None:
     index = st.selectbox("Token", range(len(tokens)), index=default, format_func=lambda i: labels[i], key=key)
     values = token_focus(res, index)  # [L, T]
     L = values.shape[0]
-    left, right = values[:, :index].sum() / max(L, 1), values[:, index + 1 :].sum() / max(L, 1)
+    left, itself, right = context_split(values, index)
     word = clean_token(res.tokens[index]).strip()
-    title = (f"“{word}”: left context {left:.0%} · itself {values[:, index].mean():.0%} · "
-             f"right context {right:.0%} (mean per layer)")
+    title = f"“{word}”: left context {left:.0%} · itself {itself:.0%} · right context {right:.0%} (mean per layer)"
     canvas.heatmap(payloads.matrix(values, [f"layer {i}" for i in range(L)], tokens, name=f"focus:{index}",
                                    title=title, zmin=0.0, zmax=1.0, legend="weight", aspect="fit", row_px=22,
                                    hover="{col} in {row}: {value}", outline_col=index, filename="token_focus"),

@@ -173,39 +173,25 @@ def features(views: cache.ImageViews) -> None:
             st.caption("Prefix token norms: " + ui.escape_markdown(", ".join(parts)))
 
 
-NPY_LIMIT_MB = 200  # the whole attention tensor as one download, at most; above it, the chosen layer only
-
-
-def _attention_npy(container, res, layer: int) -> None:
-    """The attention tensor as .npy (float16, as cached); above NPY_LIMIT_MB only the chosen layer, and the
-    button's help says so."""
+def _attention_npy(container, res) -> None:
+    """The whole attention tensor as .npy (float16, as cached), built only on a click and with one copy of the
+    data (`ui.npy_bytes`): no per-layer fallback, whatever its size (Streamlit serves a download from memory,
+    so one copy is what a download costs)."""
     shape = list(res.weights.shape)
-    if res.weights.nbytes <= NPY_LIMIT_MB * 1_000_000:
-        container.download_button(
-            "⬇️ Attention (.npy)",
-            ui.npy_bytes(res.weights),
-            "attention.npy",
-            "application/octet-stream",
-            help=f"float16 [layers, heads, T, T] = {shape}; tokens: prefix, then patches row by row",
-        )
-        return
     container.download_button(
-        f"⬇️ Layer {layer} attention (.npy)",
-        ui.npy_bytes(res.weights[layer]),
-        f"attention_L{layer}.npy",
+        "⬇️ Attention (.npy)",
+        ui.npy_bytes(res.weights),
+        "attention.npy",
         "application/octet-stream",
-        help=f"float16 [heads, T, T] = {shape[1:]} of layer {layer}",
-    )
-    container.caption(
-        f"The whole tensor {shape} is {res.weights.nbytes / 1e6:,.0f} MB, over this server's {NPY_LIMIT_MB} MB "
-        "download limit: pick a layer above to download it."
+        help=f"float16 [layers, heads, T, T] = {shape} ({res.weights.nbytes / 1e6:,.1f} MB); tokens: prefix, "
+        "then patches row by row",
     )
 
 
 def exports(views: cache.ImageViews, view: View, values: np.ndarray, roll: np.ndarray, opacity: float) -> None:
     res = views.res
     c1, c2, c3, c4, c5 = st.columns(5)
-    _attention_npy(c1, res, view.layer)
+    _attention_npy(c1, res)
     c2.download_button(
         "⬇️ Overlay (.png)",
         lambda: images.to_png(vision.heat_overlay(res, values, opacity)),

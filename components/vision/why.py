@@ -100,7 +100,8 @@ def why(picked, views: cache.ImageViews, digest: str, square: bool, data: bytes,
     )
     st.caption(
         f"Class {index}, logit {rel.score:.2f}, probability {prob:.1%}. {METHOD} "
-        f"Read at the {ui.escape_markdown(rel.row)} row."
+        + (f"Read at the {ui.escape_markdown(rel.row)} row." if "+" not in rel.row
+           else f"Read at the {ui.escape_markdown(rel.row)} rows, averaged: what this head reads.")
         + "".join(f" {ui.escape_markdown(note)}" for note in rel.notes if "class" in note.lower())
     )
     return rel

@@ -1,7 +1,9 @@
 """Reading a corpus (CSV/TSV, Parquet, JSON Lines, plain text) or precomputed vectors for an atlas.
 
-Row i of the input is id i everywhere after this: nothing is ever dropped silently. Bad rows (empty texts,
-NaN/inf or all-zero vectors) are refused with the first offending ids, so the user can fix the file.
+Row i of what is read is id i everywhere after this: nothing is ever dropped silently. Bad rows (empty texts,
+NaN/inf or all-zero vectors) are refused with the first offending ids, so the user can fix the file; a CSV/TSV
+follows the Embeddings page's rule instead (`tabular.corpus_rows`: blank rows, empty texts and rows with more
+fields than the header are dropped, each with a notice), so a build the page offers reads the rows it showed.
 """
 
 from __future__ import annotations
@@ -131,20 +133,22 @@ def _read_jsonl(path: Path, text_column: str, label_column: str | None) -> dict[
 
 
 def _read_delimited(path: Path, text_column: str, label_column: str | None) -> tuple[dict[str, list], list[str]]:
-    """Through `tabular.parse_delimited`, the reader the Embeddings page uses: the same rows and ids there and
-    here. A row with more fields than the header is refused (never skipped: ids are the row order)."""
-    from ..tabular import UploadError, parse_delimited, unique_names
+    """Through `tabular.read_csv` and `tabular.corpus_rows`, the reader and the rule of the Embeddings page, so a
+    build the page offers reads the rows the page showed: blank rows, rows with an empty text and rows with more
+    fields than the header are dropped, each with a notice (ids count the rows kept). No row or size cap here."""
+    from ..tabular import UploadError, corpus_rows, read_csv
 
-    text, notices = _decode(path)
+    data = path.read_bytes()
     try:
-        frame, header, _, _ = parse_delimited(text, bad_lines="error")
+        table = read_csv(data, max_bytes=len(data), max_rows=len(data) + 1)
     except UploadError as err:
         raise AtlasError(f"{path.name} is not a readable CSV file (malformed or truncated?): {err}") from err
-    names, renamed = unique_names(header)
-    frame = frame.set_axis(names, axis=1)
+    frame = table.frame
     wanted = _wanted(text_column, label_column)
-    _missing(path, wanted, names)
-    return {name: frame[name].fillna("").tolist() for name in wanted}, notices + renamed
+    _missing(path, wanted, list(frame.columns))
+    keep, dropped = corpus_rows(frame, text_column)
+    frame = frame[keep]
+    return {name: frame[name].fillna("").tolist() for name in wanted}, table.notices + dropped
 
 
 def read_vectors(path: str | Path) -> np.ndarray:

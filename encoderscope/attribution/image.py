@@ -7,7 +7,9 @@ to them, then per block (first to last)::
     Ā = mean over heads of max(∇A ⊙ A, 0)          [T, T]
     R ← R + Ā · R                                   R starts as the identity [T, T]
 
-The map is the [CLS] row of R over the patches. SigLIP's vision tower has no [CLS] (it pools with an attention
+The map is the row of R, over the patches, of the token the classifier reads: [CLS]; the mean of the [CLS] row
+and the mean patch row for DINOv2 (its head reads both, concatenated); the mean of the [CLS] and [DIST] rows
+for distilled DeiT (two heads, averaged). SigLIP's vision tower has no [CLS] (it pools with an attention
 head of its own), so its map is the mean row over every token, and `row` says so. The score explained:
 
 - an image classifier (`ImageEncoder` with a head): the logit of `target` (a class index or label; None: the
@@ -20,6 +22,8 @@ Shapes: T tokens = prefix ([CLS], [DIST], registers) + rows × cols patches; map
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -27,6 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .. import settings
 from ..vision.classify import logits as classifier_logits
 from ..vision.classify import require_head
 from ..vision.clip import tokenize_texts
@@ -47,7 +52,8 @@ class ImageRelevance:
     score:       the logit explained (class logit; CLIP: cosine · scale; SigLIP: + its bias)
     probability: the class's softmax probability (classifier), CLIP's/SigLIP's own score for this one caption
                  (SigLIP: sigmoid of the logit; CLIP: None, a softmax over one caption means nothing)
-    row:         "[CLS]" or "mean" (no [CLS]: the mean row over every token)
+    row:         "[CLS]", "[CLS] + mean patch" (DINOv2 classifiers), "[CLS] + [DIST]" (distilled DeiT: the two
+                 rows averaged) or "mean" (no [CLS]: the mean row over every token)
     text_tokens: the caption's tokens (special tokens left out), text_map: float32 `[len(text_tokens)]` ≥ 0
     notes:       what was done to the input and the target, for the user
     """
@@ -66,6 +72,16 @@ class ImageRelevance:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
+# what the map shows, when the classifier reads more than the [CLS] token
+HEAD_ROWS = {
+    "mean": "This model has no [CLS] token: the map is the mean relevance row over every token.",
+    "[CLS] + mean patch": "This head classifies [CLS] joined with the mean patch token: the map averages the [CLS] "
+    "relevance row and the mean patch row.",
+    "[CLS] + [DIST]": "This distilled model averages a [CLS] head and a [DIST] head: the map averages their two "
+    "relevance rows.",
+}
+
+
 def relevance(attentions: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> torch.Tensor:
     """The Chefer et al. (2021) rule: R = I, then per layer R ← R + mean_h (∇A ⊙ A)⁺ · R. `attentions[l]` and
     `grads[l]` are `[H, T, T]` (or `[1, H, T, T]`), first layer first; returns R `[T, T]` (float32)."""
@@ -78,10 +94,19 @@ def relevance(attentions: Sequence[torch.Tensor], grads: Sequence[torch.Tensor])
     return R
 
 
-def _row(R: torch.Tensor, prefix: int, has_cls: bool) -> tuple[np.ndarray, str]:
-    """(patch relevance `[N]`, which row) from R `[T, T]`: the [CLS] row, else the mean row."""
-    row = R[0] if has_cls else R.mean(dim=0)
-    return row[prefix:].detach().cpu().numpy().astype(np.float32), "[CLS]" if has_cls else "mean"
+def _row(R: torch.Tensor, prefix: int, has_cls: bool, head: str = "") -> tuple[np.ndarray, str]:
+    """(patch relevance `[N]`, which row) from R `[T, T]`: the row(s) of the tokens the classifier `head` (its
+    class name) reads. DINOv2's head reads [CLS] concatenated with the mean patch token, distilled DeiT averages
+    a [CLS] head and a [DIST] head: their two rows are averaged. Else the [CLS] row, or the mean row without one."""
+    if head.startswith("Dinov2") and has_cls:
+        row, which = (R[0] + R[prefix:].mean(dim=0)) / 2, "[CLS] + mean patch"
+    elif head == "DeiTForImageClassificationWithTeacher":
+        row, which = (R[0] + R[1]) / 2, "[CLS] + [DIST]"
+    elif has_cls:
+        row, which = R[0], "[CLS]"
+    else:
+        row, which = R.mean(dim=0), "mean"
+    return row[prefix:].detach().cpu().numpy().astype(np.float32), which
 
 
 def _class_target(enc: ImageEncoder, target, logits: torch.Tensor, notes: list[str]) -> int:
@@ -105,9 +130,52 @@ def _class_target(enc: ImageEncoder, target, logits: torch.Tensor, notes: list[s
     return int(target)
 
 
+GRADIENT_BYTES = 8  # per attention weight kept for the backward pass: the float32 map and its gradient
+
+
+def gradient_patches(config, prefix: int, max_patches: int | None) -> tuple[int, str | None]:
+    """The most patches an explanation may use on a vision tower with `config` (layers, heads) and `prefix`
+    tokens before the patches: `max_patches` (None: the `max_image_patches` setting), lowered so that every
+    layer's attention maps and their gradients (layers x heads x T^2 x GRADIENT_BYTES) fit in the
+    `image_gradient_bytes` setting; and a note when that bound is the lower one."""
+    conf = settings.get()
+    limit = conf.max_image_patches if max_patches is None else int(max_patches)
+    per_token2 = int(config.num_hidden_layers) * int(config.num_attention_heads) * GRADIENT_BYTES
+    fits = int(math.isqrt(conf.image_gradient_bytes // per_token2)) - prefix
+    if fits < 1:
+        raise VisionError(
+            f"This model's attention gradients do not fit in this server's {_mb(conf.image_gradient_bytes)} for "
+            "explanations even with one patch (ENCODERSCOPE_IMAGE_GRADIENT_BYTES)."
+        )
+    if fits >= limit:
+        return limit, None
+    return fits, (
+        f"At most {fits} patches here: the attention maps and their gradients must fit in this server's "
+        f"{_mb(conf.image_gradient_bytes)} for explanations (ENCODERSCOPE_IMAGE_GRADIENT_BYTES)."
+    )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.0f} MB" if n >= 1e6 else f"{n:,} bytes"
+
+
+def _prepare_bounded(model, config, prefix: int, image: ImageInput, square: bool, max_patches, patch=None):
+    """`prepare` within `gradient_patches`; the processor's own square input cannot be downscaled, so one over
+    the bound is refused."""
+    limit, note = gradient_patches(config, prefix, max_patches)
+    prep = prepare(model, image, square, limit, patch=patch)
+    patches = prep.grid[0] * prep.grid[1]
+    if square and patches > limit:
+        raise VisionError(
+            f"The square input has {patches} patches; explanations on this server take at most {limit} "
+            f"({_mb(settings.get().image_gradient_bytes)} of attention gradients). Use the aspect-preserving input."
+        )
+    return dataclasses.replace(prep, notes=prep.notes + ((note,) if note and not square else ()))
+
+
 def _explain_class(enc: ImageEncoder, image: ImageInput, target, square: bool, max_patches) -> ImageRelevance:
     enc = require_head(enc)
-    prep = prepare(enc, image, square, max_patches)
+    prep = _prepare_bounded(enc, enc.model.config, len(enc.prefix_names), image, square, max_patches)
     notes = list(prep.notes)
     with torch.enable_grad():
         out = classifier_logits(enc, prep.pixel_values, output_attentions=True)
@@ -117,9 +185,10 @@ def _explain_class(enc: ImageEncoder, image: ImageInput, target, square: bool, m
         index = _class_target(enc, target, logits.detach(), notes)
         grads = torch.autograd.grad(logits[index], out.attentions)
     R = relevance([a[0] for a in out.attentions], [g[0] for g in grads])
-    values, row = _row(R, len(enc.prefix_names), bool(enc.prefix_names) and enc.prefix_names[0] == "[CLS]")
-    if row == "mean":
-        notes.append("This model has no [CLS] token: the map is the mean relevance row over every token.")
+    has_cls = bool(enc.prefix_names) and enc.prefix_names[0] == "[CLS]"
+    values, row = _row(R, len(enc.prefix_names), has_cls, type(enc.classifier).__name__)
+    if row in HEAD_ROWS:
+        notes.append(HEAD_ROWS[row])
     return ImageRelevance(
         map=np.maximum(values, 0).reshape(prep.grid),
         grid=prep.grid,
@@ -167,7 +236,8 @@ def _explain_caption(clip: ClipModel, image: ImageInput, caption, square: bool, 
         notes.append(f"The caption has {len(caption)} characters; only the first {MAX_TEXT_CHARS} were read.")
         caption = caption[:MAX_TEXT_CHARS]
     vision_config = clip.model.config.vision_config
-    prep = prepare(clip, image, square, max_patches, patch=int(vision_config.patch_size))
+    prefix = 0 if clip.family == "siglip" else 1
+    prep = _prepare_bounded(clip, vision_config, prefix, image, square, max_patches, patch=int(vision_config.patch_size))
     notes = list(prep.notes) + notes
     text, truncated = tokenize_texts(clip, [caption])
     if truncated[0]:
@@ -224,9 +294,12 @@ def explain_image(
     or a CLIP/SigLIP model from `load_clip` (target: a caption). square: the processor's own square crop instead
     of the aspect-preserving input. max_patches: None for the `max_image_patches` setting.
     """
-    if isinstance(model, ClipModel):
-        return _explain_caption(model, image, target, square, max_patches)
-    return _explain_class(model, image, target, square, max_patches)
+    # A caller's torch.inference_mode() (a notebook, a cached page function) would make every tensor made here
+    # an inference tensor, which autograd cannot differentiate; enable_grad alone does not leave that mode.
+    with torch.inference_mode(False), torch.enable_grad():
+        if isinstance(model, ClipModel):
+            return _explain_caption(model, image, target, square, max_patches)
+        return _explain_class(model, image, target, square, max_patches)
 
 
 def deletion_curve(enc: ImageEncoder, rel: ImageRelevance, order: np.ndarray, steps: int = 16) -> np.ndarray:

@@ -57,7 +57,16 @@ def encode(model: LoadedModel, text: str, limit: int, padding: bool | str = Fals
     """
     tok = model.tokenizer
     full = tok(text, truncation=False, verbose=False)["input_ids"]
-    enc = tok(text, truncation=True, max_length=limit, padding=padding, return_tensors="pt")
+    # made outside inference mode, even inside a caller's: autograd (integrated gradients) cannot save
+    # inference tensors for the backward pass, and the embedding layer saves the ids
+    with torch.inference_mode(False):
+        return _encoded(model, tok(text, truncation=True, max_length=limit, padding=padding, return_tensors="pt"),
+                        len(full), limit)
+
+
+def _encoded(model: LoadedModel, enc, n_full: int, limit: int) -> Encoded:
+    """`enc` (the tokenizer's output for one text) as an Encoded on the model's device."""
+    tok = model.tokenizer
     ids = enc["input_ids"]
     mask = enc.get("attention_mask", torch.ones_like(ids))
     extra = {"token_type_ids": enc["token_type_ids"]} if "token_type_ids" in enc else {}
@@ -69,7 +78,7 @@ def encode(model: LoadedModel, text: str, limit: int, padding: bool | str = Fals
         {k: v.to(model.device) for k, v in extra.items()},
         tok.convert_ids_to_tokens(row),
         [i in special_ids for i in row],
-        len(full),
+        n_full,
         limit,
     )
 

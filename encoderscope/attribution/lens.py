@@ -1,13 +1,17 @@
 """The logit lens of a causal decoder (nostalgebraist 2020): what would the model say if it stopped at layer l?
 
-Each layer's hidden state goes through the model's final norm, then its unembedding (the LM head). The last
-hidden state that transformers returns has already been through the final norm, so it goes through the head only
-(checked against the model's own logits; a model whose last state is not normed gets the norm there too).
+Each layer's hidden state goes through the model's final norm, then its unembedding (the LM head), then the
+model's own logit post-processing (Gemma-2/3: soft-capping, tanh(z / cap) * cap; Granite: division by
+`logits_scaling`; Cohere: multiplication by `logit_scale`). The last hidden state that transformers returns has
+already been through the final norm, so it goes through the head only. The last row is checked against the
+model's own logits: a model whose last state is not normed gets the norm there too, and a model whose logits
+neither reading reproduces is refused, so the last row is always the model's real prediction.
 Shapes: L layers, T positions, k guesses.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,7 +35,7 @@ class LogitLens:
     top_ids:     int `[L+1, T, k]`; top_probs: float32 `[L+1, T, k]`
     target:      the model's own next token after the last position (decoded); target_id its id
     target_prob: float32 `[L+1]`, the target's probability read at every layer (last position)
-    notes:       sentences for the user (truncation)
+    notes:       sentences for the user (truncation, the model's own logit post-processing applied to every row)
     """
 
     tokens: list[str]
@@ -59,6 +63,34 @@ def final_norm(model: torch.nn.Module) -> torch.nn.Module:
     raise UserFacingError(f"Cannot find the final norm of {type(model).__name__}, so the logit lens does not apply.")
 
 
+def logit_post(model: torch.nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor], str | None]:
+    """(post, note): the model's own processing of its LM head's output `[T, V]` (identity for most models),
+    and a sentence saying what it is, or None."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    cap = getattr(config, "final_logit_softcapping", None)
+    divide = getattr(config, "logits_scaling", None)  # Granite
+    multiply = getattr(config, "logit_scale", None)  # Cohere
+    if cap:
+        return (lambda z: torch.tanh(z / cap) * cap), f"Every row's logits are soft-capped at {cap:g}, as the model's are."
+    if divide and float(divide) != 1.0:
+        return (lambda z: z / divide), f"Every row's logits are divided by {divide:g}, as the model's are."
+    if multiply and float(multiply) != 1.0:
+        return (lambda z: z * multiply), f"Every row's logits are multiplied by {multiply:g}, as the model's are."
+    return (lambda z: z), None
+
+
+def _last_reading(model: LoadedModel, head, norm, post, last: torch.Tensor, logits: torch.Tensor) -> bool:
+    """Whether the last hidden state `last` `[T, D]` is read as it is (True: already normed) or through the final
+    norm (False) to give the model's own `logits` `[T, V]`; a UserFacingError when neither does."""
+    for normed in (True, False):
+        if torch.allclose(post(head(last if normed else norm(last)).float()), logits, atol=1e-3, rtol=1e-4):
+            return normed
+    raise UserFacingError(
+        f"The logit lens cannot reproduce {model.name}'s own prediction from its last hidden state (its logits are "
+        "processed in a way this app does not know), so no row of the lens would be what the model says."
+    )
+
+
 def decoder_ids(model: LoadedModel, text: str, max_length: int | None = None) -> tuple[torch.Tensor, list[str]]:
     """`[1, T]` input ids of `text`, keeping the last `max_length` tokens (those next to the guess; default and cap:
     the model's limit), and notes."""
@@ -84,18 +116,20 @@ def logit_lens(model: LoadedModel, text: str, k: int = 5, max_length: int | None
     out = lm(input_ids=ids, output_hidden_states=True)
     hidden = out.hidden_states  # L+1 x [1, T, D]
     head, norm = lm.get_output_embeddings(), final_norm(lm)
+    post, note = logit_post(lm)
+    notes += [note] if note else []
     logits = out.logits[0].float()  # [T, V]
     k = int(max(1, min(k, logits.shape[-1])))
     target_id = int(logits[-1].argmax())
     # transformers returns the last hidden state after the final norm; verify instead of assuming
-    last_normed = torch.allclose(head(hidden[-1][0]).float(), logits, atol=1e-3, rtol=1e-4)
+    last_normed = _last_reading(model, head, norm, post, hidden[-1][0], logits)
     L1, T = len(hidden), ids.shape[1]
     top_ids = np.zeros((L1, T, k), np.int64)
     top_probs = np.zeros((L1, T, k), np.float32)
     target_prob = np.zeros(L1, np.float32)
     for layer, h in enumerate(hidden):
         x = h[0] if (layer == L1 - 1 and last_normed) else norm(h[0])
-        probs = torch.softmax(head(x).float(), dim=-1)  # [T, V]
+        probs = torch.softmax(post(head(x).float()), dim=-1)  # [T, V]
         top = torch.topk(probs, k, dim=-1)
         top_ids[layer], top_probs[layer] = top.indices.cpu().numpy(), top.values.cpu().numpy()
         target_prob[layer] = float(probs[-1, target_id])

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..embeddings import Pooling, pooling_of
+from ..embeddings import Pooling, pool_tokens, pooling_of
 from ..errors import UserFacingError
 from .inputs import Encoded, check_text, clamp_steps, encode, gradient_limit, truncation_note
 from .integrated import integrated_gradients
@@ -109,11 +109,7 @@ def pooled(output, enc_mask: torch.Tensor, pool: Pooling) -> torch.Tensor:
     if pool.mode == "head":  # CLIP: projected text_embeds; SigLIP: pooler_output
         embeds = getattr(output, "text_embeds", None)
         return output.pooler_output if embeds is None else embeds
-    hidden = output.last_hidden_state  # [B, T, D]
-    if pool.mode == "cls":
-        return hidden[:, 0]
-    mask = enc_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return pool_tokens(output.last_hidden_state, enc_mask, pool.mode)  # [B, T, D] -> [B, D]
 
 
 def _special(model: LoadedModel, ids: list[int]) -> np.ndarray:

@@ -42,6 +42,21 @@ def lens_table(tokens: Sequence[str], top_tokens: list, top_probs: np.ndarray) -
     return pd.DataFrame(rows, columns=["layer", "position", "input_token", "rank", "token", "prob"])
 
 
+def query_key_scores(qk, i: int, labels: Sequence[str]) -> pd.DataFrame:
+    """Query `i`'s row of a `QueryKey`, one row per key j: key (its label), q·k·scale (Σ_d of `qk.products(i)`,
+    before the bias), bias (0 where the model adds none; −∞ where masked), score (`qk.scores()[i]`, the number
+    the model soft-maxes) and weight (`qk.weights[i]`, the model's attention)."""
+    score = np.asarray(qk.scores()[i], np.float32)  # [T]
+    bias = np.asarray(qk.bias[i], np.float32) if qk.bias is not None else np.zeros_like(score)
+    return pd.DataFrame({
+        "key": list(labels),
+        "q·k·scale": np.asarray(qk.products(i), np.float32).sum(axis=1),
+        "bias": bias,
+        "score": score,
+        "weight": np.asarray(qk.weights[i], np.float32),
+    })
+
+
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     """CSV with every text cell passed through `spreadsheet_safe` (formula injection)."""
     safe = frame.copy()

@@ -438,17 +438,27 @@ def test_bare_encoder_has_no_why_overlay_and_says_so(folders):
     assert "needs a classifier checkpoint" in " ".join(c.value for c in at.caption)
 
 
-def test_attention_npy_above_the_limit_offers_the_chosen_layer(folders, vit, monkeypatch):
-    # Bug: a 1.2 GB .npy built for a panorama on a shared server; here the limit is lowered to 0 MB.
-    from components.vision import views as vision_views
+def test_attention_npy_is_the_whole_tensor_built_with_one_copy(folders, vit):
+    # Bugs (issue 24 §12b): above 200 MB only one layer was offered, because np.save into a BytesIO and
+    # getvalue() held two copies; a builder that changes the file (not np.save's bytes) or copies twice.
+    import tracemalloc
 
-    monkeypatch.setattr(vision_views, "NPY_LIMIT_MB", 0)
+    from components import ui
+
     _, res = vit
     at = _page(folders["vit"])
-    name, data = download(at, "attention (.npy)")
-    assert name == f"attention_L{res.num_layers - 1}.npy"
-    np.testing.assert_allclose(np.load(io.BytesIO(data), allow_pickle=False), res.weights[-1], **F16)
-    assert "download limit" in " ".join(c.value for c in at.caption)
+    name, data = download(at, "Attention (.npy)")
+    assert name == "attention.npy"
+    np.testing.assert_allclose(np.load(io.BytesIO(data), allow_pickle=False), res.weights, **F16)
+    big = np.random.default_rng(0).random((6, 12, 197, 197), dtype=np.float32).astype(np.float16)  # 5.6 MB
+    saved = io.BytesIO()
+    np.save(saved, big, allow_pickle=False)
+    tracemalloc.start()
+    built = ui.npy_bytes(big)()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert built == saved.getvalue()
+    assert peak < 1.1 * big.nbytes
 
 
 @pytest.mark.parametrize("family", ["clip", "siglip"])

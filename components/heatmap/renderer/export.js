@@ -1,6 +1,6 @@
 // Encoderscope heatmap: exports of what a map draws (PNG of the canvas; SVG with the cells as an embedded
 // one-pixel-per-cell image and vector labels, divider, outline and legend). Concatenated before heatmap.js by
-// components/heatmap/canvas.py, whose layout (`st.L`), `trim`, `step`, `fmt` and `title` it uses.
+// components/heatmap/canvas.py, whose layout (`st.L`), `trim`, `step`, `fmt`, `fill` and `title` it uses.
 
 // --- export ----------------------------------------------------------------------------------------
 function save(blob, name) {
@@ -16,7 +16,7 @@ function save(blob, name) {
 }
 
 function fileName(st) {
-  return (st.header.filename || "heatmap").replace("{view}", st.view || "");
+  return fill(st.header.filename || "heatmap", { view: st.view || "" });
 }
 
 function exportPng(st) {

@@ -316,7 +316,14 @@ function drawMatrix(st, ctx, L) {
 
 function title(st) {
   const h = st.header;
-  return h.title.replace("{view}", st.view === "mean" ? "mean over heads" : `head ${st.view}`);
+  return fill(h.title, { view: st.view === "mean" ? "mean over heads" : `head ${st.view}` });
+}
+
+// `template` with each {name} of `values` filled in, in one pass: a value is never read as a pattern, so a
+// token label "$&" or "{col}" (user text) shows as itself. String.replace with a string would expand $&, $`,
+// $' and $$, and a chain of replaces would fill a placeholder that an earlier label brought in.
+function fill(template, values) {
+  return template.replace(/\{(\w+)\}/g, (m, name) => (Object.hasOwn(values, name) ? String(values[name]) : m));
 }
 
 function labels(ctx, L, h) {
@@ -446,8 +453,8 @@ function hover(st, e) {
     const v = exactValue(st, p.i, p.j);
     const shown = keep && !keep(p.i, p.j) ? "filtered out"
       : v === null ? "≈ " + st.root.__esHeatmap.values[p.i * st.L.C + p.j].toFixed(3) : v.toFixed(4);
-    text = (h.hover || "{row} → {col}: {value}").replace("{row}", `${p.i}: ${st.L.rows[p.i]}`)
-      .replace("{col}", `${p.j}: ${st.L.cols[p.j]}`).replace("{value}", shown);
+    text = fill(h.hover || "{row} → {col}: {value}",
+      { row: `${p.i}: ${st.L.rows[p.i]}`, col: `${p.j}: ${st.L.cols[p.j]}`, value: shown });
   }
   st.tip.textContent = text; // text, never HTML: tokens are user input
   st.tip.style.display = "block";
