@@ -1,13 +1,20 @@
 """The Compare page's section of the cache layer: models, per-layer features, matrices, overlaps, layouts.
 
 A side is `Side(kind, ref, revision)` (hashable, the cache key). Each model runs once per text set
-(`features`: every layer's pooled vectors, one pool job); every metric, the neighbours and the maps are computed
-from those cached features, so switching the metric or k never re-runs a model. Heavy calls are one
-`pool.run` job each; a cache hit never reaches the pool.
+(`features`: every layer's pooled vectors `es.compare.layer_features`, one pool job with progress); every metric,
+the neighbours, the maps and the search are computed from those features, so switching the metric or k never
+re-runs a model. Heavy calls are one `pool.run` job each; a cache hit never reaches the pool.
+
+`features` is a small shared LRU (not st.cache_data): the job reports progress into the caller's page, which
+st.cache_data would replay on a hit, and the `[L + 1, N, D]` stacks are shared read-only instead of unpickled
+for every rerun.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -16,6 +23,7 @@ import streamlit as st
 from components import pool, resources
 
 LONG_TEXTS = 500  # texts: a forward pass over more runs in the pool's long lane
+FEATURE_STACKS = 6  # feature stacks kept (a pair of models and a baseline, twice)
 
 
 class Side(NamedTuple):
@@ -40,71 +48,104 @@ def untrained_model(side: Side, seed: int = 0):
     return compare.untrained(model(side), seed=seed)
 
 
-def _lane(texts: tuple[str, ...]) -> str:
-    return "long" if len(texts) > LONG_TEXTS else "short"
+def lane(count: int) -> str:
+    return "long" if count > LONG_TEXTS else "short"
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def features(side: Side, texts: tuple[str, ...], untrained: bool = False) -> np.ndarray:
-    """Every layer's pooled sentence vectors `[L + 1, N, D]` (the model's own pooling; layer 0 = embeddings)."""
+@st.cache_resource(show_spinner=False)
+def _stacks() -> dict:
+    return {"lock": threading.Lock(), "items": OrderedDict()}
+
+
+def _features_job(loaded, texts: list[str], progress=None) -> np.ndarray:
+    """Pool job: `es.compare.layer_features`, its (done, total) progress turned into the pool's (fraction, text)."""
     from encoderscope import compare
 
+    report = (lambda done, total: progress(done / max(total, 1), f"{done:,} / {total:,} texts")) if progress else None
+    return compare.layer_features(loaded, texts, progress=report)
+
+
+def has_features(side: Side, texts: tuple[str, ...], untrained: bool = False) -> bool:
+    return (side, texts, untrained) in _stacks()["items"]
+
+
+def features(side: Side, texts: tuple[str, ...], untrained: bool = False,
+             progress: Callable[[float, str], None] | None = None) -> np.ndarray:
+    """Every layer's pooled vectors float32 `[L + 1, N, D]` (the model's own pooling; layer 0 = embeddings), shared:
+    treat as read-only. `progress(fraction, text)` runs in the caller's script thread on a miss only."""
+    key, memo = (side, texts, untrained), _stacks()
+    with memo["lock"]:
+        if key in memo["items"]:
+            memo["items"].move_to_end(key)
+            return memo["items"][key]
     loaded = untrained_model(side) if untrained else model(side)
-    return pool.run("layer features", (side, texts, untrained), compare.layer_features, loaded, list(texts),
-                    lane=_lane(texts))
+    stack = pool.run("layer features", key, _features_job, loaded, list(texts), lane=lane(len(texts)),
+                     progress=progress)
+    with memo["lock"]:
+        memo["items"][key] = stack
+        while len(memo["items"]) > FEATURE_STACKS:
+            memo["items"].popitem(last=False)
+    return stack
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def similarity(a: Side, b: Side, texts: tuple[str, ...], metric: str, k: int, untrained_b: bool = False):
-    """`es.compare` layer × layer similarity of the cached features: `.matrix` `[La + 1, Lb + 1]`, `.metric`,
-    `.n`. With `untrained_b`, b's features come from its untrained copy (the baseline)."""
+    """`es.compare.similarity_matrix` of the two sides' features: `.matrix` `[La + 1, Lb + 1]`, `.metric`, `.n`,
+    `.notes`. The same side twice gives its self-map; `untrained_b` puts b's untrained copy in b's place."""
     from encoderscope import compare
 
-    fa, fb = features(a, texts, False), features(b, texts, untrained_b)
-    return pool.run("layer similarity", (a, b, texts, metric, k, untrained_b), compare.similarity_from_features,
-                    fa, fb, metric=metric, k=k, lane=_lane(texts))
+    fa = features(a, texts)
+    fb = None if a == b and not untrained_b else features(b, texts, untrained_b)
+    return pool.run("layer similarity", (a, b, texts, metric, k, untrained_b), compare.similarity_matrix,
+                    fa, fb, metric=metric, k=k, lane=lane(len(texts)))
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def sentence_vectors(side: Side, texts: tuple[str, ...], untrained: bool = False) -> np.ndarray:
-    """The last layer's pooled vectors `[N, D]`, L2-normalised: the sentence embeddings the maps and search use.
-    Cached apart from `features` so a rerun copies `[N, D]`, not every layer."""
-    last = np.asarray(features(side, texts, untrained)[-1], np.float64)
-    norms = np.linalg.norm(last, axis=1, keepdims=True)
-    return last / np.where(norms > 0, norms, 1.0)
+def sentence_vectors(side: Side, texts: tuple[str, ...]) -> np.ndarray:
+    """The last layer's pooled vectors `[N, D]` (a view into the shared features): the sentence embeddings that
+    the maps and the search compare by cosine."""
+    return features(side, texts)[-1]
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def neighbours(a: Side, b: Side, texts: tuple[str, ...], k: int):
     """`es.compare.neighbours` of the two sides' sentence vectors: `.overlap` `[N]`, `.mutual_knn`,
-    `.neighbours_a` / `.neighbours_b` `[N, k]`, `.movers`."""
+    `.neighbours_a` / `.neighbours_b` `[N, k]`, `.movers`, `.notes`."""
     from encoderscope import compare
 
-    xa, xb = sentence_vectors(a, texts, False), sentence_vectors(b, texts, False)
-    return pool.run("neighbour overlap", (a, b, texts, k), compare.neighbours, xa, xb, k=k, lane=_lane(texts))
+    xa, xb = sentence_vectors(a, texts), sentence_vectors(b, texts)
+    return pool.run("neighbour overlap", (a, b, texts, k), compare.neighbours, xa, xb, k=k, lane=lane(len(texts)))
+
+
+def _aligned_layouts(xa: np.ndarray, xb: np.ndarray, method: str, seed: int):
+    from encoderscope import compare, projection
+
+    ya = projection.project(xa, method=method, dim=2, seed=seed)
+    yb = projection.project(xb, method=method, dim=2, seed=seed)
+    fit = compare.align(ya, yb)
+    return np.asarray(ya), np.asarray(fit.aligned), float(fit.disparity)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def layouts(a: Side, b: Side, texts: tuple[str, ...], method: str, seed: int = 0):
-    """(a's layout `[N, 2]`, b's layout aligned onto a's `[N, 2]`, disparity): `es.project` of each side's
-    sentence vectors, then `es.compare.align`."""
-    from encoderscope import compare, projection
+    """(a's layout `[N, 2]`, b's layout aligned onto a's `[N, 2]`, Procrustes disparity): `es.project` of each
+    side's sentence vectors, then `es.compare.align`."""
+    xa, xb = sentence_vectors(a, texts), sentence_vectors(b, texts)
+    return pool.run("aligned maps", (a, b, texts, method, seed), _aligned_layouts, xa, xb, method, seed,
+                    lane=lane(len(texts)))
 
-    def run(xa, xb):
-        ya = projection.project(xa, method=method, dim=2, seed=seed)
-        yb = projection.project(xb, method=method, dim=2, seed=seed)
-        fit = compare.align(ya, yb)
-        return ya, np.asarray(fit.aligned), float(fit.disparity)
 
-    xa, xb = sentence_vectors(a, texts, False), sentence_vectors(b, texts, False)
-    return pool.run("aligned maps", (a, b, texts, method, seed), run, xa, xb, lane=_lane(texts))
+@st.cache_data(max_entries=64, show_spinner=False)
+def query_vector(side: Side, query: str) -> np.ndarray:
+    """A query's last-layer pooled vector `[D]` (kept apart from the corpus stacks, which it must not evict)."""
+    return pool.run("layer features", (side, (query,), False), _features_job, model(side), [query])[-1][0]
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def query_vector(side: Side, query: str) -> np.ndarray:
-    """The query's sentence vector `[D]` under a side's model (last layer, its own pooling, L2-normalised)."""
+def retrieval(a: Side, b: Side, texts: tuple[str, ...], query: str, k: int):
+    """`es.compare.retrieval_from_vectors` of one query over the texts: top-k under each side, ranks under the
+    other, overlap@k. The query goes through the same per-layer pooling as the texts (its last layer)."""
     from encoderscope import compare
 
-    feats = pool.run("layer features", (side, (query,), False), compare.layer_features, model(side), [query])
-    last = np.asarray(feats[-1][0], np.float64)
-    return last / max(float(np.linalg.norm(last)), 1e-12)
+    qa, qb = query_vector(a, query)[None], query_vector(b, query)[None]
+    return pool.run("retrieval", (a, b, texts, query, k), compare.retrieval_from_vectors,
+                    qa, sentence_vectors(a, texts), qb, sentence_vectors(b, texts), k)

@@ -25,9 +25,8 @@ def _ignore() -> None:
 def pair_map(payload: dict, key: str):
     """Mount the two linked maps; returns the component result, whose `.clicked` is the clicked point's index
     (None until a click)."""
-    height = int(payload.get("height", 460))
     return _component(key=key, data=payload, default={"clicked": None}, on_clicked_change=_ignore,
-                      height=height + 70)
+                      height="content")
 
 
 def clicked(state, n: int) -> int | None:

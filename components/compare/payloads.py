@@ -28,16 +28,24 @@ def layer_labels(count: int) -> list[str]:
     return ["emb"] + [f"L{i}" for i in range(1, count)]
 
 
+def scale(matrix: np.ndarray) -> tuple[float, float]:
+    """(zmin, zmax): 0–1 for every map, so maps compare by colour; debiased CKA can dip below 0, and then the scale
+    starts at the next 0.05 below its minimum (never clipping a value)."""
+    low = float(np.nanmin(matrix)) if matrix.size else 0.0
+    return (min(0.0, np.floor(low * 20) / 20), 1.0)
+
+
 def similarity_map(matrix: np.ndarray, name_a: str, name_b: str, metric: str, tag: str,
                    title: str | None = None) -> bytes:
-    """The heatmap payload of a layer × layer matrix `[La + 1, Lb + 1]` on a fixed 0–1 scale, exact on hover.
+    """The heatmap payload of a layer × layer matrix `[La + 1, Lb + 1]` on `scale(matrix)`, exact on hover.
 
     Rows are a's layers, columns b's; the component tags its root `tag` (data-es-heatmap)."""
     rows, cols = layer_labels(matrix.shape[0]), layer_labels(matrix.shape[1])
+    zmin, zmax = scale(matrix)
     return heat.matrix(
         np.asarray(matrix, np.float64), rows, cols, name=tag,
         title=title or f"{METRICS.get(metric, metric)}: rows {name_a}, columns {name_b}",
-        zmin=0.0, zmax=1.0, scheme="viridis", legend=METRICS.get(metric, metric),
+        zmin=zmin, zmax=zmax, scheme="viridis", legend=METRICS.get(metric, metric),
         hover=f"{name_a} layer {{row}} · {name_b} layer {{col}}: {{value}}", filename=f"compare_{tag}",
     )
 

@@ -3,44 +3,32 @@ under each model (`es.explain_similarity`, the shared view in components/why.py)
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from components import ui, why
 from components.compare import cache
 from components.compare.cache import Side
-from encoderscope.embeddings import nearest
-
-
-def ranks(query: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """1-based rank `[N]` of every text for the query under one model (cosine; `X` `[N, D]` normalised)."""
-    order = np.argsort(-(X @ query), kind="stable")
-    out = np.empty(len(X), int)
-    out[order] = np.arange(1, len(X) + 1)
-    return out
 
 
 def change(rank_here: int, rank_there: int, k: int) -> str:
-    """How a hit moved from the other model's ranking to this one's: "new" (outside the other's top-k),
-    "=" or "↑3" / "↓2"."""
+    """How a hit ranks under the other model: "=" (same rank), "↑3" (3 places higher here), "↓2", or
+    "new (#17)" when the other model ranks it outside its top-k."""
     if rank_there > k:
-        return f"new (was #{rank_there})"
+        return f"new (#{rank_there})"
     if rank_there == rank_here:
         return "="
     return f"↑{rank_there - rank_here}" if rank_there > rank_here else f"↓{rank_here - rank_there}"
 
 
-def hits(side: Side, other: Side, texts: tuple[str, ...], query: str, k: int) -> pd.DataFrame:
-    """This side's top-k for the query, with each hit's rank under the other side and the change."""
-    X, Y = cache.sentence_vectors(side, texts, False), cache.sentence_vectors(other, texts, False)
-    q, p = cache.query_vector(side, query), cache.query_vector(other, query)
-    idx, scores = nearest(q, X, k)
-    there = ranks(p, Y)
+def hits_table(res, side: int, texts: tuple[str, ...]) -> pd.DataFrame:
+    """One side's top-k (0: a, 1: b) of query 0 of an `es.compare.Retrieval`, with the rank change."""
+    top, scores, other = ((res.top_a, res.scores_a, res.rank_in_b) if side == 0
+                          else (res.top_b, res.scores_b, res.rank_in_a))
     return pd.DataFrame({
-        "rank": np.arange(1, len(idx) + 1), "cosine": np.round(scores, 4),
-        "change": [change(r + 1, int(there[i]), k) for r, i in enumerate(idx)],
-        "text": [texts[i] for i in idx], "id": idx,
+        "rank": range(1, res.k + 1), "cosine": [round(float(s), 4) for s in scores[0]],
+        "change": [change(r + 1, int(o), res.k) for r, o in enumerate(other[0])],
+        "text": [texts[int(i)] for i in top[0]], "id": [int(i) for i in top[0]],
     })
 
 
@@ -58,18 +46,19 @@ def section(a: Side, b: Side, names: tuple[str, str], texts: tuple[str, ...]) ->
     if not query:
         st.info("Type a query to see what each model retrieves from the corpus.")
         return
-    tables = []
-    for column, side, other, name in zip(st.columns(2), (a, b), (b, a), names, strict=True):
-        with column, ui.guard(f"search with {name}") as run, st.spinner(f"Searching with {ui.escape_markdown(name)} …"):
-            table = hits(side, other, texts, query, k)
-            st.markdown(f"**{ui.escape_markdown(name)}**")
-            st.dataframe(table.drop(columns="id"), hide_index=True, width="stretch")
-        tables.append(None if run.failed else table)
-    if any(t is None for t in tables):
+    with ui.guard("search with both models") as run, st.spinner("Searching with both models …"):
+        res = cache.retrieval(a, b, texts, query, k)
+    if run.failed:
         return
-    shared = len(set(tables[0]["id"]) & set(tables[1]["id"]))
-    st.caption(f"overlap@{k}: {shared} of {k} hits are in both lists ({shared / k:.0%}). \"change\": where the hit "
-               "ranks under the other model (↑ it ranks higher here, \"new\": outside the other model's top-k).")
+    for note in res.notes:
+        ui.user_warning(note)
+    tables = [hits_table(res, side, texts) for side in (0, 1)]
+    for column, name, table in zip(st.columns(2), names, tables, strict=True):
+        column.markdown(f"**{ui.escape_markdown(name)}**")
+        column.dataframe(table.drop(columns="id"), hide_index=True, width="stretch")
+    shared = round(float(res.overlap[0]) * k)
+    st.caption(f"overlap@{k}: {shared} of {k} hits are in both lists ({res.overlap[0]:.0%}). \"change\": where the "
+               "hit ranks under the other model (↑ it ranks higher here; \"new\": outside the other model's top-k).")
     why_hit(a, b, names, texts, query, tables)
 
 

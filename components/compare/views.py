@@ -93,9 +93,17 @@ def ready(side: Side, name: str, texts: tuple[str, ...]) -> bool:
 
 def run_features(side: Side, name: str, texts: tuple[str, ...], untrained: bool = False) -> bool:
     """Run the side's model over the texts once (cached), with a spinner; False after an error box."""
+    if cache.has_features(side, texts, untrained):
+        return True
     what = f"{'an untrained copy of ' if untrained else ''}{ui.escape_markdown(name)}"
-    with ui.guard(f"run {name} on these texts") as run, st.spinner(f"Running {what} on {len(texts):,} texts …"):
-        cache.sentence_vectors(side, texts, untrained)  # runs the model once; a rerun copies only [N, D]
+    bar = st.progress(0.0, text=f"Running {what} on {len(texts):,} texts (every layer) …")
+
+    def progress(fraction: float, text: str) -> None:
+        bar.progress(min(max(fraction, 0.0), 1.0), text=f"Running {what}: {text}")
+
+    with ui.guard(f"run {name} on these texts") as run:
+        cache.features(side, texts, untrained, progress=progress)
+    bar.empty()
     return not run.failed
 
 
@@ -136,6 +144,8 @@ def layer_map(a: Side, b: Side, names: tuple[str, str], texts: tuple[str, ...], 
             base = cache.similarity(a, b, texts, metric, k, untrained_b=True)
         if run_base.failed:
             base = None
+    for note in sim.notes:
+        ui.user_warning(note)
     columns = st.columns(2) if base is not None else [st.container()]
     with columns[0]:
         heatmap.heatmap(payloads.similarity_map(sim.matrix, *names, metric, tag=f"{key}:{metric}"), key=key)
@@ -185,6 +195,8 @@ def pair_maps(a: Side, b: Side, names: tuple[str, str], texts: tuple[str, ...], 
         ya, yb, disparity = cache.layouts(a, b, texts, method)
     if run.failed:
         return
+    for note in nb.notes:
+        ui.user_warning(note)
     state = st.session_state.get(key)
     picked = canvas.clicked(state, len(texts)) if state is not None else None
     data = payloads.pair_map(

@@ -83,7 +83,7 @@ export default function (component) {
 
 // --- layout: two square panels sharing one data box (b is aligned onto a, so one scale shows the fit) ---
 function layout(st) {
-  const W = Math.max(320, st.root.clientWidth || 800), gap = 24, legend = 56, top = 22;
+  const W = Math.max(320, st.root.clientWidth || 800), gap = 24, legend = 84, top = 22;
   const side = Math.max(140, Math.min(Math.floor((W - gap - legend) / 2), st.d.height || 460));
   const [x0, x1, y0, y1] = st.d.bounds, pad = 8;
   const sx = (side - 2 * pad) / (x1 - x0 || 1), sy = (side - 2 * pad) / (y1 - y0 || 1), s = Math.min(sx, sy);
