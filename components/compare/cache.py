@@ -27,7 +27,9 @@ FEATURE_STACKS = 6  # feature stacks kept (a pair of models and a baseline, twic
 
 
 class Side(NamedTuple):
-    """One model of the comparison: kind "encoder" | "decoder", the picker's ref (None: bundled) and revision."""
+    """One model of the comparison: kind "encoder" | "decoder" | "image", the picker's ref (None: bundled) and
+    revision. For an image side the "texts" of every function below are the ids of images registered with
+    `register_images` (the images themselves are not hashable)."""
 
     kind: str
     ref: str | None
@@ -36,8 +38,36 @@ class Side(NamedTuple):
 
 def model(side: Side):
     """The shared loaded model of a side (read-only)."""
+    if side.kind == "image":
+        from components.vision import cache as vision_cache
+
+        return vision_cache.image_encoder(side.ref, side.revision)
     loader = resources.encoder if side.kind == "encoder" else resources.decoder
     return loader(side.ref, side.revision)
+
+
+@st.cache_resource(show_spinner=False)
+def _images() -> dict:
+    return {"lock": threading.Lock(), "items": OrderedDict()}
+
+
+def register_images(ids: tuple[str, ...], images: list) -> None:
+    """Make PIL `images` available to an image side under `ids` (one id per image, e.g. content hashes)."""
+    memo = _images()
+    with memo["lock"]:
+        memo["items"][ids] = list(images)
+        memo["items"].move_to_end(ids)
+        while len(memo["items"]) > 4:
+            memo["items"].popitem(last=False)
+
+
+def _inputs(side: Side, texts: tuple[str, ...]) -> list:
+    if side.kind != "image":
+        return list(texts)
+    found = _images()["items"].get(texts)
+    if found is None:
+        raise KeyError("these images were not registered (register_images)")
+    return found
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
@@ -57,11 +87,12 @@ def _stacks() -> dict:
     return {"lock": threading.Lock(), "items": OrderedDict()}
 
 
-def _features_job(loaded, texts: list[str], progress=None) -> np.ndarray:
+def _features_job(loaded, texts: list, progress=None) -> np.ndarray:
     """Pool job: `es.compare.layer_features`, its (done, total) progress turned into the pool's (fraction, text)."""
     from encoderscope import compare
 
-    report = (lambda done, total: progress(done / max(total, 1), f"{done:,} / {total:,} texts")) if progress else None
+    unit = "texts" if texts and isinstance(texts[0], str) else "images"
+    report = (lambda done, total: progress(done / max(total, 1), f"{done:,} / {total:,} {unit}")) if progress else None
     return compare.layer_features(loaded, texts, progress=report)
 
 
@@ -79,7 +110,7 @@ def features(side: Side, texts: tuple[str, ...], untrained: bool = False,
             memo["items"].move_to_end(key)
             return memo["items"][key]
     loaded = untrained_model(side) if untrained else model(side)
-    stack = pool.run("layer features", key, _features_job, loaded, list(texts), lane=lane(len(texts)),
+    stack = pool.run("layer features", key, _features_job, loaded, _inputs(side, texts), lane=lane(len(texts)),
                      progress=progress)
     with memo["lock"]:
         memo["items"][key] = stack

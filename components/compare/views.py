@@ -91,17 +91,17 @@ def ready(side: Side, name: str, texts: tuple[str, ...]) -> bool:
     return ui.load_model(side.kind, side.ref, side.revision) is not None and run_features(side, name, texts)
 
 
-def run_features(side: Side, name: str, texts: tuple[str, ...], untrained: bool = False) -> bool:
+def run_features(side: Side, name: str, texts: tuple[str, ...], untrained: bool = False, noun: str = "texts") -> bool:
     """Run the side's model over the texts once (cached), with a spinner; False after an error box."""
     if cache.has_features(side, texts, untrained):
         return True
     what = f"{'an untrained copy of ' if untrained else ''}{ui.escape_markdown(name)}"
-    bar = st.progress(0.0, text=f"Running {what} on {len(texts):,} texts (every layer) …")
+    bar = st.progress(0.0, text=f"Running {what} on {len(texts):,} {noun} (every layer) …")
 
     def progress(fraction: float, text: str) -> None:
         bar.progress(min(max(fraction, 0.0), 1.0), text=f"Running {what}: {text}")
 
-    with ui.guard(f"run {name} on these texts") as run:
+    with ui.guard(f"run {name} on these {noun}") as run:
         cache.features(side, texts, untrained, progress=progress)
     bar.empty()
     return not run.failed
@@ -131,7 +131,7 @@ def metric_controls(n_texts: int) -> tuple[str, int, bool]:
 
 
 def layer_map(a: Side, b: Side, names: tuple[str, str], texts: tuple[str, ...], metric: str, k: int,
-              untrained: bool, key: str = "compare_map") -> np.ndarray | None:
+              untrained: bool, key: str = "compare_map", noun: str = "texts") -> np.ndarray | None:
     """The layer × layer map (and, with `untrained`, the baseline beside it), caption and CSV export.
     Returns the matrix `[La + 1, Lb + 1]` drawn, or None after an error box."""
     with ui.guard("compare the layers") as run, st.spinner("Comparing every layer pair …"):
@@ -139,7 +139,7 @@ def layer_map(a: Side, b: Side, names: tuple[str, str], texts: tuple[str, ...], 
     if run.failed:
         return None
     base = None
-    if untrained and run_features(b, names[1], texts, untrained=True):
+    if untrained and run_features(b, names[1], texts, untrained=True, noun=noun):
         with ui.guard("compare with the untrained baseline") as run_base:
             base = cache.similarity(a, b, texts, metric, k, untrained_b=True)
         if run_base.failed:
@@ -153,18 +153,18 @@ def layer_map(a: Side, b: Side, names: tuple[str, str], texts: tuple[str, ...], 
         with columns[1]:
             heatmap.heatmap(payloads.similarity_map(base.matrix, names[0], f"untrained {names[1]}", metric,
                                                     tag=f"{key}_untrained:{metric}"), key=f"{key}_untrained")
-    st.caption(map_caption(metric, a == b, sim.matrix, base.matrix if base is not None else None))
+    st.caption(map_caption(a == b, sim.matrix, base.matrix if base is not None else None, noun))
     st.download_button("⬇️ Matrix (.csv)", payloads.matrix_csv(sim.matrix, *names), f"compare_{metric}.csv",
                        "text/csv", key=f"{key}_csv", help=f"[{sim.matrix.shape[0]} × {sim.matrix.shape[1]}] on "
                        f"{sim.n} texts; rows: layers of {names[0]}")
     return sim.matrix
 
 
-def map_caption(metric: str, same: bool, matrix: np.ndarray, base: np.ndarray | None) -> str:
+def map_caption(same: bool, matrix: np.ndarray, base: np.ndarray | None, noun: str = "texts") -> str:
     """What the band and the bright cells mean, with the numbers of this map."""
     last = float(matrix[-1, -1])
     text = (f"Row i, column j: how alike layer i of the first model and layer j of the second represent the same "
-            f"{'texts' if not same else 'texts (one model against itself: 1 on the diagonal)'}; 0 is the "
+            f"{noun if not same else noun + ' (one model against itself: 1 on the diagonal)'}; 0 is the "
             "embedding output. A bright diagonal band means the two models process the texts in the same order, "
             "layer for layer; a bright cell off the band means a layer of one model already matches a later or "
             "earlier layer of the other. Bright rows or columns at the start are partly free: random "
