@@ -147,11 +147,17 @@ def neighbours(a: Side, b: Side, texts: tuple[str, ...], k: int):
     return pool.run("neighbour overlap", (a, b, texts, k), compare.neighbours, xa, xb, k=k, lane=lane(len(texts)))
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
 def _aligned_layouts(xa: np.ndarray, xb: np.ndarray, method: str, seed: int):
+    """Each side's unit sentence vectors projected to 2-D (cosine geometry, as the neighbours), b's onto a's."""
     from encoderscope import compare, projection
 
-    ya = projection.project(xa, method=method, dim=2, seed=seed)
-    yb = projection.project(xb, method=method, dim=2, seed=seed)
+    ya = projection.project(_unit(xa), method=method, dim=2, seed=seed)
+    yb = projection.project(_unit(xb), method=method, dim=2, seed=seed)
     fit = compare.align(ya, yb)
     return np.asarray(ya), np.asarray(fit.aligned), float(fit.disparity)
 
