@@ -49,7 +49,7 @@ class Neighbours:
 def _unit_block(x: np.ndarray):
     import torch
 
-    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    t = torch.from_numpy(np.array(x, dtype=np.float32))  # a copy: memory-mapped blocks are read-only
     return t / t.norm(dim=1, keepdim=True).clamp(min=1e-30)
 
 
