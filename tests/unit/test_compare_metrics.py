@@ -177,3 +177,15 @@ def test_duplicate_vectors_get_a_notice():
     nb = es.compare.neighbours(X, X * 2, k=3)
     assert nb.notes and "tie in k-NN" in nb.notes[0]
     assert not es.compare.neighbours(RNG.normal(size=(40, 8)), RNG.normal(size=(40, 8)), k=3).notes
+
+
+def test_compare_is_lazy_and_its_numpy_parts_need_no_torch():
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, numpy as np, encoderscope as es; assert 'encoderscope.compare' not in sys.modules;"
+        "es.compare.align(np.eye(3)[:, :2], np.eye(3)[:, :2]); es.compare.similarity_matrix(np.eye(5)[None]);"
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    assert subprocess.run([sys.executable, "-c", probe]).returncode == 0
