@@ -48,11 +48,6 @@ __all__ = sorted(_API)
 
 
 def __getattr__(name: str):
-    module = _API.get(name)
-    if module is None:
+    if name not in _API:  # names load on first use: see the module docstring
         raise AttributeError(f"module 'encoderscope.compare' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
-
-
-def __dir__():
-    return __all__
+    return getattr(importlib.import_module(f".{_API[name]}", __name__), name)

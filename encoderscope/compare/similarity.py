@@ -61,7 +61,24 @@ def similarity_matrix(
     check_same_n(Fa.shape[1], Fb.shape[1], "inputs")
     check_count(Fa.shape[1], metric, k)
     values = metrics.matrix(Fa, Fb, metric, int(k), progress)
-    return LayerSimilarity(np.asarray(values, np.float64), metric, int(Fa.shape[1]), int(k))
+    notes = [constant_notice(F, side) for F, side in ((Fa, "a"), (Fb, "b")) if Fb is not Fa or side == "a"]
+    return LayerSimilarity(np.asarray(values, np.float64), metric, int(Fa.shape[1]), int(k),
+                           notes=tuple(n for n in notes if n))
+
+
+def constant_notice(F: np.ndarray, side: str) -> str | None:
+    """A notice naming the layers of `F` `[L, N, D]` that give every input the same vector (an image encoder's
+    [CLS] token before any attention): similarity to them is undefined and shown as 0."""
+    spread = np.abs(F - F[:, :1]).max(axis=(1, 2))
+    scale = np.abs(F).max(axis=(1, 2))
+    constant = np.flatnonzero(spread <= 1e-6 * np.maximum(scale, 1e-30))
+    if not constant.size:
+        return None
+    layers = ", ".join(str(i) for i in constant)
+    return (
+        f"Layer{'s' if constant.size > 1 else ''} {layers} of model {side} give every input the same vector (a "
+        "[CLS] token before any attention reads the input), so similarity to them is undefined and shown as 0."
+    )
 
 
 def layer_similarity(
@@ -98,4 +115,4 @@ def layer_similarity(
     sim = similarity_matrix(Fa, Fb, metric, k, stage("metric"))
     hashable = [t if isinstance(t, str) else id(t) for t in items]
     note = duplicate_notice(hashable)
-    return LayerSimilarity(sim.matrix, metric, sim.n, int(k), a.name, b.name, (note,) if note else ())
+    return LayerSimilarity(sim.matrix, metric, sim.n, int(k), a.name, b.name, sim.notes + ((note,) if note else ()))
