@@ -92,18 +92,22 @@ def ready(side: Side, name: str, texts: tuple[str, ...]) -> bool:
 
 
 def run_features(side: Side, name: str, texts: tuple[str, ...], untrained: bool = False, noun: str = "texts") -> bool:
-    """Run the side's model over the texts once (cached), with a spinner; False after an error box."""
+    """Run the side's model over the texts once (cached), with a progress bar; False after an error box.
+
+    The bar's slot exists on every run, hit or miss: an element that appears only on a miss would shift the
+    elements after it, and Streamlit would then rebuild the page's tabs and show the first one again."""
+    slot = st.empty()
     if cache.has_features(side, texts, untrained):
         return True
     what = f"{'an untrained copy of ' if untrained else ''}{ui.escape_markdown(name)}"
-    bar = st.progress(0.0, text=f"Running {what} on {len(texts):,} {noun} (every layer) …")
+    bar = slot.progress(0.0, text=f"Running {what} on {len(texts):,} {noun} (every layer) …")
 
     def progress(fraction: float, text: str) -> None:
         bar.progress(min(max(fraction, 0.0), 1.0), text=f"Running {what}: {text}")
 
     with ui.guard(f"run {name} on these {noun}") as run:
         cache.features(side, texts, untrained, progress=progress)
-    bar.empty()
+    slot.empty()
     return not run.failed
 
 

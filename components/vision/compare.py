@@ -67,5 +67,10 @@ def section(ref: str, revision: str | None, data: bytes) -> None:
     if not compare_views.run_features(side, ref, ids, noun="images"):
         return
     compare_views.layer_map(side, side, (ref, ref), ids, metric, 5, base, key="vision_layers", noun="images")
+    from encoderscope import compare
+
+    pooled = compare.pooling_name(compare_cache.model(side))
     st.caption(f"{len(ids)} images: this picture and the sample photos, each {', '.join(CROPS)}. Each image's "
-               "vector at a layer is the encoder's own pooling of that layer's tokens.")
+               "vector at a layer is " + ("that layer's [CLS] token. Layer 0 is the [CLS] embedding before any "
+               "attention, the same vector for every image: with no structure to share it scores 0."
+               if pooled == "cls_token" else "the mean of that layer's patch tokens."))

@@ -7,8 +7,8 @@
 //
 // Test surface, set after every draw: the root element gets data-es-pairmap="<tag>", data-es-colour-by="<what>",
 // data-es-hover="<index>" (or ""), data-es-selected="<index>" (or ""), data-es-draws; and a property
-// __esPairmap = {tag, n, values: Float32Array [N], hover, selected, at(i) -> {a: [x, y], b: [x, y]} (CSS px in the
-// canvas)}. window.__esPairmaps: every root element (they live in shadow roots).
+// __esPairmap = {tag, n, values: Float32Array [N], hover, selected, rings: [{panel: "a" | "b", index, colour}] (every
+// ring drawn over the points), at(i) -> {a: [x, y], b: [x, y]} (CSS px in the canvas)}. window.__esPairmaps: every root element (they live in shadow roots).
 
 const STOPS = [[215, 48, 39], [252, 141, 89], [254, 224, 144], [145, 191, 219], [69, 117, 180]]; // 0 red … 1 blue
 const FONT = "12px sans-serif";
@@ -144,7 +144,7 @@ function draw(st) {
   root.dataset.esColourBy = d.colour_by || "overlap";
   root.dataset.esDraws = String(Number(root.dataset.esDraws || 0) + 1);
   root.__esPairmap = {
-    tag: d.tag, n: d.n, values: st.values, hover: st.hover, selected: d.selected ?? null,
+    tag: d.tag, n: d.n, values: st.values, hover: st.hover, selected: d.selected ?? null, rings: st.rings || [],
     at: (i) => ({ a: L.to(st.xa, i, L.panels[0]), b: L.to(st.xb, i, L.panels[1]) }),
   };
 }
@@ -173,8 +173,10 @@ function legend(ctx, L, d) {
 function overlay(st) {
   const L = st.L, d = st.d, ctx = st.over.getContext("2d");
   ctx.clearRect(0, 0, L.W, L.H);
+  const rings = [];
   const ring = (xy, i, p, colourText, rad, width) => {
     const [x, y] = L.to(xy, i, p);
+    rings.push({ panel: p === L.panels[0] ? "a" : "b", index: i, colour: colourText });
     ctx.strokeStyle = colourText;
     ctx.lineWidth = width;
     ctx.beginPath();
@@ -194,7 +196,8 @@ function overlay(st) {
   }
   st.root.dataset.esHover = st.hover === null ? "" : String(st.hover);
   st.root.dataset.esSelected = sel === null || sel === undefined ? "" : String(sel);
-  if (st.root.__esPairmap) st.root.__esPairmap.hover = st.hover;
+  if (st.root.__esPairmap) Object.assign(st.root.__esPairmap, { hover: st.hover, rings });
+  st.rings = rings;
 }
 
 // The nearest point to the mouse in whichever panel it is over, within 8 px; null if none.
