@@ -186,3 +186,15 @@ def retrieval(a: Side, b: Side, texts: tuple[str, ...], query: str, k: int):
     qa, qb = query_vector(a, query)[None], query_vector(b, query)[None]
     return pool.run("retrieval", (a, b, texts, query, k), compare.retrieval_from_vectors,
                     qa, sentence_vectors(a, texts), qb, sentence_vectors(b, texts), k)
+
+
+# --- the Atlas page's stored comparisons (`python -m encoderscope atlas compare`) ---------------------------------
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def atlas_comparison(folder: str, name: str, stamp: float):
+    """`es.atlas.load_compare(folder, name)`: `.points` (id, overlap, x_b, y_b, neighbours_a, neighbours_b, in a's
+    row order) and `.meta`. `stamp`: the JSON file's mtime, so a re-run comparison is read again."""
+    from encoderscope import atlas
+
+    return atlas.load_compare(folder, name)

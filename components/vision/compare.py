@@ -71,6 +71,5 @@ def section(ref: str, revision: str | None, data: bytes) -> None:
 
     pooled = compare.pooling_name(compare_cache.model(side))
     st.caption(f"{len(ids)} images: this picture and the sample photos, each {', '.join(CROPS)}. Each image's "
-               "vector at a layer is " + ("that layer's [CLS] token. Layer 0 is the [CLS] embedding before any "
-               "attention, the same vector for every image: with no structure to share it scores 0."
-               if pooled == "cls_token" else "the mean of that layer's patch tokens."))
+               "vector at a layer is " + ("that layer's [CLS] token (at layer 0, before any attention, the same "
+               "vector for every image)." if pooled == "cls_token" else "the mean of that layer's patch tokens."))
