@@ -7,7 +7,7 @@
 //
 // Test surface, set after every draw: the root element gets data-es-pairmap="<tag>", data-es-colour-by="<what>",
 // data-es-hover="<index>" (or ""), data-es-selected="<index>" (or ""), data-es-draws; and a property
-// __esPairmap = {tag, n, values: Float32Array [N], hover, selected, rings: [{panel: "a" | "b", index, colour}] (every
+// __esPairmap = {tag, version (the data's content hash), n, values: Float32Array [N], hover, selected, rings: [{panel: "a" | "b", index, colour}] (every
 // ring drawn over the points), at(i) -> {a: [x, y], b: [x, y]} (CSS px in the canvas)}. window.__esPairmaps: every root element (they live in shadow roots).
 
 const STOPS = [[215, 48, 39], [252, 141, 89], [254, 224, 144], [145, 191, 219], [69, 117, 180]]; // 0 red … 1 blue
@@ -144,7 +144,7 @@ function draw(st) {
   root.dataset.esColourBy = d.colour_by || "overlap";
   root.dataset.esDraws = String(Number(root.dataset.esDraws || 0) + 1);
   root.__esPairmap = {
-    tag: d.tag, n: d.n, values: st.values, hover: st.hover, selected: d.selected ?? null, rings: st.rings || [],
+    tag: d.tag, version: d.version, n: d.n, values: st.values, hover: st.hover, selected: d.selected ?? null, rings: st.rings || [],
     at: (i) => ({ a: L.to(st.xa, i, L.panels[0]), b: L.to(st.xb, i, L.panels[1]) }),
   };
 }
