@@ -114,6 +114,24 @@ def run_features(side: Side, name: str, texts: tuple[str, ...], untrained: bool 
 # --- the layer × layer map --------------------------------------------------------------------------
 
 
+def metric_picker(container, key: str) -> str:
+    """A metric select box (linear CKA, debiased CKA, mutual k-NN) for the sections of other pages."""
+    return container.selectbox("Metric", list(payloads.METRICS), format_func=payloads.METRICS.get, key=key,
+                               help=METRIC_HELP)
+
+
+def measure_switch(container, key: str, param: str, runs: str, idle: str) -> bool:
+    """The "Measure" toggle of a section that runs models only on request, in the URL as `?{param}=1`. `runs`:
+    its help (what switching on runs); `idle`: the caption shown while it is off."""
+    st.session_state.setdefault(key, ui.query_str(param) == "1")
+    on = container.toggle("Measure", key=key, help=runs)
+    ui.sync_query(**{param: "1" if on else None})
+    if not on:
+        st.caption(idle)
+    return on
+
+
+
 def metric_controls(n_texts: int) -> tuple[str, int, bool]:
     """Metric, k (mutual k-NN and neighbour overlap) and the untrained-baseline toggle, all in the URL."""
     metrics = list(payloads.METRICS)

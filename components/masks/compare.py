@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import ui
-from components.compare import payloads
 from components.compare import views as compare_views
 from components.compare.cache import Side
 from encoderscope import corpora, models
@@ -18,18 +16,16 @@ from encoderscope import corpora, models
 
 def section(enc_ref: str | None, enc_rev: str | None, dec_ref: str | None, dec_rev: str | None) -> None:
     """Corpus and metric pickers, a "Measure" switch (`?measure=1`), then the encoder × decoder layer map."""
-    st.session_state.setdefault("measure", ui.query_str("measure") == "1")
     c1, c2, c3 = st.columns([3, 2, 1])
     names = list(corpora.CORPORA)
     corpus = c1.selectbox("Texts", names, key="measure_corpus", help="An example corpus; both models read the "
                           "same texts, each pooled its own way (masked mean over tokens for both).")
-    metric = c2.selectbox("Metric", ["cka", "cka_debiased", "mknn"], key="measure_metric",
-                          format_func=payloads.METRICS.get, help=compare_views.METRIC_HELP)
-    on = c3.toggle("Measure", key="measure", help="Runs both models over the texts (once; then cached).")
-    ui.sync_query(measure="1" if on else None)
-    if not on:
-        st.info("Switch on “Measure” to run the encoder and the decoder over the same texts and compare every "
-                "layer of one with every layer of the other.")
+    metric = compare_views.metric_picker(c2, "measure_metric")
+    if not compare_views.measure_switch(
+        c3, "measure", "measure", "Runs both models over the texts (once; then cached).",
+        "Switch on “Measure” to run the encoder and the decoder over the same texts and compare every layer of one "
+        "with every layer of the other.",
+    ):
         return
     texts = tuple(text for text, _ in corpora.CORPORA[corpus])
     enc, dec = Side("encoder", enc_ref, enc_rev), Side("decoder", dec_ref, dec_rev)

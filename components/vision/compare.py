@@ -15,7 +15,6 @@ from PIL import ImageOps
 
 from components import resources, ui
 from components.compare import cache as compare_cache
-from components.compare import payloads
 from components.compare import views as compare_views
 from encoderscope import images
 
@@ -46,17 +45,15 @@ def image_set(data: bytes) -> tuple[tuple[str, ...], list]:
 def section(ref: str, revision: str | None, data: bytes) -> None:
     """A "Layers" switch (`?layers=1`), metric and baseline toggles, then the self-map (and trained × untrained)."""
     st.subheader("Layer × layer similarity")
-    st.session_state.setdefault("v_layers", ui.query_str("layers") == "1")
     c1, c2, c3 = st.columns([2, 2, 1])
-    metric = c1.selectbox("Metric", list(payloads.METRICS), format_func=payloads.METRICS.get, key="v_layers_metric",
-                          help=compare_views.METRIC_HELP)
+    metric = compare_views.metric_picker(c1, "v_layers_metric")
     base = c2.toggle("Add the untrained baseline", key="v_layers_untrained",
                      help="This encoder's layers against the same architecture with freshly initialised weights.")
-    on = c3.toggle("Measure", key="v_layers", help="Runs the encoder over 7 crops of each picture (once; then cached).")
-    ui.sync_query(layers="1" if on else None)
-    if not on:
-        st.caption("Switch on “Measure” to compare every layer of this encoder with every other layer, on crops of "
-                   "this picture and of the two sample photos.")
+    if not compare_views.measure_switch(
+        c3, "v_layers", "layers", "Runs the encoder over 7 crops of each picture (once; then cached).",
+        "Switch on “Measure” to compare every layer of this encoder with every other layer, on crops of this picture "
+        "and of the two sample photos.",
+    ):
         return
     with ui.guard("prepare the pictures") as prep:
         ids, crops_ = image_set(data)

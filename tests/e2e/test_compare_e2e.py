@@ -123,3 +123,38 @@ def test_vision_page_layer_self_similarity(page, app_url):
     assert "same vector for every image" in page.locator('[data-testid="stMain"]').inner_text()
     assert exception_boxes(page) == 0
     shot(page, "vision_layers")
+
+
+def test_atlas_page_colours_by_overlap_with_linked_maps(page, encoder, tmp_path):
+    # A server of its own: the atlas folder is a server setting.
+    from tests.app.test_atlas_page import TEXTS as ATLAS_TEXTS
+    from tests.app.test_atlas_page import write_atlas
+    from tests.e2e.conftest import start_server, stop_server
+
+    xa, xb = es.embed(encoder, ATLAS_TEXTS), es.embed(encoder, ATLAS_TEXTS, pooling="cls")
+    root = tmp_path / "atlases"
+    write_atlas(root / "faq", xa)
+    write_atlas(root / "faq_b", xb)
+    es.atlas.compare_atlases(root / "faq", root / "faq_b", k=3)
+    nb = es.compare.neighbours(xa, xb, k=3)
+    proc, url, _ = start_server({"ENCODERSCOPE_ATLAS_DIR": str(root)})
+    try:
+        open_page(page, url, "atlas", "atlas=faq")
+        page.wait_for_function(f"() => {PAIRS} && {PAIRS}.dataset.esPairmap === 'atlas_compare'", timeout=LONG)
+        drawn = _pairs(page)
+        assert drawn["colourBy"] == "overlap"
+        np.testing.assert_allclose(drawn["values"], nb.overlap, atol=1e-6)
+        i = int(nb.movers[0])
+        page.mouse.move(*_point(page, i, "b"))
+        page.wait_for_function(f"() => {PAIRS}.dataset.esHover === '{i}'")
+        assert {(r["panel"], r["index"]) for r in _pairs(page)["rings"]} == {("a", i), ("b", i)}
+        page.mouse.click(*_point(page, i, "a"))
+        page.wait_for_function(f"() => {PAIRS}.dataset.esSelected === '{i}'", timeout=LONG)
+        wait_idle(page, LONG)
+        rings = _pairs(page)["rings"]
+        assert {r["index"] for r in rings if r["panel"] == "b" and r["colour"] == "#1b1b1b"} == set(nb.neighbours_b[i])
+        assert exception_boxes(page) == 0
+        page.locator("text=Compared with another model").scroll_into_view_if_needed()
+        shot(page, "atlas_compare")
+    finally:
+        stop_server(proc)
