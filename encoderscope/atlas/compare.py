@@ -1,4 +1,4 @@
-"""`python -m encoderscope atlas compare DIR_A DIR_B [--k 10] [--name NAME]`: two atlases of one corpus, compared.
+"""`python -m encoderscope atlas compare DIR_A DIR_B [--k 10] [--name NAME] [--out DIR]`: two atlases of one corpus, compared.
 
 The two atlases must hold the same corpus (the same ids with the same texts; any order) embedded by different
 models. For every point: the share of its k nearest neighbours in a's full vector space that are also nearest in
@@ -6,7 +6,7 @@ b's (`es.compare.neighbours`, exact, cosine, self excluded), and b's 2-D map ali
 Procrustes with scale and shift, `es.compare.align`), so the Atlas page can colour a's map by overlap and draw b's
 map beside it in the same frame, with linked selection by id.
 
-Files written into DIR_A (atomically, `io.write_atomic`), NAME defaulting to DIR_B's folder name (letters,
+Files written into DIR_A (or --out DIR; atomically, `io.write_atomic`), NAME defaulting to DIR_B's folder name (letters,
 digits, `._-`; anything else becomes `_`):
 
 - `compare-NAME.parquet`, one row per point, in a's row order:
@@ -79,8 +79,9 @@ def _same_corpus(a, b) -> np.ndarray:
     return order
 
 
-def compare_atlases(dir_a, dir_b, k: int = 10, name: str | None = None, progress=None) -> dict:
-    """Compare atlas `dir_b` with atlas `dir_a` (same corpus, different models) and store the result in `dir_a`.
+def compare_atlases(dir_a, dir_b, k: int = 10, name: str | None = None, out=None, progress=None) -> dict:
+    """Compare atlas `dir_b` with atlas `dir_a` (same corpus, different models) and store the result in `dir_a`
+    (or in folder `out`; the Atlas page looks in `dir_a`).
 
     Returns the JSON written (see the module docstring). Raises AtlasError (a UserFacingError) for a missing or
     damaged atlas or different corpora, and CompareError for k out of range.
@@ -104,7 +105,8 @@ def compare_atlases(dir_a, dir_b, k: int = 10, name: str | None = None, progress
     seconds["align"] = time.perf_counter() - start
     start = time.perf_counter()
     name = safe_name(name or Path(b.path).resolve().name)
-    parquet = Path(a.path) / f"{PREFIX}{name}.parquet"
+    folder = Path(out) if out is not None else Path(a.path)
+    parquet = folder / f"{PREFIX}{name}.parquet"
     _write_points(parquet, ids, nb, al.aligned)
     seconds["write"] = time.perf_counter() - start
     info = dict(
@@ -114,7 +116,7 @@ def compare_atlases(dir_a, dir_b, k: int = 10, name: str | None = None, progress
         shift=al.shift.tolist(), movers=[int(i) for i in nb.movers[:20]], notes=list(nb.notes), seconds=seconds,
         parquet=parquet.name,
     )
-    write_atomic(Path(a.path) / f"{PREFIX}{name}.json", lambda tmp: tmp.write_text(json.dumps(info, indent=1)))
+    write_atomic(folder / f"{PREFIX}{name}.json", lambda tmp: tmp.write_text(json.dumps(info, indent=1)))
     return info
 
 
@@ -167,7 +169,7 @@ def load_compare(dir_a, name: str | None = None) -> Comparison:
 
 # --- command line (registered by atlas/cli.py) ---------------------------------------------------------------
 
-USAGE = "python -m encoderscope atlas compare DIR_A DIR_B [--k 10] [--name NAME]"
+USAGE = "python -m encoderscope atlas compare DIR_A DIR_B [--k 10] [--name NAME] [--out DIR]"
 
 
 def add_parser(commands) -> None:
@@ -178,6 +180,7 @@ def add_parser(commands) -> None:
     p.add_argument("dir_b", help="an atlas of the same corpus built with another model")
     p.add_argument("--k", type=int, default=10, help="nearest neighbours per point (default 10)")
     p.add_argument("--name", default=None, help="name of the comparison (default: DIR_B's folder name)")
+    p.add_argument("--out", default=None, help="folder for the two files (default: DIR_A, where the page looks)")
 
 
 def run(args) -> int:
@@ -185,12 +188,12 @@ def run(args) -> int:
     from ..errors import UserFacingError
 
     try:
-        info = compare_atlases(args.dir_a, args.dir_b, k=args.k, name=args.name)
+        info = compare_atlases(args.dir_a, args.dir_b, k=args.k, name=args.name, out=args.out)
     except UserFacingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for note in info["notes"]:
         print(f"note: {note}", file=sys.stderr)
-    print(f"wrote {info['parquet']} in {args.dir_a}: N = {info['N']}, k = {info['k']}, mutual k-NN "
+    print(f"wrote {info['parquet']} in {args.out or args.dir_a}: N = {info['N']}, k = {info['k']}, mutual k-NN "
           f"{info['mutual_knn']:.3f}, map disparity {info['disparity']:.3f} ({info['seconds']['neighbours']:.1f} s)")
     return 0

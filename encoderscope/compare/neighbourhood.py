@@ -1,9 +1,11 @@
 """`neighbours(Xa, Xb, k)`: how much each point's nearest neighbours change between two embeddings of the same set.
 
-k-NN is exact, by blocked matrix products on unit vectors (cosine): the [N, N] similarity matrix is never held,
-only one `[block, block]` tile at a time and a running top-k per row `[N, k]`. The matrix is symmetric, so each
-tile above the diagonal serves both its rows and its columns: half the products of a plain row-block loop.
-Memory: the unit vectors (N·D·4 bytes), the running top-k and one tile.
+Up to `EXACT_LIMIT` points (2·10^5) k-NN is exact, by blocked matrix products on unit vectors (cosine): the
+[N, N] similarity matrix is never held, only one `[block, block]` tile at a time and a running top-k per row
+`[N, k]`. The matrix is symmetric, so each tile above the diagonal serves both its rows and its columns: half the
+products of a plain row-block loop. Memory: the unit vectors (N·D·4 bytes), the running top-k and one tile.
+Above it, NN-descent (pynndescent, cosine) finds approximate neighbours; their recall against the exact
+neighbours of `RECALL_SAMPLE` random points is measured and reported (`Neighbours.recall`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from .checks import CompareError, check_same_n, check_vectors, duplicate_rows
 from .metrics import overlap as _overlap
 
 BLOCK = 4096  # rows per tile: a [4096, 4096] float32 tile is 64 MB, large enough for efficient products
+EXACT_LIMIT = 200_000  # above this many points the search is approximate (NN-descent), its recall measured
+RECALL_SAMPLE = 500  # rows whose exact neighbours measure an approximate search's recall
 
 Progress = Callable[[int, int], None]
 
@@ -31,8 +35,9 @@ class Neighbours:
     neighbours_b: int64 `[N, k]`, the same under b
     movers:       `[N]` the ids (or row indices when no ids were given) ordered by overlap, lowest first
                   (ties by position)
-    k:            neighbours per point; exact: whether the k-NN is exact (always, so far); recall: the measured
-                  recall of an approximate search, None when exact; notes: notices (duplicate vectors tie)
+    k:            neighbours per point; exact: whether the k-NN is exact (N <= exact_limit); recall: the measured
+                  recall of an approximate search (the lower of a's and b's), None when exact; notes: notices
+                  (duplicate vectors tie; an approximate search)
     """
 
     overlap: np.ndarray
@@ -103,14 +108,45 @@ def knn(X: np.ndarray, k: int = 10, block: int = BLOCK, progress: Progress | Non
     return best_i.numpy(), best_v.numpy()
 
 
+def approximate_knn(X: np.ndarray, k: int = 10, seed: int = 0, sample: int = RECALL_SAMPLE):
+    """Approximate k-NN of the rows of `X` `[N, D]` by NN-descent (cosine, self excluded): (indices int64
+    `[N, k]`, recall) where recall is the share of the exact k nearest neighbours found, over `sample` random
+    rows (their exact neighbours from blocked products against all N)."""
+    from pynndescent import NNDescent
+
+    X = np.asarray(X, np.float32)
+    index = NNDescent(X, metric="cosine", n_neighbors=k + 1, random_state=seed, low_memory=True)
+    found = index.neighbor_graph[0].astype(np.int64)  # [N, k + 1], usually self first
+    not_self = found != np.arange(len(X))[:, None]
+    found = np.take_along_axis(found, np.argsort(~not_self, axis=1, kind="stable"), axis=1)[:, :k]
+    rows = np.random.default_rng(seed).choice(len(X), size=min(sample, len(X)), replace=False)
+    unit = _unit_block(X[rows])
+    best = np.full((len(rows), k), -np.inf, np.float32), np.zeros((len(rows), k), np.int64)
+    for start in range(0, len(X), BLOCK * 8):
+        sims = (unit @ _unit_block(X[start : start + BLOCK * 8]).T).numpy()
+        sims[rows[:, None] - start == np.arange(sims.shape[1])[None, :]] = -np.inf  # self excluded
+        vals = np.concatenate([best[0], sims], axis=1)
+        idx = np.concatenate([best[1], np.arange(start, start + sims.shape[1])[None].repeat(len(rows), 0)], axis=1)
+        top = np.argpartition(-vals, k - 1, axis=1)[:, :k]
+        best = np.take_along_axis(vals, top, axis=1), np.take_along_axis(idx, top, axis=1)
+    return found, float(_overlap(found[rows], best[1]).mean())
+
+
 def neighbours(
-    Xa: np.ndarray, Xb: np.ndarray, k: int = 10, ids=None, progress: Progress | None = None
+    Xa: np.ndarray,
+    Xb: np.ndarray,
+    k: int = 10,
+    ids=None,
+    progress: Progress | None = None,
+    exact_limit: int = EXACT_LIMIT,
+    seed: int = 0,
 ) -> Neighbours:
     """For each of N points, the share of its k nearest neighbours under a (`Xa` `[N, Da]`) that are also among
-    its k nearest under b (`Xb` `[N, Db]`): cosine, self excluded, exact. Da and Db may differ (384 vs 768).
+    its k nearest under b (`Xb` `[N, Db]`): cosine, self excluded. Da and Db may differ (384 vs 768). Exact for
+    N <= `exact_limit`; above it approximate (`approximate_knn`), with `.exact` False and `.recall` measured.
 
     ids: optional `[N]` ids for `.movers` (default: row indices). progress(done, total) counts tiles of both
-    searches. Raises CompareError for different N, NaN/inf vectors, k < 1 or N <= k.
+    exact searches. Raises CompareError for different N, NaN/inf vectors, k < 1 or N <= k.
     """
     Xa = check_vectors(Xa, "embedding a")
     Xb = check_vectors(Xb, "embedding b")
@@ -127,10 +163,20 @@ def neighbours(
     def step(offset):
         return (lambda d, _t: progress(offset + d, tiles)) if progress else None
 
-    na, _ = knn(Xa, k, progress=step(0))
-    nb, _ = knn(Xb, k, progress=step(tiles // 2))
+    exact, recall = n <= exact_limit, None
+    if exact:
+        na, _ = knn(Xa, k, progress=step(0))
+        nb, _ = knn(Xb, k, progress=step(tiles // 2))
+    else:
+        (na, recall_a), (nb, recall_b) = approximate_knn(Xa, k, seed), approximate_knn(Xb, k, seed)
+        recall = min(recall_a, recall_b)
     share = _overlap(na, nb)
-    notes = tuple(x for x in (duplicate_rows(Xa), duplicate_rows(Xb)) if x)
+    notes = [x for x in (duplicate_rows(Xa), duplicate_rows(Xb)) if x]
+    if not exact:
+        notes.append(
+            f"{n:,} points is above the exact limit ({exact_limit:,}): neighbours were found approximately "
+            f"(NN-descent); they match the exact ones at a recall of {recall:.3f} on {RECALL_SAMPLE} sampled points."
+        )
     return Neighbours(
         overlap=share,
         mutual_knn=float(share.mean()),
@@ -138,5 +184,7 @@ def neighbours(
         neighbours_b=nb,
         movers=ids[np.argsort(share, kind="stable")],
         k=k,
+        exact=exact,
+        recall=recall,
         notes=tuple(dict.fromkeys(notes)),
     )

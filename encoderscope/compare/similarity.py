@@ -99,6 +99,10 @@ def layer_similarity(
     HSIC, Nguyen et al. 2021) or "mknn" (mutual k-NN, Huh et al. 2024: mean share of shared k nearest
     neighbours by cosine, self excluded). Each model runs once; to switch metrics without re-running, call
     :func:`layer_features` once per model and :func:`similarity_matrix`.
+
+    token_budget: padded tokens per forward batch (default `features.TOKEN_BUDGET`); progress(stage, done,
+    total) with stage "a" and "b" (texts run through each model) and "metric" (layers of a done).
+    `.notes` carries notices: duplicate inputs (they tie in k-NN), layers that are one vector for every input.
     """
     from .features import TOKEN_BUDGET, layer_features
 

@@ -62,6 +62,10 @@ def test_compare_stores_overlap_and_the_aligned_map(atlases, capsys):
     mapped = meta["scale"] * (b_map - b_map.mean(0)) @ R + np.array(meta["shift"])
     np.testing.assert_allclose(np.c_[p["x_b"], p["y_b"]], mapped, atol=1e-4)
     assert json.loads((root / "a" / "compare-model-b.json").read_text()) == meta
+    assert main(["atlas", "compare", str(root / "a"), str(root / "model-b"), "--k", "3", "--name", "x y",
+                 "--out", str(root / "elsewhere")]) == 0
+    assert es.atlas.load_compare(root / "elsewhere", "x y").meta["k"] == 3 and es.atlas.list_compares(root / "a") == [
+        "model-b"]
 
 
 def test_different_corpora_and_bad_k_are_refused(atlases, capsys):

@@ -189,3 +189,4 @@ def test_compare_is_lazy_and_its_numpy_parts_need_no_torch():
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     assert subprocess.run([sys.executable, "-c", probe]).returncode == 0
+
