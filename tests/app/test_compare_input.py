@@ -7,6 +7,8 @@ import pytest
 import encoderscope as es
 from encoderscope import corpora
 from tests.app.conftest import app, heatmap, heatmap_values, messages, no_exceptions
+from tests.fuzz import corpus
+from tests.fuzz.conftest import assert_survived
 
 
 def _typed(lines: list[str], query: dict | None = None):
@@ -68,3 +70,35 @@ def test_hostile_text_in_the_link_is_escaped(hostile):
     no_exceptions(at)
     for box in [*at.error, *at.warning]:
         assert "<script>" not in box.value and "](javascript" not in box.value
+
+
+HOSTILE = [corpus.wire(t) for t in corpus.INJECTIONS[:6] + corpus.UNICODE[:4]]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=lambda t: f"len{len(t)}")
+def test_hostile_texts_are_compared_and_never_rendered_as_html(text):
+    at = _typed([text, "The cat sat.", "A dog ran.", "Rain fell.", "Bread rose."])
+    assert_survived(at, result=lambda page: heatmap(page, "compare_map") is not None)
+
+
+@pytest.mark.parametrize("ref", [r for r in corpus.model_ids() if r.strip() and "\x00" not in r][:12])
+def test_hostile_model_ids_in_the_link(ref):
+    at = app("compare", {"b": ref})
+    at.run()
+    no_exceptions(at)
+    assert heatmap(at, "compare_map") is not None  # side a (or both) still drawn
+
+
+def test_public_mode_refuses_paths_in_the_link_and_keeps_the_default(mpnet_dir):
+    from encoderscope import settings
+
+    settings.reload({"ENCODERSCOPE_PUBLIC": "1"})
+    try:
+        at = app("compare", {"b": "/etc/passwd"})
+        at.run()
+        no_exceptions(at)
+        assert "is not available on this server" in messages(at)
+        assert at.selectbox(key="b_select").value == "sentence-transformers/all-mpnet-base-v2"
+        assert "/etc/passwd" not in [o for s in at.selectbox for o in s.options]
+    finally:
+        settings.reload()
