@@ -84,7 +84,15 @@ def bench_neighbours(n: int) -> dict:
     Xa, Xb = synthetic(n)
     load_before = load_avg()
     start = time.perf_counter()
-    nb = es.compare.neighbours(Xa, Xb, k=10)
+    shown = set()
+
+    def tiles(done: int, total: int) -> None:  # a line per tenth of the tiles, so a long run shows its pace
+        tenth = 10 * done // total
+        if tenth not in shown:
+            shown.add(tenth)
+            progress({"points": n, "tiles": f"{done}/{total}", "s": round(time.perf_counter() - start, 1)})
+
+    nb = es.compare.neighbours(Xa, Xb, k=10, progress=tiles)
     seconds = time.perf_counter() - start
     return {
         "points": n,
