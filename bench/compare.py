@@ -5,7 +5,8 @@ layer_similarity: MiniLM vs MPNet on `--texts` sentences (default 1,000), metric
   the two take turns (round robin), each timed run on texts no earlier run saw; ratio of medians, target <= 1.25.
 neighbours: `es.compare.neighbours` at `--points` (default 100,000) 384-d against 768-d vectors (clustered
   synthetic vectors, b a noisy linear map of a: real embeddings of 10^5 texts would take hours to compute here),
-  k = 10, exact; target <= 180 s at 10^5, <= 1,800 s and RSS <= 4 GB at 10^6. Peak RSS of the process is reported.
+  k = 10, exact; target <= 180 s at 10^5, <= 1,800 s and RSS <= 4 GB at 10^6. Peak RSS and the CPU seconds
+  (cpu_s: on a shared machine, cpu_s / 2 estimates the time on two idle cores) are reported.
 Every figure carries the load average (the machine is shared). A target missed is listed under "misses".
 Usage: python bench/compare.py [--runs 3] [--texts 1000] [--points 100000 ...] [--skip-layers] [--quick]
   (--quick: 100 texts, 5,000 points, 1 run)
@@ -83,14 +84,25 @@ def synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def bench_neighbours(n: int) -> dict:
     Xa, Xb = synthetic(n)
     load_before = load_avg()
-    start = time.perf_counter()
-    nb = es.compare.neighbours(Xa, Xb, k=10)
-    seconds = time.perf_counter() - start
+    start, cpu_start = time.perf_counter(), time.process_time()
+    shown = set()
+
+    def tiles(done: int, total: int) -> None:  # a line per tenth of the tiles, so a long run shows its pace
+        tenth = 10 * done // total
+        if tenth not in shown:
+            shown.add(tenth)
+            progress({"points": n, "tiles": f"{done}/{total}", "s": round(time.perf_counter() - start, 1)})
+
+    nb = es.compare.neighbours(Xa, Xb, k=10, progress=tiles)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return {
         "points": n,
         "dims": [384, 768],
         "k": 10,
         "seconds": round(seconds, 1),
+        # CPU seconds of this process (all threads): on a shared machine, cpu_s / 2 estimates the wall time the
+        # two cores would take if they were ours alone
+        "cpu_s": round(cpu, 1),
         "exact": nb.exact,
         "mutual_knn": round(nb.mutual_knn, 4),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
