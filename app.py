@@ -18,6 +18,7 @@ PAGES = [
     st.Page("views/vae.py", title="Image VAE", icon="🖼️", url_path="vae"),
     st.Page("views/vision.py", title="Image encoders", icon="👁️", url_path="vision"),
     st.Page("views/atlas.py", title="Corpus atlas", icon="🌌", url_path="atlas"),
+    st.Page("views/compare.py", title="Compare models", icon="⚖️", url_path="compare"),
 ]
 
 page = st.navigation(PAGES)

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from components.atlas import compare as atlas_compare
 from components.atlas import views
 
 st.title("🌌 Corpus atlas")
@@ -20,3 +21,4 @@ picked = views.show_hits(hits) if hits is not None else None
 views.clicked_point(opened, result)
 views.why_hit(opened, hits, result, picked)
 views.selection_table(opened, shape)
+atlas_compare.section(opened)  # when `atlas compare` results exist: overlap colours, b's map beside

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from components import resources, ui
+from components.masks import compare as masks_compare
 from components.masks import inside, views
 from encoderscope.tokens import display_tokens
 
@@ -111,3 +112,7 @@ with lens_tab:
     inside.logit_lens(dec_ref, dec_rev, text, MAX_TOKENS)
 with attr_tab:
     inside.token_attribution(dec_ref, dec_rev, text)
+
+st.header("6 · Encoder vs decoder, measured")
+st.caption("The same texts through both models: how alike is every encoder layer to every decoder layer?")
+masks_compare.section(enc_ref, enc_rev, dec_ref, dec_rev)

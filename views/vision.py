@@ -6,6 +6,7 @@ from components import ui
 from components.image_input import image_input
 from components.vision import cache, why
 from components.vision import clip as clip_views
+from components.vision import compare as vision_compare
 from components.vision import controls as vision_controls
 from components.vision import views as vision_views
 
@@ -67,3 +68,4 @@ with tab_features:
 vision_views.exports(views, view, values, roll, opacity)
 if relevance is not None:
     why.relevance_downloads(relevance, opacity, f"relevance_class{relevance.target}")
+vision_compare.section(picked[0], picked[1], data)  # layer x layer self-similarity, on request

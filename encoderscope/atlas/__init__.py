@@ -13,7 +13,9 @@ pandas and pyarrow imports inside the functions that need them, so opening the p
 from __future__ import annotations
 
 from .builder import build
+from .compare import Comparison, compare_atlases, list_compares, load_compare
 from .io import AtlasError
 from .store import Atlas, load, search
 
-__all__ = ["Atlas", "AtlasError", "build", "load", "search"]
+__all__ = ["Atlas", "AtlasError", "Comparison", "build", "compare_atlases", "list_compares", "load", "load_compare",
+           "search"]

@@ -32,10 +32,17 @@ def add_parser(sub) -> None:
     p.add_argument("--shard-size", type=int, default=1024, help="texts per resumable shard (and Dask task)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--duplicate-threshold", type=float, default=0.95, help="cosine above which pairs are listed")
+    from . import compare  # `atlas compare`: its own module
+
+    compare.add_parser(commands)
 
 
 def run(args) -> int:
     """Build the atlas; a UserFacingError becomes `error: ...` on stderr and exit status 2, never a traceback."""
+    if getattr(args, "atlas_command", "build") == "compare":
+        from . import compare
+
+        return compare.run(args)
     from tqdm import tqdm
 
     from ..errors import UserFacingError

@@ -5,6 +5,8 @@ own name, together with the eager mask builder (`AttentionMaskInterface`: withou
 `attention_mask=None` for an unknown implementation name). For one forward pass the model's configs point at it;
 it records what the attention function receives (queries and keys after rotary embeddings, the additive mask, T5's
 relative position bias, the scale) and then runs the model's own eager attention, so the output is unchanged.
+Models that compute attention inside their own modules (MPNet) are read by forward hooks instead: the q and k
+projections' outputs, and the mask and relative position bias the self-attention module receives (`_HOOKED`).
 
 Contract (tested): softmax(q kᵀ · scale + bias) equals the model's attention weights to 1e-4.
 """
@@ -86,23 +88,73 @@ class _Recorder:
             h = self.head
             kv = h * key.shape[1] // query.shape[1]  # grouped-query attention: query heads share a key head
             scale = float(query.shape[-1] ** -0.5 if scaling is None else scaling)
-            bias = None
-            if position_bias is not None:
-                bias = position_bias[0, min(h, position_bias.shape[1] - 1)].float()
-            if mask is not None:
-                m = mask[0, min(h, mask.shape[1] - 1)].float()
-                blocked = m <= torch.finfo(mask.dtype).min / 2 if mask.dtype.is_floating_point else ~m.bool()
-                m = torch.where(blocked, torch.tensor(-float("inf")), m if mask.dtype.is_floating_point else 0.0)
-                bias = m if bias is None else bias + m
-            self.seen = dict(
-                q=query[0, h].float().cpu().numpy(),
-                k=key[0, kv].float().cpu().numpy(),
-                kv=kv,
-                scale=scale,
-                bias=None if bias is None or not bias.any() else bias.cpu().numpy(),
-                weights=weights[0, h].float().cpu().numpy(),
-            )
+            self.seen = _seen(query[0, h], key[0, kv], kv, scale, _bias(mask, position_bias, h), weights[0, h])
         self.calls += 1
+
+
+def _bias(mask, position_bias, h: int):
+    """Head `h`'s additive `[T, T]` term: the relative position bias (T5, MPNet) plus the mask as 0 / -inf."""
+    bias = None
+    if position_bias is not None:
+        bias = position_bias[0, min(h, position_bias.shape[1] - 1)].float()
+    if mask is not None:
+        m = mask[0, min(h, mask.shape[1] - 1)].float()
+        blocked = m <= torch.finfo(mask.dtype).min / 2 if mask.dtype.is_floating_point else ~m.bool()
+        m = torch.where(blocked, torch.tensor(-float("inf")), m if mask.dtype.is_floating_point else 0.0)
+        bias = m if bias is None else bias + m
+    return bias
+
+
+def _seen(q, k, kv: int, scale: float, bias, weights) -> dict:
+    """What a capture found, as numpy: q, k `[T, d]`, bias `[T, T]` or None (nothing added), weights `[T, T]`."""
+    return dict(
+        q=q.float().cpu().numpy(),
+        k=k.float().cpu().numpy(),
+        kv=kv,
+        scale=scale,
+        bias=None if bias is None or not bias.any() else bias.cpu().numpy(),
+        weights=weights.float().cpu().numpy(),
+    )
+
+
+# Models whose attention is computed inside their own module, outside transformers' attention functions:
+# model_type -> the self-attention module of a layer. Their queries and keys are read by forward hooks on the
+# module's q and k projections, the mask and relative position bias from the arguments the module receives.
+_HOOKED = {"mpnet": lambda body, layer: body.encoder.layer[layer].attention.attn}
+
+
+def _hooked(model: LoadedModel, inputs: dict, layer: int, head: int) -> dict:
+    """One forward pass with hooks on `layer`'s self-attention (MPNet): q, k, scale, bias and weights of `head`.
+
+    MPNet: scores = q kᵀ / sqrt(d) + position_bias + attention_mask, where position_bias `[B, H, T, T]` is what
+    the encoder computed once (`compute_position_bias`, T5-style buckets) and passes to every layer."""
+    body = model.model.base_model
+    attn = _HOOKED[model.config.model_type](body, layer)
+    found: dict = {}
+
+    def arguments(module, args, kwargs):
+        bound = dict(zip(("hidden_states", "attention_mask", "position_bias"), args, strict=False))
+        found.update(bound, **{k: v for k, v in kwargs.items() if k in ("attention_mask", "position_bias")})
+
+    def keep(name):
+        return lambda module, args, output: found.__setitem__(name, output)
+
+    hooks = [
+        attn.register_forward_pre_hook(arguments, with_kwargs=True),
+        attn.q.register_forward_hook(keep("q")),
+        attn.k.register_forward_hook(keep("k")),
+    ]
+    try:
+        with torch.inference_mode():
+            out = model.model(**inputs, output_attentions=True)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    d = attn.attention_head_size
+    q = found["q"][0].view(-1, attn.num_attention_heads, d)[:, head]  # [T, H*d] -> [T, d]
+    k = found["k"][0].view(-1, attn.num_attention_heads, d)[:, head]
+    bias = _bias(found.get("attention_mask"), found.get("position_bias"), head)
+    return _seen(q, k, head, float(d**-0.5), bias, out.attentions[layer][0, head])
 
 
 def _capture(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
@@ -153,6 +205,8 @@ def query_key(
     enc, _ = tokenize(model, text, pair, max_length)
     ids = enc["input_ids"][0].tolist()
     inputs = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    if getattr(model.config, "model_type", "") in _HOOKED:
+        return _result(model, ids, int(layer), int(head), _hooked(model, inputs, int(layer), int(head)))
     recorder = _Recorder(int(layer), int(head))
     configs = _configs(model.model)
     with _switch:
@@ -170,15 +224,18 @@ def query_key(
     if recorder.seen is None:
         raise UserFacingError(
             f"{model.name} computes attention outside transformers' attention functions, so its queries and keys "
-            "cannot be read; the query·key view supports BERT-likes, T5 encoders, CLIP text and Llama-style models."
+            "cannot be read; the query·key view supports BERT-likes, MPNet, T5 encoders, CLIP text and Llama-style models."
         )
-    seen = recorder.seen
+    return _result(model, ids, int(layer), int(head), recorder.seen)
+
+
+def _result(model: LoadedModel, ids: list[int], layer: int, head: int, seen: dict) -> QueryKey:
     special_ids = set(model.tokenizer.all_special_ids)
     return QueryKey(
         tokens=model.tokenizer.convert_ids_to_tokens(ids),
         special=np.array([i in special_ids for i in ids], bool),
-        layer=int(layer),
-        head=int(head),
+        layer=layer,
+        head=head,
         kv_head=seen["kv"],
         q=seen["q"],
         k=seen["k"],

@@ -1,0 +1,1 @@
+"""The Compare page (/compare) and the compare sections of /masks, /vision and /atlas: two models side by side."""
