@@ -306,6 +306,13 @@ def test_long_jobs_run_at_a_lower_cpu_priority(make_pool):
     base = os.getpriority(os.PRIO_PROCESS, 0)
     assert pool.run("test", None, nice) == base
     assert pool.run("big corpus", None, nice, lane="long") == min(19, base + compute.LONG_NICE)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])  # as a background atlas build
+    try:
+        assert compute.lower_priority(compute.LONG_NICE, child.pid)
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == min(19, base + compute.LONG_NICE)
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_quick_jobs_pass_slow_ones_until_the_slow_ones_waited_long_enough(make_pool):

@@ -90,6 +90,25 @@ def test_the_waiting_user_reads_their_place(busy_pool):
     assert texts[2] == "The server is busy: 2 jobs ahead of yours …"
 
 
+def test_a_short_job_is_not_told_to_wait_behind_a_long_one():
+    # Bug caught (issue 24, 3b): on one worker a user read "Your job is next" for a whole atlas build, which held the
+    # only worker; a short job must run beside the long lane, and a waiting long job says what it waits for.
+    from encoderscope import compute
+
+    pool = compute.Pool(1, timeout=None)
+    release = threading.Event()
+    try:
+        build = pool.submit("atlas build", None, release.wait, 30, lane="long", timeout=None)
+        second = pool.submit("big corpus", None, lambda: None, lane="long")
+        short = pool.submit("attention", None, lambda: "drawn")
+        assert short.result(2) == "drawn"
+        assert pool_glue.wait_text(pool, build.job) == "Computing (atlas build) …"
+        assert pool_glue.wait_text(pool, second.job) == "Your large job is next: waiting for a free long-lane worker …"
+    finally:
+        release.set()
+        pool.shutdown()
+
+
 def test_the_sidebar_shows_the_queue_only_when_there_is_one(busy_pool):
     # Bug caught: the queue invisible to users while they wait (or a "0 waiting" row on an idle server).
     assert "Queue" not in dict(sidebar.status_rows())
