@@ -6,17 +6,11 @@ import numpy as np
 import pytest
 
 from tests.app.conftest import app, array, figures, messages, no_exceptions
+from tests.app.test_embeddings_views import show
 
 
 def _run(at):
     at.run()
-    no_exceptions(at)
-    return at
-
-
-def _show(at, view: str):
-    """Show one of the page's views (only the view shown runs)."""
-    at.segmented_control(key="emb_view").set_value(view).run()
     no_exceptions(at)
     return at
 
@@ -56,7 +50,7 @@ def test_nearest_neighbours(page):
 
 
 def test_word_in_context(page):
-    figs = figures(_show(page, "One word in context"))
+    figs = figures(show(page, "One word in context"))
     try:
         line = next(f for f in figs if any("self-similarity" in d.get("name", "") for d in f["data"]))
         assert len(array(line["data"][0]["y"])) == 7
@@ -65,7 +59,7 @@ def test_word_in_context(page):
         no_exceptions(page)
         assert "appears in none" in messages(page)
     finally:
-        _show(page, "Sentences")
+        show(page, "Sentences")
 
 
 def test_typed_sentences_small_and_duplicates():
@@ -162,7 +156,7 @@ def test_projection_parameter_out_of_range(page):
 
 
 def test_word_layer0_is_one_point(page):
-    _show(page, "One word in context")
+    show(page, "One word in context")
     try:
         page.text_input(key="word").set_value("bank").run()
         page.slider(key="word_layer").set_value(0).run()
@@ -171,7 +165,7 @@ def test_word_layer0_is_one_point(page):
         xs = np.concatenate([array(d["x"]) for d in scatter["data"]])
         assert len(xs) == 12 and np.ptp(xs) == 0  # every occurrence of "bank" is the same static vector
     finally:
-        _show(page, "Sentences")
+        show(page, "Sentences")
 
 
 def test_truncated_npy_message():

@@ -45,7 +45,8 @@ def _typed(at, tag: str):
     return at
 
 
-def _show(at, view: str):
+def show(at, view: str):
+    """Show one of the page's views (only the view shown runs); the page's tests share it."""
     at.segmented_control(key="emb_view").set_value(view).run()
     no_exceptions(at)
     return at
@@ -59,12 +60,12 @@ def test_only_the_view_shown_computes(jobs):
     _typed(at, "lazy-view")
     assert jobs() == {"embedding", "projection"}
     assert "“bank” at layer" not in str([f["layout"].get("title") for f in figures(at)])
-    _show(at, WORD)
+    show(at, WORD)
     assert jobs() == {"word occurrences", "projection", "anisotropy"}
     assert any("self-similarity" in d.get("name", "") for f in figures(at) for d in f["data"])
-    _show(at, WHY)
+    show(at, WHY)
     assert jobs() == {"explanation"}
-    _show(at, SENTENCES)
+    show(at, SENTENCES)
     assert jobs() == set()  # back to the map: every result comes from the caches
 
 
@@ -73,10 +74,10 @@ def test_projection_settings_survive_a_switch_of_view():
     # came back as UMAP after a look at one word, and the word view ignored the method the user chose.
     at = opened("embeddings", {})
     at.selectbox(key="method").set_value("pca").run()
-    _show(at, WORD)
+    show(at, WORD)
     titles = [(f["layout"].get("title") or {}).get("text", "") for f in figures(at)]
     assert any(t.startswith("“bank” at layer") and t.endswith("(PCA)") for t in titles), titles
-    _show(at, SENTENCES)
+    show(at, SENTENCES)
     assert at.selectbox(key="method").value == "pca"
     assert figures(at)[0]["layout"]["xaxis"]["title"]["text"] == "PC1"
 
@@ -119,7 +120,7 @@ def test_a_pool_timeout_reads_as_its_own_message(monkeypatch):
         no_exceptions(at)
         assert "This embedding took more than 0.5 s" in messages(at)
         assert figures(at) and not at.table  # the map without neighbours
-        _show(at, WORD)
+        show(at, WORD)
         assert "This anisotropy took more than 0.5 s" in messages(at)
         assert "Could not" not in messages(at)
     finally:

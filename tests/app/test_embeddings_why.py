@@ -13,6 +13,7 @@ import pytest
 import encoderscope as es
 from encoderscope import corpora, settings
 from tests.app.conftest import download, figures, messages, no_exceptions, opened
+from tests.app.test_embeddings_views import show
 
 A = "A man is playing a guitar on stage."  # the view's default typed pair
 B = "Someone performs music with an instrument."
@@ -32,10 +33,7 @@ def _z(fig) -> np.ndarray:
 
 def _why(query: dict | None = None):
     """The page opened, then its "Why are these close?" view shown (only the view shown runs)."""
-    at = opened("embeddings", query or {})
-    at.segmented_control(key="emb_view").set_value("Why are these close?").run()
-    no_exceptions(at)
-    return at
+    return show(opened("embeddings", query or {}), "Why are these close?")
 
 
 def _pairs(encoder, a: str, b: str) -> np.ndarray:
