@@ -1,6 +1,7 @@
 """The compute pool's queue order alone: simulated users on `Pool(2)` whose jobs sleep instead of computing (so the
-CPU, and other people's load on it, play no part), in arrival order (patience 0: first come, first served, the
-order before issue 24) and in the pool's start-by order (quick kinds first, `compute.PATIENCE`). Prints JSON.
+CPU, and other people's load on it, play no part), in arrival order (patience 0, no express worker: first come,
+first served, the order before issue 24), in the pool's start-by order (quick kinds first, `compute.PATIENCE`)
+and in that order with the express worker (the pool's default). Prints JSON.
 
 Each user repeats one of four actions, chosen at random (seeded), with 0.5 s between them; each action is the
 pool jobs the load test's action makes, with run times of the order the pool's log shows for them on 2 cores:
@@ -33,9 +34,9 @@ ACTIONS = {
 THINK_S = 0.5
 
 
-def simulate(users: int, seconds: float, patience: float) -> dict:
-    """p50 latency and fair-share ratio per action for `users` users on a pool with this `patience`."""
-    pool = compute.Pool(WORKERS, threads=1, timeout=None, patience=patience)
+def simulate(users: int, seconds: float, patience: float, express: bool) -> dict:
+    """p50 latency and fair-share ratio per action for `users` users on a pool with this `patience` and `express`."""
+    pool = compute.Pool(WORKERS, threads=1, timeout=None, patience=patience, express=express)
     kinds = {kind: s for jobs in ACTIONS.values() for kind, s in jobs}
     for kind, s in kinds.items():  # as the load test's warm-up: the pool has seen each kind once
         pool.run(kind, None, time.sleep, s)
@@ -67,12 +68,14 @@ def simulate(users: int, seconds: float, patience: float) -> dict:
 
 
 def both_orders(users: int, seconds: float) -> dict[str, dict]:
-    """`simulate` in arrival order and in start-by order, at the same time (sleeping jobs share no CPU)."""
+    """`simulate` in each order, at the same time (sleeping jobs share no CPU)."""
     found: dict[str, dict] = {}
-    runs = {"arrival order (patience 0)": 0.0, f"start-by order (patience {compute.PATIENCE:g})": compute.PATIENCE}
+    start_by = f"start-by order (patience {compute.PATIENCE:g})"
+    runs = {"arrival order": (0.0, False), start_by: (compute.PATIENCE, False),
+            f"{start_by} and express worker (default)": (compute.PATIENCE, True)}
 
-    def one(name: str, patience: float) -> None:
-        found[name] = simulate(users, seconds, patience)
+    def one(name: str, setting: tuple[float, bool]) -> None:
+        found[name] = simulate(users, seconds, *setting)
 
     threads = [threading.Thread(target=one, args=item) for item in runs.items()]
     for t in threads:

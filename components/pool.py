@@ -9,7 +9,8 @@ Heavy calls go through :func:`run` inside the cached functions of the cache laye
 
 A cache hit never reaches the pool, so a layer change or a click that needs no model call is answered at once.
 The pool starts quick kinds of job first (by each kind's measured run time, without starving the slow ones) and
-runs `lane="long"` jobs on their own lower-priority threads, so a short job never waits for a long one. While a
+runs `lane="long"` jobs on their own lower-priority threads, so a short job never waits for a long one; one
+quick job at a time starts at once beside the workers (the express worker). While a
 job waits, its user sees their place ("2 jobs ahead of yours": the jobs that will start before it) in a spinner;
 a session that goes away (its browser tab closed: Streamlit's runtime no longer lists it as active) withdraws its
 queued jobs, and a queued job nobody waits for is dropped. Settings: `ENCODERSCOPE_WORKERS`,

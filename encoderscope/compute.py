@@ -9,6 +9,11 @@ most `workers` short jobs at once, each with `threads` intra-op threads, so that
   order, so a 0.1 s attention pass queued behind a 3 s VAE round trip passes it, but only until the VAE job
   has waited `patience` × 3 s. The order never changes once a job is queued (:meth:`Pool.position` is the
   place the user sees, exact until a quicker job arrives).
+- **An express worker.** Non-preemptive workers make even the first job in line wait for a running one to end.
+  So one job at a time whose kind is at least `EXPRESS_RATIO` times quicker than every job running (an attention
+  pass beside VAE round trips and corpus embeddings) starts at once on one worker more, with `threads` threads:
+  the cores are oversubscribed by one share, for a moment. A quick job's place in line counts only the quick
+  jobs ahead of it (they take the express worker in turn).
 - **A job alone uses the whole machine.** A short job that starts on an idle pool with nothing queued gets
   `solo_threads` = min(cores, workers × threads) threads (one user alone is as fast as without the pool). It
   counts as one worker like any other: a job arriving while it runs starts at once on a free worker (the cores
@@ -57,6 +62,7 @@ UNKNOWN_RUN_S = 1.0  # the expected run time of a kind the pool has not run yet
 MIN_RUN_S = 0.05  # expected run times below this count as this (timer noise must not decide the order)
 HISTORY = 16  # run times kept per kind
 LONG_NICE = 10  # how much lower the long lane's CPU priority is (nice 10 gets about a tenth of a shared core)
+EXPRESS_RATIO = 4.0  # a kind this many times quicker than every job running may take the express worker
 
 
 class JobTimeout(UserFacingError):
@@ -76,6 +82,7 @@ class Job:
     number: int
     reporting: bool = False  # call fn with progress=self.report
     threads: int = 0  # intra-op threads it runs with (set when it starts)
+    express: bool = False  # started on the express worker (see Pool)
     timeout: float | None = None  # seconds it may run (the pool's unless submitted with its own)
     submitted: float = field(default_factory=time.monotonic)
     start_by: float = 0.0  # its place in the queue: submitted + patience × its kind's expected run time
@@ -136,11 +143,12 @@ class Pool:
     (default cores // workers, at least 1); `long_workers` long-lane jobs beside them (default workers - 1, at
     least 1) at nice + `long_nice`; `timeout` (seconds, None = no limit) bounds one job's run time; `burst`: a
     job alone on an idle pool gets `solo_threads` = min(cores, workers × threads) threads; `patience`: how many
-    times its kind's run time a job may be passed by quicker ones. Threads start with the first job."""
+    times its kind's run time a job may be passed by quicker ones; `express`: one quick job at a time may start
+    beside the workers. Threads start with the first job."""
 
     def __init__(self, workers: int | None = None, *, long_workers: int | None = None, threads: int | None = None,
                  timeout: float | None = 120.0, burst: bool = True, patience: float = PATIENCE,
-                 long_nice: int = LONG_NICE):
+                 long_nice: int = LONG_NICE, express: bool = True):
         self.workers = max(1, workers or cores())
         self.long_workers = max(1, min(self.workers, long_workers or self.workers - 1))
         self.threads = max(1, threads or cores() // self.workers)
@@ -149,6 +157,7 @@ class Pool:
         self.timeout = timeout
         self.patience = patience
         self.long_nice = long_nice
+        self.express = express
         self._cond = threading.Condition()
         self._queue: list[Job] = []  # both lanes, unordered: `_order` decides
         self._running: dict[Job, _Worker] = {}  # started, callers still waiting
@@ -156,6 +165,7 @@ class Pool:
         self._inflight: dict[tuple[str, Hashable], Job] = {}
         self._live: dict[str, list[_Worker]] = {lane: [] for lane in LANES}  # workers that take jobs
         self._runs: dict[str, deque[float]] = {}  # kind -> its last run times (s)
+        self._expected: dict[str, float] = {}  # kind -> median of its last run times (s)
         self._numbers = itertools.count(1)
         self._watchdog: threading.Thread | None = None
         self._closed = False
@@ -220,17 +230,20 @@ class Pool:
     def expected(self, kind: str) -> float:
         """The run time (s) the pool expects of a job of `kind`: the median of its last runs (see UNKNOWN_RUN_S)."""
         with self._cond:
-            runs = self._runs.get(kind)
-            return max(MIN_RUN_S, statistics.median(runs)) if runs else UNKNOWN_RUN_S
+            return max(MIN_RUN_S, self._expected.get(kind, UNKNOWN_RUN_S))
 
     def position(self, job: Job) -> int:
         """How many queued jobs will start before `job` (0 when it is next or already running): the jobs of its
-        lane ahead of it in the pool's order (a job queued later may still pass it, if it is quicker)."""
+        lane ahead of it in the pool's order (a job queued later may still pass it, if it is quicker); for a job
+        quick enough for the express worker, the quick jobs ahead of it."""
         with self._cond:
             if job.state != QUEUED:
                 return 0
             mine = _order(job)
-            return sum(j.lane == job.lane and _order(j) < mine for j in self._queue)
+            ahead = [j for j in self._queue if j.lane == job.lane and _order(j) < mine]
+            if self._quick(job):
+                ahead = [j for j in ahead if self._quick(j)]
+            return len(ahead)
 
     def stats(self) -> PoolStats:
         with self._cond:
@@ -249,8 +262,8 @@ class Pool:
     # --- workers -----------------------------------------------------------------------------
 
     def _start_threads(self) -> None:
-        """(Under the lock.) Start workers up to `workers` (short) and `long_workers` (long), and the watchdog."""
-        for lane, size in (("short", self.workers), ("long", self.long_workers)):
+        """(Under the lock.) Start workers up to `workers` (+ 1, express) and `long_workers` (long), and the watchdog."""
+        for lane, size in (("short", self.workers + self.express), ("long", self.long_workers)):
             while len(self._live[lane]) < size:
                 worker = _Worker(self, lane, next(self._numbers))
                 self._live[lane].append(worker)
@@ -263,18 +276,30 @@ class Pool:
         """(Under the lock.) Jobs of `lane` running, and stuck (timed out, thread still inside)."""
         return sum(j.lane == lane for j in self._running), sum(j.lane == lane for j in self._stuck)
 
+    def _quick(self, job: Job) -> bool:
+        """(Under the lock.) Whether `job` may take the express worker now: a short job at least EXPRESS_RATIO
+        times quicker than every short job running (stuck ones included)."""
+        busy = [j for j in (*self._running, *self._stuck) if j.lane == "short"]
+        return (self.express and job.lane == "short" and bool(busy)
+                and self.expected(job.kind) * EXPRESS_RATIO <= min(self.expected(j.kind) for j in busy))
+
     def _next(self, lane: str) -> Job | None:
         """(Under the lock.) Pop the first queued job of `lane` in the pool's order, with its thread count set, when
         the lane has a free worker: stuck jobs count as busy, but a lane with stuck jobs may run one job more (so
-        a hung job blocks nobody, and hung jobs cannot add threads without end)."""
-        queued = [job for job in self._queue if job.lane == lane]
+        a hung job blocks nobody, and hung jobs cannot add threads without end). With every worker busy, the
+        first quick job in order takes the express worker if it is free."""
+        queued = sorted((job for job in self._queue if job.lane == lane), key=_order)
         if not queued:
             return None
         running, stuck = self._busy(lane)
+        express = sum(job.express for job in self._running)
         size = self.workers if lane == "short" else self.long_workers
-        if running + stuck >= size + (stuck > 0):
+        if running - express + stuck < size + (stuck > 0):
+            job = queued[0]
+        elif not express and (job := next((j for j in queued if self._quick(j)), None)) is not None:
+            job.express = True
+        else:
             return None
-        job = min(queued, key=_order)
         # a long job never bursts (it would hold every core for minutes), nor a job beside any other
         alone = lane == "short" and not self._running and not self._stuck and len(self._queue) == 1
         job.threads = self.solo_threads if alone else self.threads
@@ -367,7 +392,9 @@ class Pool:
         job.done.set()
         start = job.started or job.finished
         if job.started is not None:
-            self._runs.setdefault(job.kind, deque(maxlen=HISTORY)).append(job.finished - start)
+            runs = self._runs.setdefault(job.kind, deque(maxlen=HISTORY))
+            runs.append(job.finished - start)
+            self._expected[job.kind] = statistics.median(runs)
         outcome = state if job.error is None or state == TIMED_OUT else f"failed ({type(job.error).__name__})"
         log.info("encoderscope: job %s %s: waited %.2f s, ran %.2f s", job.kind, outcome,
                  start - job.submitted, job.finished - start)

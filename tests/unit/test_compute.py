@@ -318,7 +318,7 @@ def test_long_jobs_run_at_a_lower_cpu_priority(make_pool):
 def test_quick_jobs_pass_slow_ones_until_the_slow_ones_waited_long_enough(make_pool):
     # Bug caught: strict arrival order (a 0.1 s attention pass waiting behind VAE round trips), a slow job starved
     # by a stream of quick ones, or a place in the queue that does not match the order jobs start in.
-    pool = make_pool(1, timeout=None, patience=2.0)
+    pool = make_pool(1, timeout=None, patience=2.0, express=False)  # the order alone
     for _ in range(3):  # the pool learns each kind's run time
         pool.run("slow", None, time.sleep, 0.3)
         pool.run("quick", None, lambda: None)
@@ -337,6 +337,43 @@ def test_quick_jobs_pass_slow_ones_until_the_slow_ones_waited_long_enough(make_p
     for ticket in (*slow, quick, late):
         ticket.result(WAIT)
     assert order == ["quick", "slow 0", "slow 1", "late quick"]  # the place each was told
+
+
+def test_a_quick_job_starts_at_once_beside_slow_ones_on_the_express_worker(make_pool):
+    # Bug caught: a 0.1 s attention pass waiting for a running VAE round trip to end, though first in line (workers
+    # do not preempt), or the express worker taking more than one job at a time (oversubscription without bound).
+    pool = make_pool(1, threads=1, timeout=None)
+    for _ in range(2):  # the pool learns each kind's run time
+        pool.run("slow", None, time.sleep, 0.4)
+        pool.run("quick", None, lambda: None)
+    hold, release, started = blocker()
+    slow = pool.submit("slow", None, hold)
+    assert started.wait(WAIT)
+    queued_slow = pool.submit("slow", None, lambda: "slow")
+    try:
+        assert pool.submit("quick", None, lambda: "quick").result(1.0) == "quick"  # beside the running slow job
+        express_hold, express_release, express_started = blocker()
+        express = pool.submit("quick", None, express_hold)
+        assert express_started.wait(WAIT) and express.job.express
+        waiting = pool.submit("quick", None, lambda: "next quick")
+        time.sleep(0.3)
+        assert waiting.job.state == compute.QUEUED and pool.position(waiting.job) == 0  # the express worker is taken
+        assert pool.position(queued_slow.job) == 1  # the waiting quick job goes first on the next free worker
+        express_release.set()
+        assert waiting.result(WAIT) == "next quick"
+        assert queued_slow.job.state == compute.QUEUED  # the slow one still waits for its worker
+    finally:
+        release.set()
+    assert slow.result(WAIT) == "held" and queued_slow.result(WAIT) == "slow"
+    off = make_pool(1, threads=1, timeout=None, express=False)
+    hold, release, started = blocker()
+    off.submit("slow", None, hold)
+    assert started.wait(WAIT)
+    try:
+        with pytest.raises(TimeoutError):
+            off.submit("quick", None, lambda: None).result(0.5)
+    finally:
+        release.set()
 
 
 def test_the_pool_keeps_a_live_worker_after_more_timeouts_than_workers(make_pool):

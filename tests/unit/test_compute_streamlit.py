@@ -21,6 +21,7 @@ def busy_pool(monkeypatch):
     """The server's shared pool with every worker held until the test ends; yields the pool."""
     pool = pool_glue.shared()
     monkeypatch.setattr(pool, "solo_threads", pool.threads)  # the first holder must not take every slot alone
+    monkeypatch.setattr(pool, "express", False)  # no quick job may start beside the holders
     release, holders = threading.Event(), []
     for _ in range(pool.workers):
         started = threading.Event()
