@@ -17,7 +17,7 @@ def test_embeddings_page(page, app_url):
     assert exception_boxes(page) == 0
     shot(page, "embeddings")
 
-    page.get_by_role("button", name="One word in context").click()
+    page.get_by_role("radiogroup", name="View").get_by_role("radio", name="One word in context").click()
     wait_idle(page)
     page.get_by_text("12 occurrence(s)").wait_for()
     charts = page.locator(".js-plotly-plot")
