@@ -9,9 +9,12 @@ the end, how often each model was loaded (from the server log: once means shared
 verdict against the pass criteria (0 errors, end RSS within 15% of the RSS after warm-up, every model loaded
 once). Exit code 1 when a criterion fails.
 
-Fair share: with a 1-user run among `--users` (e.g. `--users 1 8`), each larger run also reports, per action,
+Fair share: with a 1-user run among `--users` (e.g. `--users 1 8 16`), each larger run also reports, per action,
 its fair share (the 1-user p50 × users ÷ CPUs: what each user would wait if the machine were split evenly
-between them) and the ratio of its p50 to it; the target is a ratio ≤ 1.5 for every action (a criterion).
+between them) and the ratio of its p50 to it. The criterion holds for the heavy actions (HEAVY: embed 200
+sentences, upload image, switch layer, open attention, type sentence): a ratio ≤ 1.5 up to 8 users, ≤ 2 above
+(a class on one server); the other actions' ratios are reported too. Read ratios from a machine that other
+work shares with care: the `machine` block has its load average at the start and the end.
 
 When an action's script run ended is read from the server's own messages on the page's websocket (a
 `new_session` ForwardMsg starts each run, `script_finished` ends it), not from the page's
@@ -19,7 +22,7 @@ When an action's script run ended is read from the server's own messages on the 
 renders "running" and "notRunning" in one go), which made a pick that did rerun look like one that did not.
 `state_changes_missed` counts those runs.
 
-Usage: python bench/load.py [--users 8 16] [--seconds 120] [--max-rounds 60] [--workers N] [--quick]
+Usage: python bench/load.py [--users 1 8 16] [--seconds 120] [--max-rounds 60] [--workers N] [--quick]
   (--quick: 2 users, 20 s, 3 rounds each after the warm-up; --seconds takes one value, or one per --users entry;
    --workers sets the server's ENCODERSCOPE_WORKERS)
 """
@@ -66,7 +69,12 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
-FAIR_SHARE_TARGET = 1.5  # an action's p50 at N users may be at most this many times its fair share
+HEAVY = ("embed 200 sentences", "upload image", "switch layer", "open attention", "type sentence")
+
+
+def fair_share_target(users: int) -> float:
+    """How many times its fair share a heavy action's p50 may be at `users` users: 1.5 up to 8, 2 above."""
+    return 1.5 if users <= 8 else 2.0
 _NEW_SESSION = ForwardMsg.DESCRIPTOR.fields_by_name["new_session"].number  # sent at the start of every script run
 _FINISHED = ForwardMsg.DESCRIPTOR.fields_by_name["script_finished"].number
 _EARLY = ForwardMsg.FINISHED_EARLY_FOR_RERUN  # a run cut short by a rerun: the rerun's own end is the one to wait for
@@ -361,7 +369,7 @@ def pool_jobs(server_log: str) -> dict:
 
 def add_fair_share(results: list[dict], cpus: int) -> None:
     """Give each run with more than one user, when a 1-user run exists, each action's fair share (1-user p50 ×
-    users ÷ cpus) and its p50's ratio to it; a ratio above FAIR_SHARE_TARGET fails the run."""
+    users ÷ cpus) and its p50's ratio to it; a heavy action's ratio above `fair_share_target` fails the run."""
     base = next((r["latency_s"] for r in results if r["users"] == 1), None)
     if base is None:
         return
@@ -375,22 +383,24 @@ def add_fair_share(results: list[dict], cpus: int) -> None:
                 share[action] = {"p50_1_user": base[action]["p50"], "fair_share_s": round(fair, 3),
                                  "p50": stats["p50"], "ratio": round(stats["p50"] / fair, 2)}
         r["fair_share"] = share
-        over = [f"{a} {v['ratio']}x" for a, v in share.items() if v["ratio"] > FAIR_SHARE_TARGET]
+        target = fair_share_target(r["users"])
+        r["fair_share_target"] = target
+        over = [f"{a} {v['ratio']}x" for a, v in share.items() if a in HEAVY and v["ratio"] > target]
         if over:
-            r["failed"].append(f"p50 above {FAIR_SHARE_TARGET}x the fair share: {', '.join(over)}")
+            r["failed"].append(f"p50 above {target}x the fair share: {', '.join(over)}")
             r["pass"] = False
 
 
 def main() -> None:
     parser = arguments(__doc__, runs=None)
-    parser.add_argument("--users", type=int, nargs="+", default=None, help="users per run (default 8 16)")
+    parser.add_argument("--users", type=int, nargs="+", default=None, help="users per run (default 1 8 16)")
     parser.add_argument("--seconds", type=float, nargs="+", default=None,
                         help="measured seconds per run, one value or one per --users entry (default 120)")
     parser.add_argument("--max-rounds", type=int, default=None, help="action rounds per user (default 60)")
     parser.add_argument("--workers", type=int, default=None, help="the server's ENCODERSCOPE_WORKERS (default: its own)")
     args = parse(parser)
     quick = args.quick
-    users = args.users or ([2] if quick else [8, 16])
+    users = args.users or ([2] if quick else [1, 8, 16])
     seconds = args.seconds or [20 if quick else 120]
     if len(seconds) not in (1, len(users)):
         parser.error("--seconds takes one value or one per --users entry")

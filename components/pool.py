@@ -8,10 +8,13 @@ Heavy calls go through :func:`run` inside the cached functions of the cache laye
         return pool.run("masks", (model_ref, revision, text, max_length), _masked_runs, model, text, max_length)
 
 A cache hit never reaches the pool, so a layer change or a click that needs no model call is answered at once.
-While a job waits, its user sees their place ("2 jobs ahead of yours") in a spinner; a session that goes
-away (its browser tab closed: Streamlit's runtime no longer lists it as active) withdraws its queued jobs, and a
-queued job nobody waits for is dropped. Settings: `ENCODERSCOPE_WORKERS`, `ENCODERSCOPE_LONG_WORKERS`,
-`ENCODERSCOPE_JOB_TIMEOUT` (docs/deploy.md).
+The pool starts quick kinds of job first (by each kind's measured run time, without starving the slow ones) and
+runs `lane="long"` jobs on their own lower-priority threads, so a short job never waits for a long one; one
+quick job at a time starts at once beside the workers (the express worker). While a
+job waits, its user sees their place ("2 jobs ahead of yours": the jobs that will start before it) in a spinner;
+a session that goes away (its browser tab closed: Streamlit's runtime no longer lists it as active) withdraws its
+queued jobs, and a queued job nobody waits for is dropped. Settings: `ENCODERSCOPE_WORKERS`,
+`ENCODERSCOPE_LONG_WORKERS`, `ENCODERSCOPE_JOB_TIMEOUT` (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -66,8 +69,11 @@ def session_alive(session_id: str) -> bool:
 
 def run(kind: str, key: Hashable | None, fn: Callable[..., Any], *args, lane: str = "short",
         progress: Callable[[float, str], None] | None = None, **kwargs) -> Any:
-    """`fn(*args, **kwargs)` on the pool: queued in order, shared with an identical request in flight
-    (same `kind` and `key`; `key=None` never shares), raising the job's own error.
+    """`fn(*args, **kwargs)` on the pool: queued (quick kinds first, see `encoderscope.compute`), shared with an
+    identical request in flight (same `kind` and `key`; `key=None` never shares), raising the job's own error.
+    `kind` names what the user waits for ("embedding") and is the unit the pool measures run times by: give a new
+    kind of work its own name. `lane="long"`: work that may take minutes (it runs beside the short jobs, at a
+    lower priority, and never bursts).
 
     `progress(fraction, text)`: when given, `fn` gets `progress=` a callback it may call from the worker, and
     `progress` runs in this session's script thread with the latest value (so it may draw).
@@ -93,6 +99,8 @@ def wait_text(pool: compute.Pool, job: compute.Job) -> str:
     if job.state == compute.RUNNING:
         return f"Computing ({job.kind}) …"
     ahead = pool.position(job)
+    if ahead == 0 and job.lane == "long":
+        return "Your large job is next: waiting for a free long-lane worker …"
     if ahead == 0:
         return "Your job is next: waiting for a free worker …"
     return f"The server is busy: {ahead} job{'s' if ahead != 1 else ''} ahead of yours …"

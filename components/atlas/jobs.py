@@ -180,6 +180,7 @@ def _pump() -> None:
         _finish(job, [f"Could not start the atlas build: {err.strerror or err}."])
         _pump()
         return
+    compute.lower_priority(compute.LONG_NICE, job.process.pid)  # like the pool's long lane: the pages' jobs first
     threading.Thread(target=_watch, args=(job,), name=f"atlas-build-{job.name}", daemon=True).start()
 
 

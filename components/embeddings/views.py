@@ -10,11 +10,19 @@ import streamlit as st
 
 from components import resources, ui
 from components.atlas import jobs
-from encoderscope import corpora, figures, projection, settings, tabular
+from encoderscope import clustering, corpora, figures, projection, settings, tabular
 from encoderscope.embeddings import MAX_OCCURRENCES, nearest, self_similarity
+from encoderscope.errors import UserFacingError
 
 SOURCES = ["Example corpus", "Your sentences", "CSV upload", "Precomputed embeddings"]
 DEFAULT_SENTENCES = "\n".join(t for t, _ in corpora.TOPICS[:12])
+# the projection's widgets (key -> default): the word view reuses their values while they are hidden
+PROJECTION_DEFAULTS = dict(method="umap", dim=2, colour="label", k=5, seed=0, n_neighbors=15, min_dist=0.1,
+                           perplexity=30.0)
+NEEDS_MODEL = {  # what a view that needs the model says next to precomputed vectors
+    "One word in context": "Token embeddings need a model: pick a corpus of sentences instead of precomputed vectors.",
+    "Why are these close?": "Explanations need the model: pick a corpus of sentences instead of precomputed vectors.",
+}
 
 
 @dataclass
@@ -144,23 +152,103 @@ def embed_with_progress(model_ref, revision, texts: list[str], pooling: str) -> 
     return np.concatenate(parts)
 
 
+def view_picker(labels: list[str]) -> str:
+    """The page's views as one control; only the view shown runs (tabs would run every view's body, and compute
+    its results, on each run). Returns the label shown (the first at the start)."""
+    chosen = st.segmented_control("View", labels, default=labels[0], required=True, key="emb_view",
+                                  label_visibility="collapsed")
+    return chosen if chosen in labels else labels[0]
+
+
 def projection_controls(n_points: int) -> dict:
+    """The projection's widgets (their values survive while another view is shown). Returns `projection_params()`."""
+    keep = dict(persist_state="page")
     c1, c2, c3, c4 = st.columns(4)
-    method = c1.selectbox("Projection", ["umap", "pca", "tsne"], format_func=str.upper, key="method")
-    dim = c2.radio("Dimensions", [2, 3], horizontal=True, key="dim", format_func=lambda d: f"{d}-D")
-    colour = c3.selectbox("Colour by", ["label", "k-means cluster"], key="colour")
-    k = c4.number_input("k (clusters)", 2, 50, 5, key="k", disabled=colour == "label")
-    params = dict(
-        method=method, dim=dim, colour=colour, k=int(k), seed=0, n_neighbors=15, min_dist=0.1, perplexity=30.0
-    )
+    c1.selectbox("Projection", ["umap", "pca", "tsne"], format_func=str.upper, key="method", **keep)
+    c2.radio("Dimensions", [2, 3], horizontal=True, key="dim", format_func=lambda d: f"{d}-D", **keep)
+    colour = c3.selectbox("Colour by", ["label", "k-means cluster"], key="colour", **keep)
+    c4.number_input("k (clusters)", 2, 50, 5, key="k", disabled=colour == "label", **keep)
     with st.expander("Projection parameters"):
         p1, p2, p3, p4 = st.columns(4)
-        params["n_neighbors"] = int(p1.number_input("UMAP n_neighbors", 2, 200, 15, key="n_neighbors"))
-        params["min_dist"] = float(p2.number_input("UMAP min_dist", 0.0, 0.99, 0.1, step=0.05, key="min_dist"))
-        params["perplexity"] = float(p3.number_input("t-SNE perplexity", 2.0, 100.0, 30.0, key="perplexity"))
-        params["seed"] = int(p4.number_input("Seed", 0, 2**31 - 1, 0, key="seed"))
+        p1.number_input("UMAP n_neighbors", 2, 200, 15, key="n_neighbors", **keep)
+        p2.number_input("UMAP min_dist", 0.0, 0.99, 0.1, step=0.05, key="min_dist", **keep)
+        p3.number_input("t-SNE perplexity", 2.0, 100.0, 30.0, key="perplexity", **keep)
+        p4.number_input("Seed", 0, 2**31 - 1, 0, key="seed", **keep)
         st.caption("UMAP uses the cosine metric. The same seed gives the same picture.")
+    return projection_params()
+
+
+def projection_params() -> dict:
+    """The projection settings as last set in the Sentences view (defaults before): method, dim, colour, k, seed,
+    n_neighbors, min_dist, perplexity."""
+    params = {key: st.session_state.get(key, default) for key, default in PROJECTION_DEFAULTS.items()}
+    for key in ("k", "seed", "n_neighbors"):
+        params[key] = int(params[key])
+    for key in ("min_dist", "perplexity"):
+        params[key] = float(params[key])
     return params
+
+
+def sentences(model, model_ref, revision, corpus: Corpus, X: np.ndarray, pooling: str) -> None:
+    """The Sentences view: the corpus `X` `[N, D]` projected (a random sample above the cap), coloured by label or
+    k-means cluster, with nearest-neighbour search for a typed query (needs `model`) and the exports."""
+    N = len(X)
+    params = projection_controls(N)
+    cap = settings.get().max_projection_points
+    sample = projection.sample_indices(N, cap, params["seed"])
+    texts, labels, Xp = corpus.texts, corpus.labels, X
+    if sample is not None:
+        ui.user_warning(
+            f"{N:,} points exceed the projection cap of {cap:,}: showing a random sample of {cap:,} "
+            "(nearest-neighbour search still uses all of them)."
+        )
+        texts, labels, Xp = [texts[i] for i in sample], [labels[i] for i in sample], X[sample]
+    with ui.guard("project the points") as projecting:
+        proj = project(Xp, params)
+    if projecting.failed:
+        return
+    for notice in proj.notices:
+        ui.user_warning(notice)
+    clusters = None
+    if params["colour"] != "label" and len(Xp) > 1:
+        with ui.guard("cluster the points"):  # on failure the map keeps the label colours
+            clusters = kmeans(Xp, params["k"], params["seed"])
+    q1, q2 = st.columns([4, 1])
+    query = q1.text_input(
+        "Nearest-neighbour search: type a query", "", key="query", max_chars=1000,
+        placeholder="e.g. How do I bake bread?", disabled=model is None, persist_state="page",
+    )
+    k = int(q2.number_input("top-k", 1, 50, 5, key="top_k", persist_state="page"))
+    query_vec = None
+    if query.strip() and model is not None:
+        with ui.guard("embed the query"):  # on failure the map is drawn without the neighbours
+            query_vec = resources.embed_block(model_ref, revision, (ui.clean_text(query)[0],), pooling)[0]
+    highlight, query_xy = {}, None
+    if query_vec is not None:
+        st.markdown("**Nearest neighbours** (cosine similarity: the retrieval step of RAG)")
+        found = neighbours(X, corpus.texts, query_vec, k)
+        # Highlight neighbours that are in the (possibly sampled) projection; place the query at their centroid.
+        highlight = clustering.to_sample(found, sample)
+        query_xy = clustering.centroid(proj.coords, highlight)
+    axis = "PC" if proj.method == "pca" else projection.NAMES[proj.method] + " "
+    ui.plotly(
+        figures.projection_scatter(
+            proj.coords, texts, clusters if clusters is not None else labels, highlight=highlight, query=query_xy,
+            axis_titles=tuple(f"{axis}{i + 1}" for i in range(params["dim"])),
+        ),
+        key="scatter",
+        filename="embeddings",
+    )
+    st.caption(
+        "Each point is one sentence; nearby points have similar embeddings. Hover for the text. "
+        + ("The query (star) is drawn at the centroid of its neighbours (rings)." if query_xy is not None else "")
+    )
+    if proj.explained_variance is not None and proj.explained_variance.sum() == 0:
+        st.caption("All points coincide: there is no variance to explain.")
+    elif proj.explained_variance is not None:
+        ui.plotly(figures.explained_variance_chart(proj.explained_variance), key="variance", filename="pca_variance")
+        st.caption(f"PCA keeps {proj.explained_variance.sum():.1%} of the variance in {params['dim']} components.")
+    exports(proj.coords, texts, labels, clusters, X)
 
 
 def wait_for_umap(n_points: int) -> None:
@@ -227,24 +315,32 @@ def neighbours(X: np.ndarray, texts: list[str], query_vec: np.ndarray | None, k:
 def word_in_context(model_ref, revision, corpus: Corpus, params: dict) -> None:
     """One word's occurrences across the corpus at a chosen layer, plus self-similarity per layer."""
     c1, c2 = st.columns([1, 3])
-    word = c1.text_input("Word", "bank", key="word", max_chars=40).strip()
+    word = c1.text_input("Word", "bank", key="word", max_chars=40, persist_state="page").strip()
     if not word:
         st.info("Type a word that occurs in the corpus.")
         return
-    try:
-        occ = resources.word_occurrences(model_ref, revision, tuple(corpus.texts), word)
-    except ValueError as err:
-        ui.user_warning(str(err))
+    with ui.guard("find the word in the sentences") as finding:
+        try:
+            occ = resources.word_occurrences(model_ref, revision, tuple(corpus.texts), word)
+        except ValueError as err:
+            if isinstance(err, UserFacingError):  # a timeout, a model error: the guard's box
+                raise
+            ui.user_warning(str(err))  # the word is not in the corpus: a hint, not an error
+            return
+    if finding.failed:
         return
     L = occ.vectors.shape[0] - 1
-    layer = c2.slider("Layer (0 = static token embedding)", 0, L, L, key="word_layer")
+    layer = c2.slider("Layer (0 = static token embedding)", 0, L, L, key="word_layer", persist_state="page")
     st.caption(f"{occ.count} occurrence(s) of “{ui.escape_markdown(word)}”. Word-pieces are averaged into the word.")
     if occ.count >= MAX_OCCURRENCES:
         ui.user_warning(f"Only the first {MAX_OCCURRENCES:,} occurrences are embedded and shown.")
     labels = [corpus.labels[i] for i in occ.sentence]
     texts = [corpus.texts[i] for i in occ.sentence]
     if occ.count >= 2:
-        proj = project(occ.vectors[layer], {**params, "dim": 2})
+        with ui.guard("project the occurrences") as projecting:
+            proj = project(occ.vectors[layer], {**params, "dim": 2})
+        if projecting.failed:
+            return
         for notice in proj.notices:
             st.caption(notice)
         name = projection.NAMES[proj.method]
@@ -259,7 +355,10 @@ def word_in_context(model_ref, revision, corpus: Corpus, params: dict) -> None:
             key="word_scatter",
             filename=f"word_{word}_layer{layer}",
         )
-    base = resources.anisotropy(model_ref, revision, tuple(corpus.texts))
+    with ui.guard("compute the baseline (random token pairs)") as baseline:
+        base = resources.anisotropy(model_ref, revision, tuple(corpus.texts))
+    if baseline.failed:
+        return
     sim = self_similarity(occ.vectors)
     ui.plotly(figures.self_similarity_chart(sim, base, word), key="self_sim", filename=f"self_similarity_{word}")
     st.caption(

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tests.app.conftest import app, array, figures, messages, no_exceptions
+from tests.app.test_embeddings_views import show
 
 
 def _run(at):
@@ -49,13 +50,16 @@ def test_nearest_neighbours(page):
 
 
 def test_word_in_context(page):
-    figs = figures(page)
-    line = next(f for f in figs if any("self-similarity" in d.get("name", "") for d in f["data"]))
-    assert len(array(line["data"][0]["y"])) == 7
-    assert any("“bank” at layer 6" in f["layout"].get("title", {}).get("text", "") for f in figs)
-    page.text_input(key="word").set_value("zebra").run()
-    no_exceptions(page)
-    assert "appears in none" in messages(page)
+    figs = figures(show(page, "One word in context"))
+    try:
+        line = next(f for f in figs if any("self-similarity" in d.get("name", "") for d in f["data"]))
+        assert len(array(line["data"][0]["y"])) == 7
+        assert any("“bank” at layer 6" in f["layout"].get("title", {}).get("text", "") for f in figs)
+        page.text_input(key="word").set_value("zebra").run()
+        no_exceptions(page)
+        assert "appears in none" in messages(page)
+    finally:
+        show(page, "Sentences")
 
 
 def test_typed_sentences_small_and_duplicates():
@@ -152,12 +156,16 @@ def test_projection_parameter_out_of_range(page):
 
 
 def test_word_layer0_is_one_point(page):
-    page.text_input(key="word").set_value("bank").run()
-    page.slider(key="word_layer").set_value(0).run()
-    no_exceptions(page)
-    scatter = next(f for f in figures(page) if "at layer 0" in f["layout"].get("title", {}).get("text", ""))
-    xs = np.concatenate([array(d["x"]) for d in scatter["data"]])
-    assert len(xs) == 12 and np.ptp(xs) == 0  # every occurrence of "bank" is the same static vector
+    show(page, "One word in context")
+    try:
+        page.text_input(key="word").set_value("bank").run()
+        page.slider(key="word_layer").set_value(0).run()
+        no_exceptions(page)
+        scatter = next(f for f in figures(page) if "at layer 0" in f["layout"].get("title", {}).get("text", ""))
+        xs = np.concatenate([array(d["x"]) for d in scatter["data"]])
+        assert len(xs) == 12 and np.ptp(xs) == 0  # every occurrence of "bank" is the same static vector
+    finally:
+        show(page, "Sentences")
 
 
 def test_truncated_npy_message():

@@ -1,4 +1,4 @@
-"""The Embeddings page's "Why are these close?" tab draws the library's numbers.
+"""The Embeddings page's "Why are these close?" view draws the library's numbers.
 
 Expected values are computed here from `es.embed` and `es.hidden_states` (the public API: the pair terms by hand),
 never with the view under test.
@@ -13,6 +13,7 @@ import pytest
 import encoderscope as es
 from encoderscope import corpora, settings
 from tests.app.conftest import download, figures, messages, no_exceptions, opened
+from tests.app.test_embeddings_views import show
 
 A = "A man is playing a guitar on stage."  # the view's default typed pair
 B = "Someone performs music with an instrument."
@@ -30,6 +31,11 @@ def _z(fig) -> np.ndarray:
     return array(fig["data"][0]["z"]).astype(float)
 
 
+def _why(query: dict | None = None):
+    """The page opened, then its "Why are these close?" view shown (only the view shown runs)."""
+    return show(opened("embeddings", query or {}), "Why are these close?")
+
+
 def _pairs(encoder, a: str, b: str) -> np.ndarray:
     """h_i · g_j / (n m |u| |v|) from the last hidden states."""
     h = es.hidden_states(encoder, a)[-1].astype(np.float64)
@@ -40,8 +46,7 @@ def _pairs(encoder, a: str, b: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def typed():
-    at = opened("embeddings", {})
-    at.session_state["method"] = "pca"
+    at = _why()
     at.radio(key="why_mode").set_value("Two texts of my own").run()
     no_exceptions(at)
     return at
@@ -101,7 +106,7 @@ def test_empty_typed_text_is_a_message(typed):
 
 def test_neighbour_choices_are_the_nearest_sentences(encoder):
     # Bug caught: the neighbour list not sorted by cosine, or the sentence offered as its own neighbour.
-    at = opened("embeddings", {})
+    at = _why()
     texts = [t for t, _ in corpora.CORPORA[at.selectbox(key="example").value]]
     X = es.embed(encoder, texts)
     i = 3
@@ -124,7 +129,7 @@ def public():
 
 
 def test_public_mode_lowers_steps_and_caps_tokens(public, encoder):
-    at = opened("embeddings", {})
+    at = _why()
     at.radio(key="why_mode").set_value("Two texts of my own").run()
     assert at.slider(key="emb_why_steps").max == public.attribution_max_steps == 16
     long = "cats and dogs " * 60

@@ -27,8 +27,8 @@ B = "Someone performs music with an instrument."
 def test_why_are_these_close(page, app_url, encoder):
     page.set_viewport_size({"width": 1400, "height": 3000})
     open_page(page, app_url, "embeddings")
-    wait_for_chart(page)  # the projection first (the tabs come after it)
-    page.get_by_role("tab", name="Why are these close?").click()
+    wait_for_chart(page)  # the projection first (the view control comes after it)
+    page.get_by_role("radiogroup", name="View").get_by_role("radio", name="Why are these close?").click()
     wait_idle(page)
     page.get_by_text("Two texts of my own").click()
     wait_for_plot(page, "((gd.layout.title && gd.layout.title.text) || '').includes('Token × token')")

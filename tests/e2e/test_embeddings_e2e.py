@@ -17,12 +17,13 @@ def test_embeddings_page(page, app_url):
     assert exception_boxes(page) == 0
     shot(page, "embeddings")
 
-    page.get_by_role("tab", name="One word in context").click()
+    page.get_by_role("radiogroup", name="View").get_by_role("radio", name="One word in context").click()
     wait_idle(page)
     page.get_by_text("12 occurrence(s)").wait_for()
-    charts = page.locator(".js-plotly-plot:visible")
+    charts = page.locator(".js-plotly-plot")
     charts.nth(1).wait_for()  # the word's scatter and the self-similarity chart
-    assert charts.count() == 2
+    assert charts.count() == 2  # only the view shown is drawn: the map is gone, not hidden
+    assert page.locator('[data-testid="stTable"]').count() == 0
     assert exception_boxes(page) == 0
     shot(page, "embeddings_word")
 

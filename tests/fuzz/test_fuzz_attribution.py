@@ -8,7 +8,7 @@ from tests.fuzz import corpus
 from tests.fuzz.conftest import assert_survived
 
 TEXTS = [corpus.wire(t) for t in corpus.INJECTIONS[:4] + corpus.UNICODE[3:8] + corpus.SIZES[:5] + [corpus.UNICODE[-1]]]
-# the page's other tabs are not under test here
+# the page's other views are not under test here
 OTHER_TABS = "appears in none of the sentences"
 
 
@@ -16,6 +16,7 @@ def _why_page():
     at = app("embeddings")
     at.session_state["method"] = "pca"  # fuzzing the explanation, not UMAP
     at.run()
+    at.segmented_control(key="emb_view").set_value("Why are these close?").run()  # only the view shown runs
     at.radio(key="why_mode").set_value("Two texts of my own").run()
     return at
 

@@ -6,7 +6,7 @@ import pytest
 
 from tests.app.conftest import app
 from tests.fuzz import corpus
-from tests.fuzz.conftest import assert_survived, url_notice
+from tests.fuzz.conftest import assert_survived, boxes, shows_result, url_notice
 
 TEXTS = [corpus.wire(t) for t in corpus.INJECTIONS[:6] + corpus.UNICODE + corpus.SIZES[:5]]
 
@@ -39,9 +39,19 @@ def test_masks_url_and_probe_word(prefix, word):
     assert_survived(at, expect=PROBE_WORD_MESSAGES[word])
 
 
-# The embeddings page's other tab follows a word ("bank" by default) and says when the corpus lacks it, or
-# when vectors come without a model: its own message, not a failure of the projection under test.
-OTHER_TAB = "appears in none of the sentences|Token embeddings need a model"
+# The embeddings page's other views follow a word ("bank" by default) and say when the corpus lacks it, or
+# explain a sentence and its neighbour: their own messages, not a failure of the projection under test.
+OTHER_TAB = "appears in none of the sentences|Token embeddings need a model|The corpus has one sentence"
+
+
+def _other_views(at) -> None:
+    """The word and "Why are these close?" views on the same corpus, when the page drew its map (only the view
+    shown runs, so each is visited): each ends with a chart or its own message."""
+    if not [w for w in at.segmented_control if w.key == "emb_view"]:
+        return
+    for view in ("One word in context", "Why are these close?"):
+        at.segmented_control(key="emb_view").set_value(view).run()
+        assert_survived(at, allow=OTHER_TAB, result=lambda at: shows_result(at) or bool(boxes(at)))
 EMPTY_FILE, NO_ROWS, BINARY = "The file is empty", "The CSV has no data rows", "does not look like a CSV file"
 CSV_MESSAGES = {
     "empty.csv": EMPTY_FILE,
@@ -62,6 +72,7 @@ def test_embeddings_csv(name, data):
     at = _embeddings("CSV upload")
     at.file_uploader(key="csv_upload").set_value((name, data, "text/csv")).run()
     assert_survived(at, expect=CSV_MESSAGES.get(name), allow=OTHER_TAB)
+    _other_views(at)
 
 
 SHAPE, DTYPE = r"an \[N, D\] array \(2 dimensions\) is needed", r"a numeric \[N, D\] array is needed"
@@ -103,6 +114,7 @@ def test_embeddings_typed(text):
     at = _embeddings("Your sentences")
     at.text_area(key="sentences").set_value(text[:200_000]).run()
     assert_survived(at, expect="Type one sentence per line" if corpus.blank(text) else None, allow=OTHER_TAB)
+    _other_views(at)
 
 
 NOT_AN_IMAGE = re.escape("This file is not an image format we can read")

@@ -21,6 +21,7 @@ def busy_pool(monkeypatch):
     """The server's shared pool with every worker held until the test ends; yields the pool."""
     pool = pool_glue.shared()
     monkeypatch.setattr(pool, "solo_threads", pool.threads)  # the first holder must not take every slot alone
+    monkeypatch.setattr(pool, "express", False)  # no quick job may start beside the holders
     release, holders = threading.Event(), []
     for _ in range(pool.workers):
         started = threading.Event()
@@ -88,6 +89,25 @@ def test_the_waiting_user_reads_their_place(busy_pool):
     assert texts[0] == "Your job is next: waiting for a free worker …"
     assert texts[1] == "The server is busy: 1 job ahead of yours …"
     assert texts[2] == "The server is busy: 2 jobs ahead of yours …"
+
+
+def test_a_short_job_is_not_told_to_wait_behind_a_long_one():
+    # Bug caught (issue 24, 3b): on one worker a user read "Your job is next" for a whole atlas build, which held the
+    # only worker; a short job must run beside the long lane, and a waiting long job says what it waits for.
+    from encoderscope import compute
+
+    pool = compute.Pool(1, timeout=None)
+    release = threading.Event()
+    try:
+        build = pool.submit("atlas build", None, release.wait, 30, lane="long", timeout=None)
+        second = pool.submit("big corpus", None, lambda: None, lane="long")
+        short = pool.submit("attention", None, lambda: "drawn")
+        assert short.result(2) == "drawn"
+        assert pool_glue.wait_text(pool, build.job) == "Computing (atlas build) …"
+        assert pool_glue.wait_text(pool, second.job) == "Your large job is next: waiting for a free long-lane worker …"
+    finally:
+        release.set()
+        pool.shutdown()
 
 
 def test_the_sidebar_shows_the_queue_only_when_there_is_one(busy_pool):
