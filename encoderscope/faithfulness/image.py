@@ -49,12 +49,12 @@ def _scorer(model, ex: ImageRelevance):
             raise UserFacingError("This explanation is of a class, not a caption: test it with its classifier.")
         text, _ = tokenize_texts(model, [ex.target])
         inputs = {k: v.to(model.device) for k, v in text.items() if k in ("input_ids", "attention_mask")}
-        caption = torch.nn.functional.normalize(model.model.get_text_features(**inputs).float(), dim=-1)[0]
 
-        def value(batch: np.ndarray) -> np.ndarray:
-            pixels = torch.from_numpy(batch).to(model.device)
-            embeds = torch.nn.functional.normalize(model.model.get_image_features(pixel_values=pixels).float(), dim=-1)
-            return (embeds @ caption).double().cpu().numpy()
+        def value(batch: np.ndarray) -> np.ndarray:  # the forward `clip_similarity` runs: same embeddings
+            out = model.model(pixel_values=torch.from_numpy(batch).to(model.device), **inputs)
+            images = torch.nn.functional.normalize(out.image_embeds.float(), dim=-1)
+            caption = torch.nn.functional.normalize(out.text_embeds.float(), dim=-1)[0]
+            return (images @ caption).double().cpu().numpy()
 
         return model.processor, value, "cosine"
     enc = require_head(model)
