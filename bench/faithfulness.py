@@ -15,6 +15,8 @@ Usage: python bench/faithfulness.py [--runs 5] [--quick]   (--quick: 1 run, 3 pa
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from _common import ROOT, arguments, emit, machine, ms, parse, progress, round_robin
 
@@ -40,14 +42,27 @@ def texts_of(tokenizer, n_tokens: int, count: int) -> list[str]:
     return out
 
 
+def cpu_timed(fn, cpu: list[float]):
+    """`fn` wrapped to record its process CPU seconds (all threads) in `cpu`: less sensitive to other load."""
+
+    def run():
+        start = time.process_time()
+        fn()
+        cpu.append(time.process_time() - start)
+
+    return run
+
+
 def similarity_speed(enc, runs: int) -> dict:
     texts = texts_of(enc.tokenizer, 64, 2 * (runs + 1))
     explained = [es.explain_similarity(enc, texts[2 * i], texts[2 * i + 1]) for i in range(runs + 1)]
-    turn = iter(explained)
-    times = round_robin({"curves": lambda: es.faithfulness.similarity(enc, next(turn), steps=10, seeds=5)}, runs)
+    turn, cpu = iter(explained), []
+    curve = cpu_timed(lambda: es.faithfulness.similarity(enc, next(turn), steps=10, seeds=5), cpu)
+    times = round_robin({"curves": curve}, runs)
     median = float(np.median(times["curves"]))
-    return {"median_ms": ms(median), "times_ms": [ms(t) for t in times["curves"]], "tokens": 64, "steps": 10,
-            "seeds": 5, "target_ms": 3000, "runs": runs}
+    return {"median_ms": ms(median), "times_ms": [ms(t) for t in times["curves"]],
+            "cpu_median_ms": ms(float(np.median(cpu[1:]))), "tokens": 64, "steps": 10, "seeds": 5,
+            "target_ms": 3000, "runs": runs}
 
 
 def crops(photos: dict) -> list:
@@ -63,12 +78,17 @@ def image_speed(vit, pictures: list, runs: int) -> dict:
         turn[kind] += 1
         return turn[kind] % len(pictures)
 
+    cpu: dict[str, list[float]] = {"curves": [], "relevance": []}
     times = round_robin({
-        "curves": lambda: es.faithfulness.image(vit, None, explained[nxt("curves")], steps=14, seeds=3),
-        "relevance": lambda: es.explain_image(vit, pictures[nxt("relevance")], square=True),
+        "curves": cpu_timed(lambda: es.faithfulness.image(vit, None, explained[nxt("curves")], steps=14, seeds=3),
+                            cpu["curves"]),
+        "relevance": cpu_timed(lambda: es.explain_image(vit, pictures[nxt("relevance")], square=True),
+                               cpu["relevance"]),
     }, runs)
     curves, relevance = float(np.median(times["curves"])), float(np.median(times["relevance"]))
+    cpu_ratio = float(np.median(cpu["curves"][1:])) / float(np.median(cpu["relevance"][1:]))
     return {"curves_ms": ms(curves), "relevance_ms": ms(relevance), "curve_over_relevance": round(curves / relevance, 2),
+            "cpu_curve_over_relevance": round(cpu_ratio, 2),
             "target_ratio": 4.0, "steps": 14, "seeds": 3, "runs": runs}
 
 
