@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .. import settings
 from ..errors import UserFacingError
 
 # removed: one bool mask `[n]` per state of the step -> the explained value of each state `[len(removed)]`
@@ -84,16 +85,17 @@ class Curves:
 
 
 def step_counts(n: int, steps: int) -> np.ndarray:
-    """int `[S+1]`: units removed at each step, `round(s · n / S)`; S = min(steps, n) so no step repeats."""
+    """int `[S+1]`: units removed at each step, `round(s · n / S)`; S = min(steps, n, the server's
+    `attribution_max_steps`): no step repeats, and a step is a forward pass."""
     if n < 1:
         raise UserFacingError("There is nothing to remove: the explanation has no ordinary tokens or patches.")
     if isinstance(steps, bool) or int(steps) < 1:
         raise UserFacingError(f"steps must be a positive whole number, got {steps!r}.")
-    S = min(int(steps), n)
+    S = min(int(steps), n, settings.get().attribution_max_steps)
     return np.round(np.arange(S + 1) * n / S).astype(np.int64)
 
 
-def check_seeds(seeds: int, top: int = 64) -> int:
+def check_seeds(seeds: int, top: int = 32) -> int:
     if isinstance(seeds, bool) or not 1 <= int(seeds) <= top:
         raise UserFacingError(f"seeds must be between 1 and {top}, got {seeds!r}.")
     return int(seeds)

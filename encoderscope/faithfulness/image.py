@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..attribution.image import ImageRelevance
 
 METHODS = ("relevance", "cls_attention", "rollout")
+IMAGE_BATCH_TOKENS = 4096  # tokens (pictures × patches) in one forward pass of a step
 METHOD_LABELS = {"relevance": "relevance (Chefer et al.)", "cls_attention": "raw [CLS] attention, last layer",
                  "rollout": "attention rollout"}
 
@@ -84,8 +85,15 @@ def _run(model, ex: ImageRelevance, maps: dict[str, np.ndarray], steps: int, see
     pixels = normalise(ex.image, processor)[0]  # [3, H, W]
     p = ex.patch_size
 
+    # memory bound: attention holds B × heads × T² floats, so a step's states go in chunks of at most `chunk`
+    # pictures (all of them at once for ViT-Ti at 224 × 224: 20 pictures of 197 tokens)
+    chunk = max(4, IMAGE_BATCH_TOKENS // (ex.grid[0] * ex.grid[1] + 1))
+
     def evaluate(states: list[np.ndarray]) -> np.ndarray:
-        return value(np.stack([_blank(pixels, removed, ex.grid, p) for removed in states]))
+        return np.concatenate([
+            value(np.stack([_blank(pixels, removed, ex.grid, p) for removed in states[i : i + chunk]]))
+            for i in range(0, len(states), chunk)
+        ])
 
     scores = [np.asarray(m, np.float64).ravel() for m in maps.values()]
     found = curves(evaluate, scores, steps, seeds, measure=measure, unit="patch", removal="mean colour")

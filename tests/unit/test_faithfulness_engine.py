@@ -80,3 +80,14 @@ def test_first_layer_above():
     assert first_layer_above(np.array([0.1, 0.49, 0.5, 0.9])) == 2
     assert first_layer_above(np.array([0.1, 0.2])) is None
     assert first_layer_above(np.array([0.1, 0.3]), 0.25) == 1
+
+
+def test_steps_follow_the_servers_cap():
+    # Bug: a public server running hundreds of forward passes for one curve.
+    from encoderscope import settings
+
+    settings.reload({"ENCODERSCOPE_ATTRIBUTION_MAX_STEPS": "3"})
+    try:
+        np.testing.assert_array_equal(engine.step_counts(30, 10), [0, 10, 20, 30])
+    finally:
+        settings.reload()
