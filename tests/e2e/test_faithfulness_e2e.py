@@ -27,6 +27,9 @@ def test_deletion_curve_beside_why_are_these_close(page, app_url, encoder):
     wait_for_plot(page, "((gd.layout.title && gd.layout.title.text) || '').includes('Token × token')")
     assert not page.evaluate(_CURVES_JS)  # nothing tested until asked
     page.get_by_text("Can I trust this explanation? (deletion test)").click()
+    csv = page.get_by_text("Deletion curves (CSV)")  # drawn after the chart: bring the chart into view
+    csv.wait_for(timeout=300_000)
+    csv.scroll_into_view_if_needed()
     wait_for_plot(page, "((gd.layout.title && gd.layout.title.text) || '').startsWith('Deletion test')", 300_000)
     (drawn,) = page.evaluate(_CURVES_JS)
     traces = {t["name"]: t for t in drawn}
