@@ -6,7 +6,8 @@ Used by the Embeddings page (a sentence and one of its neighbours, or two typed 
     why.explain_view(model_ref, revision, text_a, text_b, key="emb_why")   # controls + compute + drawing
     why.draw(explanation, key="...")                                       # drawing only, for a result in hand
 
-`explanation(...)` is the cached compute (st.cache_data keyed on model ref, revision, texts, method, steps, cap).
+`explanation(...)` is the cached compute (st.cache_data keyed on model ref, revision, texts, method, steps, cap and
+a digest of the centre). Under the drawing, `components/faithfulness.py` offers the deletion test, on request.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import streamlit as st
 
 import encoderscope as es
-from components import pool, resources, ui
+from components import faithfulness, pool, resources, ui
 from encoderscope import figures, settings
 from encoderscope.attribution import tables
 
@@ -29,12 +30,14 @@ METHOD_LABELS = {
 @st.cache_data(max_entries=32, show_spinner=False)
 def explanation(
     model_ref: str | None, revision: str | None, text_a: str, text_b: str, method: str = "auto", steps: int = 32,
-    max_tokens: int | None = None,
+    max_tokens: int | None = None, centre_key: str | None = None, _centre: np.ndarray | None = None,
 ) -> es.SimilarityExplanation:
-    """`es.explain_similarity` of the cached encoder (one heavy call: one job for the compute pool)."""
+    """`es.explain_similarity` of the cached encoder (one heavy call: one job for the compute pool).
+    `_centre` `[D]`: explain the centred cosine; `centre_key` (`pool.digest(_centre)`) keys it."""
     model = resources.encoder(model_ref, revision)
-    return pool.run("explanation", (model_ref, revision, text_a, text_b, method, steps, max_tokens),
-                    es.explain_similarity, model, text_a, text_b, method=method, steps=steps, max_tokens=max_tokens)
+    return pool.run("explanation", (model_ref, revision, text_a, text_b, method, steps, max_tokens, centre_key),
+                    es.explain_similarity, model, text_a, text_b, method=method, steps=steps, max_tokens=max_tokens,
+                    centre=_centre)
 
 
 def controls(key: str) -> tuple[str, int]:
@@ -55,9 +58,10 @@ def controls(key: str) -> tuple[str, int]:
 
 def explain_view(
     model_ref: str | None, revision: str | None, text_a: str, text_b: str, key: str, method: str | None = None,
-    steps: int | None = None,
+    steps: int | None = None, centre: np.ndarray | None = None,
 ) -> es.SimilarityExplanation | None:
-    """Controls (unless `method` is given), the explanation of `text_a` vs `text_b`, and its drawing.
+    """Controls (unless `method` is given), the explanation of `text_a` vs `text_b`, its drawing and the deletion
+    test (on request). `centre` `[D]`: explain the centred cosine (what is specific to this pair).
 
     Returns the explanation, or None after showing why there is none (empty text, a model error).
     """
@@ -68,11 +72,13 @@ def explain_view(
     text_b, notes_b = ui.clean_text(text_b)
     for notice in notes_a + notes_b:
         ui.user_warning(notice)
+    centre_key = None if centre is None else pool.digest(np.asarray(centre, np.float64))
     with ui.guard("explain this similarity") as run, st.spinner("Explaining the similarity …"):
-        ex = explanation(model_ref, revision, text_a, text_b, method, int(steps or 32))
+        ex = explanation(model_ref, revision, text_a, text_b, method, int(steps or 32), None, centre_key, centre)
     if run.failed:
         return None
     draw(ex, key)
+    faithfulness.similarity_panel(model_ref, revision, (text_a, text_b, method, int(steps or 32), centre_key), ex, key)
     return ex
 
 
@@ -81,12 +87,18 @@ def draw(ex: es.SimilarityExplanation, key: str) -> None:
     tokens' signed contributions; notes; a CSV of the token scores."""
     name = "exact decomposition" if ex.method == "decomposition" else f"integrated gradients, {ex.steps} steps"
     c1, c2, c3 = st.columns(3)
-    c1.metric("Cosine", f"{ex.cosine:.4f}")
+    c1.metric("Centred cosine" if ex.explains == "centred cosine" else "Cosine", f"{ex.cosine:.4f}")
     c2.metric("Completeness error", "0 (exact)" if ex.method == "decomposition" else f"{ex.completeness:.2%}")
     c3.metric("Tokens", f"{len(ex.tokens_a)} × {len(ex.tokens_b)}")
     st.markdown(f"**Method:** {name} ({ui.escape_markdown(ex.pooling)} pooling)")
     for note in ex.notes:
         st.caption(ui.escape_markdown(note))
+    if ex.explains == "centred cosine":
+        st.caption(
+            f"Centred: the cosine of the two unit sentence vectors after subtracting the corpus's mean vector "
+            f"(the plain cosine is {ex.plain_cosine:.4f}). It keeps only what this pair shares beyond the direction "
+            "every sentence of the corpus shares."
+        )
     if ex.method == "decomposition":
         st.caption(
             "Every term is (output vector of token i of A) · (output vector of token j of B), scaled so the terms "
@@ -96,8 +108,8 @@ def draw(ex: es.SimilarityExplanation, key: str) -> None:
         base_a, base_b = ex.baseline
         st.caption(
             f"Each token's share of the change from the baseline (its words removed, special tokens kept) to the text: "
-            f"A's scores sum to {ex.scores_a.sum():+.4f} ≈ cosine − {base_a:.4f}, "
-            f"B's to {ex.scores_b.sum():+.4f} ≈ cosine − {base_b:.4f}."
+            f"A's scores sum to {ex.sum_a:+.4f} ≈ cosine − {base_a:.4f}, "
+            f"B's to {ex.sum_b:+.4f} ≈ cosine − {base_b:.4f}."
         )
     rows = [("text A", ex.tokens_a, ex.scores_a), ("text B", ex.tokens_b, ex.scores_b)]
     ui.plotly(
@@ -107,7 +119,7 @@ def draw(ex: es.SimilarityExplanation, key: str) -> None:
     )
     if ex.pairs is not None:
         ui.plotly(
-            figures.pair_matrix(ex.pairs, ex.tokens_a, ex.tokens_b, title=f"Token × token terms (sum = {ex.pairs.sum():.4f})"),
+            figures.pair_matrix(ex.pairs, ex.tokens_a, ex.tokens_b, title=f"Token × token terms (sum = {ex.sum_a:.4f})"),
             key=f"{key}_pairs",
             filename="why_pairs",
         )

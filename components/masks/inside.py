@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import ui
+from components import faithfulness, ui
 from components.masks import cache
 from encoderscope import figures, settings
 from encoderscope.attribution import tables
+from encoderscope.attribution.lens import first_layer_above
 from encoderscope.figures.common import escape_hover
 
 LENS_K = 5
@@ -33,7 +34,7 @@ def logit_lens(dec_ref: str | None, revision: str | None, text: str, max_tokens:
         "embedding output; the last row is the model's real prediction."
     )
     ui.plotly(figures.target_prob_line(lens.target_prob, lens.target), key="lens_target", filename="lens_target")
-    first = next((layer for layer, p in enumerate(lens.target_prob) if p >= 0.5), None)
+    first = first_layer_above(lens.target_prob, 0.5)
     st.caption(
         f"The probability of the model's final answer {ui.code_span(repr(lens.target))} after the last token, read "
         "at every layer: "
@@ -79,10 +80,11 @@ def token_attribution(dec_ref: str | None, revision: str | None, text: str) -> N
     st.caption(
         f"Integrated gradients ({ta.steps} steps) from a baseline with every word replaced by the pad token: red "
         f"tokens raise the log-probability of {ui.code_span(repr(ta.target))}, blue ones lower it. The scores sum to "
-        f"{ta.scores.sum():+.3f}, the change {ta.logprob - ta.baseline_logprob:+.3f} up to the completeness error."
+        f"{ta.total:+.3f}, the change {ta.logprob - ta.baseline_logprob:+.3f} up to the completeness error."
     )
     frame = tables.token_scores(rows, [ta.special])
     st.download_button(
         "Token scores (CSV)", tables.csv_bytes(frame), "next_token_scores.csv", "text/csv", key="attr_csv",
         on_click="ignore",
     )
+    faithfulness.next_token_panel(dec_ref, revision, (text, target, steps), text, ta, key="attr")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from components import ui
+from components import faithfulness, ui
 from components.vision import cache
 from components.vision import views as vision_views
 from encoderscope import images, vision
@@ -104,6 +104,7 @@ def why(picked, views: cache.ImageViews, digest: str, square: bool, data: bytes,
            else f"Read at the {ui.escape_markdown(rel.row)} rows, averaged: what this head reads.")
         + "".join(f" {ui.escape_markdown(note)}" for note in rel.notes if "class" in note.lower())
     )
+    faithfulness.image_panel("classifier", *picked, (digest, square, index), rel, key=WHY_KEY, offer_compare=True)
     return rel
 
 
@@ -168,3 +169,4 @@ def match(picked, sim: vision.ClipSimilarity, pictures, labels: list[str], cell:
         + "".join(f" {ui.escape_markdown(note)}" for note in rel.notes if "caption" in note.lower() or "SigLIP" in note)
     )
     relevance_downloads(rel, 0.6, "clip_relevance")
+    faithfulness.image_panel("clip", *picked, (cache.digest(data), caption), rel, key="c_why", offer_compare=False)

@@ -104,6 +104,12 @@ def decoder_ids(model: LoadedModel, text: str, max_length: int | None = None) ->
     return ids.to(model.device), notes
 
 
+def first_layer_above(target_prob: np.ndarray, threshold: float = 0.5) -> int | None:
+    """The first layer whose probability `target_prob` `[L+1]` reaches `threshold`, or None when none does."""
+    hits = np.flatnonzero(np.asarray(target_prob, dtype=np.float64) >= threshold)
+    return int(hits[0]) if hits.size else None
+
+
 @torch.inference_mode()
 def logit_lens(model: LoadedModel, text: str, k: int = 5, max_length: int | None = None) -> LogitLens:
     """The logit lens of `text` under the causal LM `model` (see the module docstring). One forward pass, then

@@ -41,6 +41,11 @@ class TokenAttribution:
     method: str = "integrated_gradients"
     notes: tuple[str, ...] = field(default=())
 
+    @property
+    def total(self) -> float:
+        """Σ scores: the change logprob − baseline_logprob, up to the completeness error."""
+        return float(np.sum(self.scores))
+
 
 def _target_id(model: LoadedModel, ids: torch.Tensor, target) -> tuple[int, list[str]]:
     """The target token id: None = the model's own top next token; an int = a vocabulary id; a string = its first

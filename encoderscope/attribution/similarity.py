@@ -7,6 +7,11 @@ mixed in the whole sentence.
 
 "integrated_gradients" (any pooling, [CLS] and CLIP heads included): each side's cosine to the other side's fixed
 vector, attributed to that side's input token embeddings (`integrated.py`).
+
+Centred ("what is specific to this pair"): mean-pooled sentence vectors share one common direction (anisotropy),
+so every token pair adds to the plain cosine. With `centre=c` (say the corpus mean of `es.embed`'s unit vectors)
+the cosine explained is cos(û − c, v̂ − c), û = u/|u|. Since û − c = mean_i (h_i/|u| − c), the decomposition stays
+exact: pairs[i, j] = (h_i/|u| − c) · (g_j/|v| − c) / (n · m · |û − c| · |v̂ − c|). `explains` names the cosine.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ class SimilarityExplanation:
     method:       "decomposition" or "integrated_gradients"
     completeness: relative error of the scores' sum against what it must sum to (0 for the exact method);
                   for integrated gradients the larger of the two sides'
+    explains:     which cosine the scores split: "cosine" (plain) or "centred cosine", cos(û − c, v̂ − c)
+    centre:       float64 `[D]`, the c subtracted (None: plain);  plain_cosine: the uncentred cosine, always
     baseline:     integrated gradients only: (cos of A's baseline to B, cos of B's baseline to A); each side's
                   scores sum to cosine − its baseline value
     steps:        integration steps used (None for the exact method)
@@ -62,6 +69,18 @@ class SimilarityExplanation:
     steps: int | None = None
     pooling: str = "mean"
     notes: tuple[str, ...] = ()
+    explains: str = "cosine"
+    centre: np.ndarray | None = None
+    plain_cosine: float | None = None
+
+    @property
+    def sum_a(self) -> float:
+        """Σ scores_a: the cosine (exact) or the cosine minus A's baseline value (integrated gradients)."""
+        return float(np.sum(self.scores_a))
+
+    @property
+    def sum_b(self) -> float:
+        return float(np.sum(self.scores_b))
 
 
 def _st_pooling_is_max(model: LoadedModel) -> bool:
@@ -89,19 +108,54 @@ def choose_method(model: LoadedModel, method: str = "auto") -> tuple[str, Poolin
 
 
 def explain_similarity(
-    model: LoadedModel, text_a: str, text_b: str, method: str = "auto", steps: int = 32, max_tokens: int | None = None
+    model: LoadedModel, text_a: str, text_b: str, method: str = "auto", steps: int = 32, max_tokens: int | None = None,
+    centre: np.ndarray | None = None,
 ) -> SimilarityExplanation:
     """Explain the cosine between `text_a` and `text_b` under `model`'s own pooling (see the module docstring).
 
     `max_tokens` lowers the tokens per text for integrated gradients (capped anyway by the server's
-    `attribution_max_tokens`, the memory bound); longer texts are cut with a note.
+    `attribution_max_tokens`, the memory bound); longer texts are cut with a note. `centre` `[D]`: explain the
+    centred cosine cos(û − c, v̂ − c) of the unit sentence vectors instead (`explains` says which).
     """
     check_text(text_a, "The first text")
     check_text(text_b, "The second text")
     method, pool = choose_method(model, method)
+    c = check_centre(model, centre)
     if method == "decomposition":
-        return _decompose(model, text_a, text_b, pool)
-    return _integrated(model, text_a, text_b, pool, steps, max_tokens)
+        return _decompose(model, text_a, text_b, pool, c)
+    return _integrated(model, text_a, text_b, pool, steps, max_tokens, c)
+
+
+def check_centre(model: LoadedModel, centre) -> torch.Tensor | None:
+    """`centre` as float64 `[D]` on the model's device (None stays None); a UserFacingError for a wrong shape,
+    non-finite values, or a centre that sits on the unit sphere's vectors (norm ≥ 1: nothing would be left)."""
+    if centre is None:
+        return None
+    try:
+        c = np.asarray(centre, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UserFacingError("The centre must be one vector of numbers.") from None
+    if c.ndim != 1 or c.size == 0:
+        raise UserFacingError(f"The centre must be one vector (the sentence vectors' width), got shape {list(c.shape)}.")
+    if not np.all(np.isfinite(c)):
+        raise UserFacingError("The centre holds values that are not finite numbers.")
+    if np.linalg.norm(c) >= 1.0:
+        raise UserFacingError("The centre is a mean of unit vectors, so its norm must be below 1 "
+                              f"(got {np.linalg.norm(c):.3f}).")
+    return torch.from_numpy(c).to(model.device)
+
+
+def vectors_cosine(V: torch.Tensor, w: torch.Tensor, centre=None) -> torch.Tensor:
+    """Cosine of each row of `V` `[B, D]` with `w` `[D]`; with `centre` `[D]` the centred cosine
+    cos(v̂ − c, ŵ − c) of the unit vectors (the value a centred explanation splits). Returns `[B]`."""
+    if centre is not None:
+        if centre.shape[-1] != V.shape[-1]:
+            raise UserFacingError(f"The centre has {centre.shape[-1]} numbers; this model's sentence vectors have "
+                                  f"{V.shape[-1]}.")
+        c = torch.as_tensor(centre, dtype=V.dtype, device=V.device)
+        V = torch.nn.functional.normalize(V, dim=-1) - c
+        w = torch.nn.functional.normalize(w, dim=-1) - c
+    return torch.nn.functional.cosine_similarity(V, w[None].expand_as(V), dim=-1)
 
 
 def pooled(output, enc_mask: torch.Tensor, pool: Pooling) -> torch.Tensor:
@@ -118,7 +172,7 @@ def _special(model: LoadedModel, ids: list[int]) -> np.ndarray:
 
 
 @torch.inference_mode()
-def _decompose(model: LoadedModel, text_a: str, text_b: str, pool: Pooling) -> SimilarityExplanation:
+def _decompose(model: LoadedModel, text_a: str, text_b: str, pool: Pooling, centre=None) -> SimilarityExplanation:
     tok = model.tokenizer
     batch = tok([text_a, text_b], padding=True, truncation=True, max_length=pool.max_length, return_tensors="pt")
     inputs = {k: v.to(model.device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
@@ -126,6 +180,11 @@ def _decompose(model: LoadedModel, text_a: str, text_b: str, pool: Pooling) -> S
     keep = batch["attention_mask"].bool()
     h, g = hidden[0][keep[0]], hidden[1][keep[1]]  # [Ta, D], [Tb, D]: the tokens the mean pools
     u, v = h.mean(0), g.mean(0)
+    plain = float(torch.dot(u, v) / (u.norm() * v.norm()))
+    if centre is not None:  # h_i/|u| − c averages to û − c (module docstring)
+        vectors_cosine(u[None], v, centre)  # the width check
+        h, g = h / u.norm() - centre, g / v.norm() - centre
+        u, v = h.mean(0), g.mean(0)
     pairs = (h @ g.T) / (len(h) * len(g) * u.norm() * v.norm())  # [Ta, Tb]
     pairs_np = pairs.cpu().numpy()
     notes = []
@@ -148,7 +207,15 @@ def _decompose(model: LoadedModel, text_a: str, text_b: str, pool: Pooling) -> S
         special_b=_special(model, ids_b),
         pooling=pool.mode,
         notes=tuple(notes),
+        **_about_centre(centre, plain),
     )
+
+
+def _about_centre(centre, plain: float) -> dict:
+    """The `explains`, `centre` and `plain_cosine` fields of a result."""
+    if centre is None:
+        return {"explains": "cosine", "centre": None, "plain_cosine": plain}
+    return {"explains": "centred cosine", "centre": centre.double().cpu().numpy(), "plain_cosine": plain}
 
 
 def _vector(model: LoadedModel, enc: Encoded, pool: Pooling) -> torch.Tensor:
@@ -157,7 +224,7 @@ def _vector(model: LoadedModel, enc: Encoded, pool: Pooling) -> torch.Tensor:
 
 
 def _integrated(
-    model: LoadedModel, text_a: str, text_b: str, pool: Pooling, steps: int, max_tokens: int | None
+    model: LoadedModel, text_a: str, text_b: str, pool: Pooling, steps: int, max_tokens: int | None, centre=None
 ) -> SimilarityExplanation:
     limit = gradient_limit(model, max_tokens)
     padding = pool.padding if pool.padding == "max_length" else False
@@ -167,7 +234,7 @@ def _integrated(
 
     def towards(other: torch.Tensor, enc: Encoded):
         def objective(output, n: int) -> torch.Tensor:
-            return torch.nn.functional.cosine_similarity(pooled(output, enc.mask.expand(n, -1), pool), other[None], dim=-1)
+            return vectors_cosine(pooled(output, enc.mask.expand(n, -1), pool), other, centre)
 
         return objective
 
@@ -183,7 +250,7 @@ def _integrated(
     return SimilarityExplanation(
         tokens_a=enc_a.tokens,
         tokens_b=enc_b.tokens,
-        cosine=float(torch.nn.functional.cosine_similarity(va, vb, dim=0)),
+        cosine=float(vectors_cosine(va[None], vb, centre)[0]),
         pairs=None,
         scores_a=ig_a.scores,
         scores_b=ig_b.scores,
@@ -195,4 +262,5 @@ def _integrated(
         steps=steps,
         pooling=pool.mode,
         notes=tuple(n for n in notes if n),
+        **_about_centre(centre, float(torch.nn.functional.cosine_similarity(va, vb, dim=0))),
     )

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from ..tokens import clean_token
 from .common import FONT, escape_hover, token_axis, token_heatmap, token_labels
 
-__all__ = ["pair_matrix", "shaded_tokens", "lens_grid", "target_prob_line", "symmetric_range", "DIVERGING"]
+__all__ = ["pair_matrix", "shaded_tokens", "lens_grid", "target_prob_line", "deletion_chart", "symmetric_range", "DIVERGING"]
 
 DIVERGING = "RdBu_r"  # blue < 0 < red
 LINE = 14  # tokens per line of a shaded text
@@ -153,3 +153,62 @@ def target_prob_line(target_prob: np.ndarray, target: str) -> go.Figure:
         yaxis=dict(title=dict(text=f"P({shown})"), range=[0, 1.02]),
     )
     return go.Figure(data=[trace], layout=layout)
+
+
+CURVE_COLOURS = ("#dc2626", "#2563eb", "#059669", "#7c3aed")
+
+
+def deletion_chart(
+    counts: np.ndarray,
+    deletion: dict[str, tuple[np.ndarray, float]],
+    random: np.ndarray,
+    random_sd: np.ndarray,
+    area_random: float,
+    measure: str = "cosine",
+    unit: str = "token",
+    title: str = "",
+) -> go.Figure:
+    """The deletion test: each explanation's curve against the random orders' band (mean ± sd).
+
+    counts `[S+1]`: units removed at each step (the x axis); deletion: {name: (curve `[S+1]`, its area)};
+    random, random_sd `[S+1]`; area_random: the random curve's area. Names and areas go into the legend, so the
+    chart reads alone; one trace per explanation, then "random mean" and the band ("random ± sd", a filled
+    pair of traces, the lower one hidden from the legend).
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    random = np.asarray(random, dtype=np.float64)
+    sd = np.asarray(random_sd, dtype=np.float64)
+    units = {"token": "tokens", "patch": "patches"}.get(unit, unit + "s")
+    shown = escape_hover(measure)
+    band = [
+        go.Scatter(x=counts, y=random - sd, mode="lines", line=dict(width=0), hoverinfo="skip", showlegend=False,
+                   name="random − sd"),
+        go.Scatter(x=counts, y=random + sd, mode="lines", line=dict(width=0), fill="tonexty",
+                   fillcolor="rgba(107,114,128,0.22)", name="random ± sd", hoverinfo="skip"),
+        go.Scatter(x=counts, y=random, mode="lines", line=dict(color="#6b7280", dash="dash"),
+                   name=f"random order (area {area_random:.3f})",
+                   hovertemplate=f"random: %{{x}} {units} removed, {shown} %{{y:.4f}}<extra></extra>"),
+    ]
+    lines = [
+        go.Scatter(
+            x=counts, y=np.asarray(curve, dtype=np.float64), mode="lines+markers",
+            line=dict(color=CURVE_COLOURS[i % len(CURVE_COLOURS)], width=2.5), marker=dict(size=5),
+            name=f"{escape_hover(name)} (area {area:.3f})",
+            hovertemplate=f"{escape_hover(name)}: %{{x}} {units} removed, {shown} %{{y:.4f}}<extra></extra>",
+        )
+        for i, (name, (curve, area)) in enumerate(deletion.items())
+    ]
+    layout = dict(
+        title=dict(text=title, x=0, xanchor="left") if title else None,
+        height=340,
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        font=FONT,
+        legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
+        xaxis=dict(title=dict(text=f"{units} removed, highest-ranked first"), range=[0, max(int(counts[-1]), 1)]),
+        yaxis=dict(title=dict(text=shown)),
+        plot_bgcolor="white",
+    )
+    fig = go.Figure(data=[*band, *lines], layout=layout)
+    fig.update_xaxes(showgrid=True, gridcolor="#eee")
+    fig.update_yaxes(showgrid=True, gridcolor="#eee")
+    return fig
