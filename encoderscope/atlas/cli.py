@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..features import cli as features_cli
+
 USAGE = """\
 python -m encoderscope atlas build CORPUS --text-column text [--label-column label] --out DIR
        [--model REF] [--pooling auto|mean|cls] [--engine local|dask] [--scheduler ADDRESS] [--seed 0]
@@ -32,6 +34,7 @@ def add_parser(sub) -> None:
     p.add_argument("--shard-size", type=int, default=1024, help="texts per resumable shard (and Dask task)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--duplicate-threshold", type=float, default=0.95, help="cosine above which pairs are listed")
+    features_cli.add_parser(commands)
 
 
 def run(args) -> int:
@@ -41,6 +44,8 @@ def run(args) -> int:
     from ..errors import UserFacingError
     from . import builder
 
+    if args.atlas_command == "features":
+        return features_cli.run(args)
     if (args.corpus is None) == (args.vectors is None):
         print("error: give either CORPUS or --vectors V.npy --meta M.csv\n" + USAGE, file=sys.stderr)
         return 2
