@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from components.atlas import views
+from components.atlas import features, views
 
 st.title("🌌 Corpus atlas")
 st.caption(
@@ -15,8 +15,11 @@ if opened is None:
     st.stop()
 views.summary(opened)
 hits = views.search(opened)
-result, shape = views.atlas_view(opened, hits)
+feature = features.panel(opened)
+result, shape = views.atlas_view(opened, hits, feature)
 picked = views.show_hits(hits) if hits is not None else None
 views.clicked_point(opened, result)
+features.point_features(opened, result)
 views.why_hit(opened, hits, result, picked)
+features.why_hit(opened, hits, result, picked)
 views.selection_table(opened, shape)

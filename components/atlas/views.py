@@ -203,11 +203,15 @@ def map_key(opened: Opened) -> str:
     return "atlas_map_" + hashlib.blake2b(opened.key.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
-def atlas_view(opened: Opened, hits: pd.DataFrame | None):
-    """Colour picker, legend and the WebGL map. Returns (component result, parsed selection shape or None)."""
+def atlas_view(opened: Opened, hits: pd.DataFrame | None, feature: int | None = None):
+    """Colour picker, legend and the WebGL map (coloured by one SAE `feature`'s activation when given). Returns
+    (component result, parsed selection shape or None)."""
     options = ["cluster"] + (["label"] if "label" in opened.points.columns else [])
-    colour_by = st.radio("Colour by", options, horizontal=True, key="colour_by")
+    colour_by = st.radio("Colour by", options, horizontal=True, key="colour_by", disabled=feature is not None)
     data, colours = atlas_resources.payload(opened, opened.key, colour_by)
+    if feature is not None:  # the Features panel's choice (components/atlas/features.py)
+        data, colours, _ = atlas_resources.feature_payload(opened, opened.key, feature)
+        colour_by = f"feature {feature}"
     key = map_key(opened)
     state = st.session_state.get(key) or {}
     shape = selection.parse_shape(state.get("selection") if isinstance(state, dict) else None)
@@ -217,7 +221,7 @@ def atlas_view(opened: Opened, hits: pd.DataFrame | None):
     with st.expander(f"Legend ({len(colours.legend)} {colour_by} groups)"):
         legend = pd.DataFrame(colours.legend, columns=[colour_by, "slot", "points"])
         legend.insert(
-            1, "colour", ["#{:02x}{:02x}{:02x}".format(*atlas_payload.PALETTE[s]) for s in legend.pop("slot")]
+            1, "colour", ["#{:02x}{:02x}{:02x}".format(*data.get("palette", atlas_payload.PALETTE)[s]) for s in legend.pop("slot")]
         )
         st.dataframe(legend, hide_index=True, key="legend")
     st.caption(
