@@ -211,7 +211,7 @@ def atlas_view(opened: Opened, hits: pd.DataFrame | None, feature: int | None = 
     data, colours = atlas_resources.payload(opened, opened.key, colour_by)
     if feature is not None:  # the Features panel's choice (components/atlas/features.py)
         data, colours, _ = atlas_resources.feature_payload(opened, opened.key, feature)
-        colour_by = f"feature {feature}"
+        colour_by = "activation"
     key = map_key(opened)
     state = st.session_state.get(key) or {}
     shape = selection.parse_shape(state.get("selection") if isinstance(state, dict) else None)
