@@ -139,12 +139,9 @@ def why_hit(opened: Opened, hits: pd.DataFrame | None, result, picked: int | Non
     found = _features(opened) if query else None
     if found is None:
         return
-    try:
-        clicked = int(getattr(result, "clicked", None))
-    except (TypeError, ValueError):
-        clicked = None
-    ids = hits["id"].tolist()
-    hit = clicked if clicked in ids else picked if picked in ids else None
+    from components.atlas.views import chosen_hit
+
+    hit = chosen_hit(hits, result, picked)
     if hit is None:
         return
     with ui.guard("split the cosine over features") as splitting:

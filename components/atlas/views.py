@@ -160,12 +160,7 @@ def why_hit(opened: Opened, hits: pd.DataFrame | None, result, picked: int | Non
     query = None if hits is None else hits.attrs.get("query")
     if not query:
         return
-    try:
-        clicked = int(getattr(result, "clicked", None))
-    except (TypeError, ValueError):
-        clicked = None
-    ids = hits["id"].tolist()
-    hit = clicked if clicked in ids else picked if picked in ids else None
+    hit = chosen_hit(hits, result, picked)
     if hit is None:
         st.caption("Click a hit (on the map or in the table) to see which words make it close to the query.")
         return
@@ -173,6 +168,16 @@ def why_hit(opened: Opened, hits: pd.DataFrame | None, result, picked: int | Non
     model_ref = atlas_resources.model_of(opened.meta)
     text = str(opened.points["text"].iloc[hit])
     why.explain_view(model_ref, opened.meta.get("revision") or None, query, text, key="atlas_why")
+
+
+def chosen_hit(hits: pd.DataFrame, result, picked: int | None) -> int | None:
+    """The hit the user chose: the point clicked on the map if it is a hit, else the row picked in the table."""
+    try:
+        clicked = int(getattr(result, "clicked", None))
+    except (TypeError, ValueError):
+        clicked = None
+    ids = hits["id"].tolist()
+    return clicked if clicked in ids else picked if picked in ids else None
 
 
 # --- the map ---------------------------------------------------------------------------------

@@ -25,16 +25,14 @@ def run(args) -> int:
     from ..errors import UserFacingError
     from .atlas_files import train_atlas
 
-    bars: dict[str, tqdm] = {}
+    bar = tqdm(desc="train", unit="batch", file=sys.stderr)
 
     def progress(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage)
-        if bar is None:
-            for other in bars.values():
-                other.close()
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit="batch" if stage == "train" else "step",
-                                     file=sys.stderr)
-        bar.update(done - bar.n)
+        if stage == "train":
+            bar.total = total
+            bar.update(done - bar.n)
+        elif done == 0:  # describe, write: short stages, one line each
+            print(f"{stage} …", file=sys.stderr, flush=True)
 
     try:
         info = train_atlas(args.dir, args.features, args.k, seed=args.seed, epochs=args.epochs, progress=progress)
@@ -45,8 +43,7 @@ def run(args) -> int:
         print("interrupted: nothing was written", file=sys.stderr)
         return 130
     finally:
-        for bar in bars.values():
-            bar.close()
+        bar.close()
     print(f"wrote features to {args.dir}: {info['n_features']} features, k = {info['k']}, {info['epochs']} epochs "
           f"over {info['N']} vectors; FVU {info['fvu']:.3f}, {info['dead']} dead "
           f"({100 * info['dead_fraction']:.1f} %)")
