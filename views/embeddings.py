@@ -5,7 +5,7 @@ import streamlit as st
 
 from components import resources, ui
 from components.atlas import jobs
-from components.embeddings import views, why_close
+from components.embeddings import features, views, why_close
 from encoderscope import clustering, figures, projection, settings
 
 resources.start_background_warm_up()  # no-op when app.py already started it
@@ -59,7 +59,7 @@ if unique == 1 and N > 1:
     ui.user_warning("Every sentence is the same, so every point lands in the same place.")
 st.caption(f"{N:,} vectors of dimension {X.shape[1]}" + (f" from {ui.escape_markdown(model.name)}" if model else " (uploaded)"))
 
-tab_sent, tab_word, tab_why = st.tabs(["Sentences", "One word in context", "Why are these close?"])
+tab_sent, tab_word, tab_why, tab_features = st.tabs(["Sentences", "One word in context", "Why are these close?", "Features"])
 with tab_sent:
     params = views.projection_controls(N)
     cap = settings.get().max_projection_points
@@ -137,3 +137,6 @@ with tab_why:
         st.info("Explanations need the model: pick a corpus of sentences instead of precomputed vectors.")
     else:
         why_close.section(model_ref, revision, corpus.texts, X, pooling)
+
+with tab_features:
+    features.section(corpus.texts, X)

@@ -72,44 +72,55 @@ def panel(opened: Opened) -> int | None:
         st.caption(f"{found.sae.n_features:,} features, {found.sae.k} active per point · reconstruction "
                    f"leaves {found.meta.get('fvu', float('nan')):.1%} of the variance unexplained · "
                    f"{found.meta.get('dead', 0):,} never active")
-        from encoderscope.features import search_labels
-
-        query = st.text_input("Search features by keyword (or a feature number)", key="feature_query", max_chars=200)
-        shown = search_labels(table, query, OPTIONS) if query.strip() else \
-            table.sort_values("frequency", ascending=False).head(OPTIONS)
-        if shown.empty:
-            ui.user_warning(f"No feature label contains {query!r}.")
-            return None
-        options = [None] + shown["feature"].astype(int).tolist()
-        labels = table["label"].tolist()
-        feature = st.selectbox(
-            "Feature", options, key="feature_pick",
-            format_func=lambda f: "(colour by cluster or label)" if f is None else
-            f"#{f} · {labels[f]} · {100 * table['frequency'].iloc[f]:.2f} %",
-        )
+        feature = pick(table, "feature")
         if feature is None:
             return None
-        card(opened, found, int(feature))
-        return int(feature)
+        card(opened, found, feature)
+        return feature
 
 
 def card(opened: Opened, found, feature: int) -> None:
-    """One feature: label, frequency, mean activation, the activation histogram and its top texts."""
+    """The chosen feature's card, for the atlas."""
+    _, _, activation = atlas_resources.feature_payload(opened, opened.key, feature)
+    draw_card(feature, found.table.iloc[feature], activation, opened.points["text"], key="feature")
+
+
+def draw_card(feature: int, row, activation: np.ndarray, texts: pd.Series, key: str) -> None:
+    """One feature: label, frequency, mean and strongest activation, the activation histogram `activation` `[N]`
+    and its top texts. `row`: the feature's row of a describe table; `texts` `[N]`. Shared with the Embeddings
+    page's Features view."""
     from encoderscope.figures.features import activation_histogram
 
-    row = found.table.iloc[feature]
-    _, _, activation = atlas_resources.feature_payload(opened, opened.key, feature)
     st.markdown(f"**Feature {feature}:** {ui.code_span(row['label'])}")
     c1, c2, c3 = st.columns(3)
     c1.metric("Active in", f"{100 * row['frequency']:.2f} % of points")
     c2.metric("Mean activation", f"{row['mean_activation']:.3f}")
     c3.metric("Strongest", f"{float(activation.max()):.3f}")
-    st.plotly_chart(activation_histogram(activation, str(row["label"]), len(activation)), key="feature_hist")
+    st.plotly_chart(activation_histogram(activation, str(row["label"]), len(activation)), key=f"{key}_hist")
     ids = np.asarray(row["top_ids"], np.int64)[:TOP_TEXTS]
     top = pd.DataFrame({"id": ids, "activation": np.round(np.asarray(row["top_values"])[:TOP_TEXTS], 4),
-                        "text": opened.points["text"].iloc[ids].astype(str).tolist()})
+                        "text": texts.iloc[ids].astype(str).tolist()})
     st.markdown(f"Its top {len(top)} texts")
-    st.dataframe(top, hide_index=True, key="feature_top")
+    st.dataframe(top, hide_index=True, key=f"{key}_top")
+
+
+def pick(table, key: str) -> int | None:
+    """Keyword search over the labels and a picker (most frequent first); the chosen feature id or None."""
+    from encoderscope.features import search_labels
+
+    query = st.text_input("Search features by keyword (or a feature number)", key=f"{key}_query", max_chars=200)
+    shown = search_labels(table, query, OPTIONS) if query.strip() else \
+        table.sort_values("frequency", ascending=False).head(OPTIONS)
+    if shown.empty:
+        ui.user_warning(f"No feature label contains {query!r}.")
+        return None
+    labels = table["label"].tolist()
+    feature = st.selectbox(
+        "Feature", [None] + shown["feature"].astype(int).tolist(), key=f"{key}_pick",
+        format_func=lambda f: "(none)" if f is None else
+        f"#{f} · {labels[f]} · {100 * table['frequency'].iloc[f]:.2f} %",
+    )
+    return None if feature is None else int(feature)
 
 
 def point_features(opened: Opened, result) -> None:
