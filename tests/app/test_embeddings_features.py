@@ -46,9 +46,9 @@ def test_features_are_learned_on_request_and_shown_in_a_card(small_minimum):
     first = int(options[1].split(" ")[0].lstrip("#"))  # "#12 · label · 3.00 %": the most frequent feature
     at.selectbox(key="emb_feature_pick").set_value(first).run()
     no_exceptions(at)
-    hist = [f for f in figures(at) if "active in" in f["layout"]["title"]["text"]][0]
+    hist = [f for f in figures(at) if "active in" in f["layout"].get("title", {}).get("text", "")][0]
     active = int(array(hist["data"][0]["y"]).sum())
-    share = float(at.metric[0].value.split(" %")[0]) / 100
+    share = float([m for m in at.metric if m.label == "Active in"][0].value.split(" %")[0]) / 100
     assert active == pytest.approx(share * N, abs=0.5 / 100 * N + 1)
     top = [d.value for d in at.dataframe if {"activation", "text"} <= set(d.value.columns)][0]
     assert len(top) == min(20, active) and (np.diff(top["activation"].to_numpy()) <= 0).all()
