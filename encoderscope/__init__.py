@@ -75,11 +75,11 @@ _API = {
     "round_trip": "vae",
 }
 
-__all__ = sorted(_API) + ["atlas", "compare", "faithfulness", "figures", "settings"]
+__all__ = sorted(_API) + ["atlas", "compare", "faithfulness", "features", "figures", "settings"]
 
 
 def __getattr__(name: str):
-    if name in ("atlas", "compare", "faithfulness", "figures", "settings"):  # subpackages, imported on first use
+    if name in ("atlas", "compare", "faithfulness", "features", "figures", "settings"):  # subpackages, imported on first use
         return importlib.import_module(f".{name}", __name__)
     module = _API.get(name)
     if module is None:

@@ -55,6 +55,7 @@ class Settings:
     atlas_upload_bytes: int = 200_000_000  # an uploaded points.parquet: uncompressed bytes of the columns read
     atlas_hover_points: int = 100_000  # up to this many points, the map gets each text for hover
     atlas_build_queue: int = 8  # background atlas builds waiting their turn (one runs at a time per server)
+    features_min_sentences: int = 2000  # the Embeddings page learns SAE features for corpora at least this big
 
 
 _PUBLIC_DEFAULTS = dict(

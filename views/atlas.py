@@ -3,7 +3,7 @@
 import streamlit as st
 
 from components.atlas import compare as atlas_compare
-from components.atlas import views
+from components.atlas import features, views
 
 st.title("🌌 Corpus atlas")
 st.caption(
@@ -16,9 +16,12 @@ if opened is None:
     st.stop()
 views.summary(opened)
 hits = views.search(opened)
-result, shape = views.atlas_view(opened, hits)
+feature = features.panel(opened)
+result, shape = views.atlas_view(opened, hits, feature)
 picked = views.show_hits(hits) if hits is not None else None
 views.clicked_point(opened, result)
+features.point_features(opened, result)
 views.why_hit(opened, hits, result, picked)
+features.why_hit(opened, hits, result, picked)
 views.selection_table(opened, shape)
 atlas_compare.section(opened)  # when `atlas compare` results exist: overlap colours, b's map beside

@@ -5,7 +5,7 @@ import streamlit as st
 
 from components import resources, ui
 from components.atlas import jobs
-from components.embeddings import views, why_close
+from components.embeddings import features, views, why_close
 
 resources.start_background_warm_up()  # no-op when app.py already started it
 
@@ -64,9 +64,10 @@ SECTIONS = {
     "Sentences": lambda: views.sentences(model, model_ref, revision, corpus, X, pooling),
     "One word in context": lambda: views.word_in_context(model_ref, revision, corpus, views.projection_params()),
     "Why are these close?": lambda: why_close.section(model_ref, revision, corpus.texts, X, pooling),
+    "Features": lambda: features.section(corpus.texts, X),  # works on uploaded vectors too
 }
 view = views.view_picker(list(SECTIONS))
-if view != "Sentences" and model is None:
+if view in views.NEEDS_MODEL and model is None:
     st.info(views.NEEDS_MODEL.get(view, "This view needs the model: pick a corpus of sentences, not vectors."))
 else:
     SECTIONS[view]()

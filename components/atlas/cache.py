@@ -328,3 +328,29 @@ def job_registry() -> dict:
     """The background atlas builds of this server (see components/atlas/jobs.py): name -> job."""
     return {}
 
+
+
+# --- features (components/atlas/features.py) -------------------------------------------------
+
+
+@st.cache_resource(max_entries=2, show_spinner="Opening the features …")
+def atlas_features(_opened: Opened, key: str):
+    """The atlas's SAE features (`encoderscope.features.atlas_files.read`), or None when it has none; a
+    FeaturesError (another atlas's features, damaged files) reaches the page's guard. `key` is `_opened.key`."""
+    from encoderscope.features import atlas_files
+
+    if _opened.atlas is None or not atlas_files.has_features(_opened.atlas.path):
+        return None
+    return atlas_files.read(_opened.atlas.path, _opened.atlas)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def feature_payload(_opened: Opened, key: str, feature: int) -> tuple[dict, atlas_payload.Colouring, np.ndarray]:
+    """(points payload coloured by one feature's activation, its colouring, the activation `[N]`)."""
+    from components.atlas import features as atlas_feature_view
+
+    codes, activation = atlas_feature_view.feature_colouring(atlas_features(_opened, key), feature)
+    pts = _opened.points
+    texts = atlas_payload.hover_texts(pts["text"]) if len(pts) <= settings.get().atlas_hover_points else None
+    data = atlas_payload.points_payload(pts["x"].to_numpy(), pts["y"].to_numpy(), codes.codes, texts)
+    return dict(data, palette=atlas_feature_view.PALETTE, feature=feature), codes, activation

@@ -160,12 +160,7 @@ def why_hit(opened: Opened, hits: pd.DataFrame | None, result, picked: int | Non
     query = None if hits is None else hits.attrs.get("query")
     if not query:
         return
-    try:
-        clicked = int(getattr(result, "clicked", None))
-    except (TypeError, ValueError):
-        clicked = None
-    ids = hits["id"].tolist()
-    hit = clicked if clicked in ids else picked if picked in ids else None
+    hit = chosen_hit(hits, result, picked)
     if hit is None:
         st.caption("Click a hit (on the map or in the table) to see which words make it close to the query.")
         return
@@ -173,6 +168,16 @@ def why_hit(opened: Opened, hits: pd.DataFrame | None, result, picked: int | Non
     model_ref = atlas_resources.model_of(opened.meta)
     text = str(opened.points["text"].iloc[hit])
     why.explain_view(model_ref, opened.meta.get("revision") or None, query, text, key="atlas_why")
+
+
+def chosen_hit(hits: pd.DataFrame, result, picked: int | None) -> int | None:
+    """The hit the user chose: the point clicked on the map if it is a hit, else the row picked in the table."""
+    try:
+        clicked = int(getattr(result, "clicked", None))
+    except (TypeError, ValueError):
+        clicked = None
+    ids = hits["id"].tolist()
+    return clicked if clicked in ids else picked if picked in ids else None
 
 
 # --- the map ---------------------------------------------------------------------------------
@@ -203,11 +208,15 @@ def map_key(opened: Opened) -> str:
     return "atlas_map_" + hashlib.blake2b(opened.key.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
-def atlas_view(opened: Opened, hits: pd.DataFrame | None):
-    """Colour picker, legend and the WebGL map. Returns (component result, parsed selection shape or None)."""
+def atlas_view(opened: Opened, hits: pd.DataFrame | None, feature: int | None = None):
+    """Colour picker, legend and the WebGL map (coloured by one SAE `feature`'s activation when given). Returns
+    (component result, parsed selection shape or None)."""
     options = ["cluster"] + (["label"] if "label" in opened.points.columns else [])
-    colour_by = st.radio("Colour by", options, horizontal=True, key="colour_by")
+    colour_by = st.radio("Colour by", options, horizontal=True, key="colour_by", disabled=feature is not None)
     data, colours = atlas_resources.payload(opened, opened.key, colour_by)
+    if feature is not None:  # the Features panel's choice (components/atlas/features.py)
+        data, colours, _ = atlas_resources.feature_payload(opened, opened.key, feature)
+        colour_by = "activation"
     key = map_key(opened)
     state = st.session_state.get(key) or {}
     shape = selection.parse_shape(state.get("selection") if isinstance(state, dict) else None)
@@ -217,7 +226,7 @@ def atlas_view(opened: Opened, hits: pd.DataFrame | None):
     with st.expander(f"Legend ({len(colours.legend)} {colour_by} groups)"):
         legend = pd.DataFrame(colours.legend, columns=[colour_by, "slot", "points"])
         legend.insert(
-            1, "colour", ["#{:02x}{:02x}{:02x}".format(*atlas_payload.PALETTE[s]) for s in legend.pop("slot")]
+            1, "colour", ["#{:02x}{:02x}{:02x}".format(*data.get("palette", atlas_payload.PALETTE)[s]) for s in legend.pop("slot")]
         )
         st.dataframe(legend, hide_index=True, key="legend")
     st.caption(

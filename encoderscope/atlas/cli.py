@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..features import cli as features_cli
+
 USAGE = """\
 python -m encoderscope atlas build CORPUS --text-column text [--label-column label] --out DIR
        [--model REF] [--pooling auto|mean|cls] [--engine local|dask] [--scheduler ADDRESS] [--seed 0]
@@ -35,6 +37,7 @@ def add_parser(sub) -> None:
     from . import compare  # `atlas compare`: its own module
 
     compare.add_parser(commands)
+    features_cli.add_parser(commands)
 
 
 def run(args) -> int:
@@ -48,6 +51,8 @@ def run(args) -> int:
     from ..errors import UserFacingError
     from . import builder
 
+    if args.atlas_command == "features":
+        return features_cli.run(args)
     if (args.corpus is None) == (args.vectors is None):
         print("error: give either CORPUS or --vectors V.npy --meta M.csv\n" + USAGE, file=sys.stderr)
         return 2

@@ -207,10 +207,7 @@ def cluster_table(coords: np.ndarray, cluster: np.ndarray, texts: list[str] | No
 
 def ctfidf_names(cluster: np.ndarray, ids: np.ndarray, texts: list[str], seed: int, top: int,
                  docs_per_cluster: int) -> list[str] | None:
-    """Class-based TF-IDF (Grootendorst 2022): each cluster's sampled texts are one document; a term's weight is
-    its frequency in the cluster times log(1 + mean words per cluster / its frequency over all clusters)."""
-    from sklearn.feature_extraction.text import CountVectorizer
-
+    """Class-based TF-IDF names (see `ctfidf_terms`): each cluster's sampled texts are one document."""
     rng = np.random.default_rng(seed)
     docs = []
     for c in ids:
@@ -218,20 +215,35 @@ def ctfidf_names(cluster: np.ndarray, ids: np.ndarray, texts: list[str], seed: i
         if len(members) > docs_per_cluster:
             members = rng.choice(members, docs_per_cluster, replace=False)
         docs.append(" ".join(texts[i] for i in members))
+    terms = ctfidf_terms(docs, top)
+    if terms is None:
+        return None
+    return [" · ".join(best) if best else f"cluster {c}" for best, c in zip(terms, ids, strict=True)]
+
+
+def ctfidf_terms(docs: list[str], top: int) -> list[list[str]] | None:
+    """Class-based TF-IDF (Grootendorst 2022): the `top` distinctive terms of each class document in `docs`
+    (best first; fewer, or none, for a document without scoring words). A term's weight is its frequency in the
+    class times log(1 + mean words per class / its frequency over all classes). Sparse throughout, so thousands
+    of classes (a feature dictionary's) fit in memory. None when no document holds a word that is not a stop word."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
     try:
         counts = CountVectorizer(stop_words="english", max_features=50_000).fit(docs)
     except ValueError:  # only stop words or no words at all
         return None
-    tf = counts.transform(docs).toarray().astype(np.float64)  # [clusters, terms]
-    tf_norm = tf / np.maximum(tf.sum(axis=1, keepdims=True), 1)
-    idf = np.log(1 + tf.sum(axis=1).mean() / np.maximum(tf.sum(axis=0), 1))
-    score = tf_norm * idf
-    terms = counts.get_feature_names_out()
-    names = []
-    for row, c in zip(score, ids, strict=True):
-        best = [terms[j] for j in np.argsort(-row)[:top] if row[j] > 0]
-        names.append(" · ".join(best) if best else f"cluster {c}")
-    return names
+    tf = counts.transform(docs).tocsr().astype(np.float64)  # [classes, terms], sparse
+    words = np.asarray(tf.sum(axis=1)).ravel()  # [classes]
+    idf = np.log(1 + words.mean() / np.maximum(np.asarray(tf.sum(axis=0)).ravel(), 1))  # [terms]
+    vocab = counts.get_feature_names_out()
+    out = []
+    for row in range(tf.shape[0]):
+        lo, hi = tf.indptr[row], tf.indptr[row + 1]
+        cols = tf.indices[lo:hi]
+        score = tf.data[lo:hi] / max(words[row], 1) * idf[cols]
+        best = np.lexsort((cols, -score))[:top]  # ties: the alphabetically first term
+        out.append([str(vocab[cols[j]]) for j in best if score[j] > 0])
+    return out
 
 
 @_single_threaded

@@ -438,6 +438,8 @@ function overlay(st, dpr) {
   root.setAttribute("data-es-hits", String(st.nh || 0));
   root.setAttribute("data-es-hit-points", JSON.stringify(hits));
   root.setAttribute("data-es-label-ms", (performance.now() - t0).toFixed(2));
+  // what the colours mean: the SAE feature whose activation colours the map, "" for clusters or labels
+  root.setAttribute("data-es-feature", st.data.feature == null ? "" : String(st.data.feature));
   root.setAttribute("data-es-draws", String((Number(root.getAttribute("data-es-draws")) || 0) + 1));
 }
 
