@@ -24,6 +24,8 @@ def small_minimum():
 def test_a_small_corpus_is_told_the_minimum():
     at = app("embeddings", timeout=600)
     at.run()
+    assert not any("at least 2,000 sentences" in i.value for i in at.info)  # only the view shown runs
+    at.segmented_control(key="emb_view").set_value("Features").run()
     no_exceptions(at)
     assert any("at least 2,000 sentences" in i.value for i in at.info)
 
@@ -34,6 +36,7 @@ def test_features_are_learned_on_request_and_shown_in_a_card(small_minimum):
     at.run()
     at.radio(key="source").set_value("Your sentences").run()
     at.text_area(key="sentences").set_value("\n".join(texts)).run()
+    at.segmented_control(key="emb_view").set_value("Features").run()
     no_exceptions(at)
     at.select_slider(key="feat_size").set_value(64)
     at.select_slider(key="feat_k").set_value(4)

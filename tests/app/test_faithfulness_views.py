@@ -64,6 +64,7 @@ def _check_drawn(fig, expected: dict[str, es.faithfulness.Curves]) -> None:
 def typed():
     at = opened("embeddings", {})
     at.session_state["method"] = "pca"
+    at.segmented_control(key="emb_view").set_value("Why are these close?").run()  # only the view shown runs
     at.radio(key="why_mode").set_value("Two texts of my own").run()
     no_exceptions(at)
     return at
@@ -82,8 +83,8 @@ def test_nothing_is_tested_until_asked_then_the_curve_is_the_librarys(typed, enc
     name, data = download(typed, "Deletion curves (CSV)")
     table = pd.read_csv(io.BytesIO(data))
     assert name == "similarity_deletion.csv"
-    np.testing.assert_allclose(table["deletion"], expected.deletion, atol=1e-9)
-    np.testing.assert_allclose(table["random_sd"], expected.random_sd, atol=1e-9)
+    np.testing.assert_allclose(table["deletion"], expected.deletion, atol=1e-6)  # float32 forward passes: 1e-7 between thread counts
+    np.testing.assert_allclose(table["random_sd"], expected.random_sd, atol=1e-6)
     typed.radio(key="emb_why_faith_side").set_value("a").run()
     side_a = es.faithfulness.similarity(encoder, ex, side="a", steps=10, seeds=5)
     _check_drawn(_curve_figure(typed), {"explanation": side_a})
