@@ -208,7 +208,8 @@ def deletion_chart(
         margin=dict(l=10, r=10, t=40 if title else 10, b=bottom),
         font=FONT,
         legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, x=0),
-        xaxis=dict(title=dict(text=f"{units} removed, highest-ranked first"), range=[0, max(int(counts[-1]), 1)]),
+        xaxis=dict(title=dict(text=f"{units} removed, highest-ranked first"), range=[0, max(int(counts[-1]), 1)],
+                   dtick=1 if counts[-1] <= 12 else None),  # whole units: no "0.5 tokens removed" tick
         yaxis=dict(title=dict(text=shown)),
         plot_bgcolor="white",
     )
