@@ -198,13 +198,18 @@ def deletion_chart(
         )
         for i, (name, (curve, area)) in enumerate(deletion.items())
     ]
+    # The legend sits at the figure's bottom edge (yref "container"), under the x axis title whatever the plot's
+    # height; in a narrow column its entries wrap, so the bottom margin leaves a row for each.
+    entries = len(deletion) + 2
+    bottom = 60 + 20 * entries
     layout = dict(
         title=dict(text=title, x=0, xanchor="left") if title else None,
-        height=340,
-        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        height=300 + bottom,
+        margin=dict(l=10, r=10, t=40 if title else 10, b=bottom),
         font=FONT,
-        legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
-        xaxis=dict(title=dict(text=f"{units} removed, highest-ranked first"), range=[0, max(int(counts[-1]), 1)]),
+        legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, x=0),
+        xaxis=dict(title=dict(text=f"{units} removed, highest-ranked first"), range=[0, max(int(counts[-1]), 1)],
+                   dtick=1 if counts[-1] <= 12 else None),  # whole units: no "0.5 tokens removed" tick
         yaxis=dict(title=dict(text=shown)),
         plot_bgcolor="white",
     )

@@ -119,15 +119,18 @@ _PLOTS_JS = """() => {
     title: (gd.layout.title && gd.layout.title.text) || '',
     xticks: list(gd.layout.xaxis && gd.layout.xaxis.ticktext),
     yticks: list(gd.layout.yaxis && gd.layout.yaxis.ticktext),
-    traces: (gd._fullData || []).map(t => ({type: t.type, z: list(t.z), source: t.source || null})),
+    traces: (gd._fullData || []).map(t => ({type: t.type, name: t.name, x: list(t.x), y: list(t.y), z: list(t.z),
+                                            source: t.source || null})),
   }));
 }"""
 
 
 def plots(page) -> list[dict]:
-    """Every current plotly chart on the page: {title (tags removed), xticks, yticks, traces: [{type, z, source}]}.
+    """Every current plotly chart on the page: {title (tags removed), xticks, yticks, traces: [{type, name, x, y, z,
+    source}]}.
 
-    `z` is a list of rows with NaN as None; `source` is an image trace's data URI."""
+    `x`, `y` are lists and `z` a list of rows, NaN as None (None when the trace has none); `source` is an image
+    trace's data URI."""
     found = page.evaluate(_PLOTS_JS)
     for plot in found:
         plot["title"] = re.sub(r"<[^>]+>", "", plot["title"])

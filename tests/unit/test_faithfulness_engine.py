@@ -74,6 +74,7 @@ def test_deletion_chart_draws_the_arrays():
     np.testing.assert_allclose(by_name["relevance (area 0.533)"].y, [1.0, 0.5, 0.1])
     np.testing.assert_array_equal(by_name["random order (area 0.633)"].x, counts)
     assert fig.layout.xaxis.title.text == "patches removed, highest-ranked first"
+    assert fig.layout.xaxis.dtick == 1  # a few patches: whole-number ticks only
 
 
 def test_first_layer_above():
