@@ -41,7 +41,7 @@ def corpus(data: Path, n: int) -> tuple[np.ndarray, list[str], np.ndarray]:
         import encoderscope as es
 
         np.save(cached, es.embed(es.load_encoder(None), table["text"].tolist(), batch_size=64))
-    return np.load(cached), table["text"].tolist(), table["label"].to_numpy()
+    return np.load(cached, allow_pickle=False), table["text"].tolist(), table["label"].to_numpy()
 
 
 def purity(top_ids: list[np.ndarray], labels: np.ndarray, size: int = 20, seed: int = 0) -> dict:
