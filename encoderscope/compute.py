@@ -323,7 +323,10 @@ class Pool:
                 job.state, job.started = RUNNING, time.monotonic()
                 job.on_report = self._reported if job.threads > self.threads else None
                 self._running[job] = worker
-            limit_threads(job.threads)
+            try:  # a failure here must not kill the worker: its job would stay "running" until the timeout
+                limit_threads(job.threads)
+            except Exception:  # noqa: BLE001 - the job still runs, with the libraries' current thread counts
+                log.warning("encoderscope: could not set %d threads for job %s", job.threads, job.kind, exc_info=True)
             try:
                 kwargs = {**job.kwargs, "progress": job.report} if job.reporting else job.kwargs
                 result, error = job.fn(*job.args, **kwargs), None

@@ -30,9 +30,13 @@ def limit_threads(n: int) -> None:
         torch = sys.modules["torch"]
         if torch.get_num_threads() != n:
             torch.set_num_threads(n)
-    if "numba" in sys.modules:
-        numba = sys.modules["numba"]
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    numba = sys.modules.get("numba")
+    # Another thread may be importing numba right now (the UMAP warm-up): a half-initialised module has no
+    # set_num_threads yet. Skip it then; the next job sets it.
+    set_numba = getattr(numba, "set_num_threads", None)
+    config = getattr(numba, "config", None)
+    if set_numba is not None and hasattr(config, "NUMBA_NUM_THREADS"):
+        set_numba(min(n, config.NUMBA_NUM_THREADS))
     # BLAS/OpenMP pools are process-wide and other code (a context that restores its caller's threads) may have
     # changed them since: set them on every job (about 1 ms), never from a memo.
     from threadpoolctl import threadpool_limits

@@ -520,3 +520,24 @@ def test_every_worker_thread_gets_the_limit_even_on_a_reused_thread_id():
     assert [n for n, _ in seen] == [1, 1, 2, 1, 1, 1, 2, 1]
     assert all(counts == [1] for n, counts in seen if n == 1), seen  # every one-thread job: one thread everywhere
     assert all(2 in counts for n, counts in seen if n == 2), seen
+
+
+def test_a_half_imported_numba_does_not_kill_the_worker(make_pool, monkeypatch):
+    # Bug seen under AppTest: the UMAP warm-up thread was importing numba while a worker set its threads; numba had
+    # no set_num_threads yet, the AttributeError killed the worker before its job ran, and the job sat "running"
+    # until the 120 s timeout. limit_threads must skip a half-initialised numba, and the worker must survive
+    # any failure to set threads.
+    import types
+
+    from encoderscope import cpu
+
+    monkeypatch.setitem(sys.modules, "numba", types.ModuleType("numba"))  # no set_num_threads, no config yet
+    cpu.limit_threads(1)  # no AttributeError
+
+    def broken(_n):
+        raise RuntimeError("thread limits unavailable")
+
+    monkeypatch.setattr(compute, "limit_threads", broken)
+    pool = make_pool(1, timeout=5)
+    assert pool.run("quick", None, lambda: 42) == 42
+    assert pool.run("quick", None, lambda: 43) == 43  # the same worker goes on
