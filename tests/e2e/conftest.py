@@ -156,6 +156,8 @@ def plot_titled(page, pattern: str) -> dict:
 
 
 def exception_boxes(page) -> int:
+    for text in page.locator('[data-testid="stException"]').all_inner_texts():
+        print("EXCEPTION BOX:", text[:2000])
     return page.locator('[data-testid="stException"]').count()
 
 

@@ -22,8 +22,10 @@ def test_embeddings_page(page, app_url):
     page.get_by_text("12 occurrence(s)").wait_for()
     charts = page.locator(".js-plotly-plot")
     charts.nth(1).wait_for()  # the word's scatter and the self-similarity chart
-    assert charts.count() == 2  # only the view shown is drawn: the map is gone, not hidden
-    assert page.locator('[data-testid="stTable"]').count() == 0
+    # only the view shown is drawn: the map is gone, not hidden (the old view's element leaves once the rerun ends)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length === 2", timeout=60_000)
+    assert charts.count() == 2
+    page.wait_for_function("document.querySelectorAll('[data-testid=\"stTable\"]').length === 0", timeout=60_000)
     assert exception_boxes(page) == 0
     shot(page, "embeddings_word")
 
