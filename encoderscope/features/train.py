@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .grads import loss_and_grads
 from .sae import SAE, FeaturesError, check_vectors
 
 MIN_VECTORS_PER_FEATURE = 2  # fewer and a dictionary memorises single vectors instead of finding directions
@@ -77,12 +78,9 @@ def train(X, n_features: int, k: int, seed: int = 0, epochs: int | None = None, 
     mean /= N
     W_dec = torch.randn(n_features, D, generator=gen)
     W_dec /= W_dec.norm(dim=1, keepdim=True)
-    params = {
-        "W_dec": W_dec.requires_grad_(),
-        "W_enc": W_dec.detach().T.clone().contiguous().requires_grad_(),
-        "b_enc": torch.zeros(n_features, requires_grad=True),
-        "b_dec": torch.tensor(mean, dtype=torch.float32, requires_grad=True),
-    }
+    # no autograd: grads.loss_and_grads sets each .grad by hand, keeping the codes sparse
+    params = {"W_dec": W_dec, "W_enc": W_dec.T.clone().contiguous(), "b_enc": torch.zeros(n_features),
+              "b_dec": torch.tensor(mean, dtype=torch.float32)}
     opt = torch.optim.Adam(params.values(), lr=lr)
     # the data's variance normalises the loss, so lr does not depend on the vectors' scale
     variance = float(_variance(X, mean))
@@ -96,9 +94,7 @@ def train(X, n_features: int, k: int, seed: int = 0, epochs: int | None = None, 
         for start in range(0, N, batch_size):
             rows = np.sort(order[start : start + batch_size])  # sorted: sequential reads from a memory map
             x = torch.from_numpy(np.asarray(X[rows], np.float32))
-            loss, fired = _loss(params, x, k, variance, since_fired >= dead_after, k_aux, aux_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            _, fired = loss_and_grads(params, x, k, variance, since_fired >= dead_after, k_aux, aux_weight)
             _project_out_radial(params["W_dec"])
             opt.step()
             with torch.no_grad():
@@ -108,7 +104,7 @@ def train(X, n_features: int, k: int, seed: int = 0, epochs: int | None = None, 
             step += 1
             if progress is not None:
                 progress(step, total)
-    p = {name: t.detach().numpy().astype(np.float32) for name, t in params.items()}
+    p = {name: t.numpy().astype(np.float32) for name, t in params.items()}
     config = {"n_features": n_features, "k": k, "seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
               "dead_after": dead_after, "k_aux": k_aux, "aux_weight": aux_weight, "N": int(N), "D": int(D),
               "method": "TopK SAE (Gao et al. 2024) with AuxK"}
@@ -121,30 +117,6 @@ def _variance(X, mean: np.ndarray) -> float:
     for start in range(0, len(X), 65_536):
         total += float(((np.asarray(X[start : start + 65_536], np.float64) - mean) ** 2).sum())
     return max(total / len(X), 1e-12)
-
-
-def _loss(p: dict, x, k: int, variance: float, dead, k_aux: int, aux_weight: float):
-    """Normalised MSE of the TopK reconstruction of `x` `[B, D]`, plus aux_weight x the AuxK loss; and the ids
-    of the features that fired in this batch."""
-    import torch
-
-    pre = (x - p["b_dec"]) @ p["W_enc"] + p["b_enc"]  # [B, F]
-    values, ids = pre.topk(k, dim=1)  # [B, k]
-    values = values.relu()
-    # dense codes and a matrix product: a gather's backward (index_put) accumulates in a thread-dependent order
-    code = torch.zeros_like(pre).scatter(1, ids, values)  # [B, F]
-    recon = p["b_dec"] + code @ p["W_dec"]
-    loss = ((recon - x) ** 2).sum(dim=1).mean() / variance
-    fired = torch.unique(ids[values > 0])
-    n_dead = int(dead.sum())
-    if aux_weight > 0 and n_dead > 0:
-        error = (x - recon).detach()  # AuxK explains what the live features missed; only dead ones learn from it
-        aux_pre = pre.masked_fill(~dead, float("-inf"))
-        aux_values, aux_ids = aux_pre.topk(min(k_aux, n_dead), dim=1)
-        guess = torch.zeros_like(pre).scatter(1, aux_ids, aux_values.relu()) @ p["W_dec"]
-        error_var = ((error - error.mean(dim=0)) ** 2).sum(dim=1).mean().clamp_min(1e-12)
-        loss = loss + aux_weight * ((guess - error) ** 2).sum(dim=1).mean() / error_var
-    return loss, fired
 
 
 def _project_out_radial(W_dec) -> None:
