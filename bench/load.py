@@ -69,6 +69,25 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the server and its children, and by Chromium's processes."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"server": 0.0, "browsers": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmd = (stat.parent / "cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        who = "server" if server_pid in (pid, ppid) else "browsers" if b"chromium" in cmd else None
+        if who:
+            used[who] += (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
 HEAVY = ("embed 200 sentences", "upload image", "switch layer", "open attention", "type sentence")
 
 
@@ -293,6 +312,7 @@ def run(users: int, seconds: float, max_rounds: int, workers: int | None = None)
     proc, url, log = start_server(env)  # as `make run` serves it
     samples: list[float] = []
     marks: dict[str, float] = {"start": rss_mb(proc.pid)}
+    cpu: dict = {}
     stop = threading.Event()
 
     def sampler():
@@ -302,6 +322,7 @@ def run(users: int, seconds: float, max_rounds: int, workers: int | None = None)
 
     def on_warm():
         marks["warm"] = rss_mb(proc.pid)
+        cpu["warm"], cpu["t_warm"] = cpu_seconds(proc.pid), time.monotonic()
         threading.Thread(target=sampler, daemon=True).start()
 
     try:
@@ -309,6 +330,7 @@ def run(users: int, seconds: float, max_rounds: int, workers: int | None = None)
         stop.set()
         time.sleep(2)  # let the last reruns finish before the final reading
         marks["end"] = rss_mb(proc.pid)
+        cpu["end"], cpu["t_end"] = cpu_seconds(proc.pid), time.monotonic()
     finally:
         stop.set()
         stop_server(proc)
@@ -345,6 +367,9 @@ def run(users: int, seconds: float, max_rounds: int, workers: int | None = None)
         "error_boxes": boxes,
         "state_changes_missed": sum(u.missed for u in crowd),
         "pool_jobs": pool_jobs(server_log),
+        # where the cores went in the measured window: a class's browsers run on their own laptops, not here
+        "cpu_cores_used": {who: round((cpu["end"][who] - cpu["warm"][who]) / (cpu["t_end"] - cpu["t_warm"]), 2)
+                           for who in ("server", "browsers")},
         "model_loads": loads,
         "rss_mb": {"start": round(marks["start"], 1), "after_warmup": round(marks["warm"], 1),
                    "peak": round(max(samples or [marks["warm"]]), 1), "end": round(marks["end"], 1),

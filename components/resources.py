@@ -109,7 +109,8 @@ def decoder_view(model_ref: str | None, revision: str | None, text: str, max_len
 
 # --- embeddings page ------------------------------------------------------------------------
 
-EMBED_BLOCK = 128  # sentences per cached block: progress between blocks, and edits re-embed one block only
+EMBED_BLOCK = 256  # sentences per cached block: progress between blocks, edits re-embed one block only, and a
+# typical paste (up to 256 sentences) is one pool job: one wait in the queue under load, not one per block
 LONG_EMBED = 2_000  # sentences: a corpus above this embeds in the pool's long lane (it cannot take every worker)
 LONG_PROJECTION = 5_000  # points: a projection above this runs in the long lane
 
