@@ -232,15 +232,22 @@ def ctfidf_terms(docs: list[str], top: int) -> list[list[str]] | None:
         counts = CountVectorizer(stop_words="english", max_features=50_000).fit(docs)
     except ValueError:  # only stop words or no words at all
         return None
-    tf = counts.transform(docs).tocsr().astype(np.float64)  # [classes, terms], sparse
+    return ctfidf_rank(counts.transform(docs), counts.get_feature_names_out(), top)
+
+
+def ctfidf_rank(tf, vocab, top: int, keep=None) -> list[list[str]]:
+    """The c-TF-IDF ranking of `ctfidf_terms` on a term-count matrix `tf` `[classes, terms]` (sparse) with its
+    `vocab` `[terms]`. `keep` (sparse boolean, the shape of tf): only those entries may be chosen (the weights
+    still count every entry)."""
+    tf = tf.tocsr().astype(np.float64)
     words = np.asarray(tf.sum(axis=1)).ravel()  # [classes]
     idf = np.log(1 + words.mean() / np.maximum(np.asarray(tf.sum(axis=0)).ravel(), 1))  # [terms]
-    vocab = counts.get_feature_names_out()
+    pick = tf if keep is None else tf.multiply(keep).tocsr()  # the entries that may be chosen, with tf's values
     out = []
     for row in range(tf.shape[0]):
-        lo, hi = tf.indptr[row], tf.indptr[row + 1]
-        cols = tf.indices[lo:hi]
-        score = tf.data[lo:hi] / max(words[row], 1) * idf[cols]
+        lo, hi = pick.indptr[row], pick.indptr[row + 1]
+        cols = pick.indices[lo:hi]
+        score = pick.data[lo:hi] / max(words[row], 1) * idf[cols]
         best = np.lexsort((cols, -score))[:top]  # ties: the alphabetically first term
         out.append([str(vocab[cols[j]]) for j in best if score[j] > 0])
     return out

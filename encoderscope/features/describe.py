@@ -7,6 +7,7 @@ import numpy as np
 from .sae import SAE, FeaturesError
 
 LABEL_TERMS = 3  # keywords in a label
+SUPPORT = 0.2  # a label word must be in at least this share of a feature's top examples (and in two of them)
 
 
 def feature_stats(ids: np.ndarray, values: np.ndarray, n_features: int, top: int = 20):
@@ -37,11 +38,11 @@ def describe(sae: SAE, X, texts: list[str] | None = None, top: int = 20, codes=N
     """One row per feature: feature, frequency, mean_activation, label, top_ids (row ids of `X`, strongest
     first, at most `top`), top_values. `label`: the LABEL_TERMS most distinctive words of the feature's top
     examples against the other features' (class-based TF-IDF, as the atlas names clusters); "feature i" when
-    `texts` is None or the examples hold no scoring words, "(never active)" for a dead feature. Sets
+    `texts` is None or the examples hold no scoring words, "(never active)" for a dead feature. A label word
+    must be in at least SUPPORT of the top examples (and two), so one example's rare word (a package name) does
+    not name the feature; a feature without such words keeps plain c-TF-IDF's. Sets
     `sae.labels`. `codes`: (ids, values) from `sae.encode(X)` when already computed."""
     import pandas as pd
-
-    from ..atlas.layout import ctfidf_terms
 
     ids, values = sae.encode(X) if codes is None else codes
     if texts is not None and len(texts) != len(ids):
@@ -50,7 +51,7 @@ def describe(sae: SAE, X, texts: list[str] | None = None, top: int = 20, codes=N
     frequency, mean_activation, top_ids, top_values = feature_stats(ids, values, F, top)
     labels = [f"feature {f}" for f in range(F)]
     if texts is not None:
-        terms = ctfidf_terms([" ".join(str(texts[i]) for i in rows) for rows in top_ids], LABEL_TERMS)
+        terms = supported_terms(texts, top_ids, LABEL_TERMS)
         if terms is not None:
             labels = [" · ".join(t) if t else labels[f] for f, t in enumerate(terms)]
     labels = [label if len(top_ids[f]) else "(never active)" for f, label in enumerate(labels)]
@@ -59,6 +60,34 @@ def describe(sae: SAE, X, texts: list[str] | None = None, top: int = 20, codes=N
         "feature": np.arange(F, dtype=np.int32), "frequency": frequency, "mean_activation": mean_activation,
         "label": labels, "top_ids": top_ids, "top_values": top_values,
     })
+
+
+def supported_terms(texts: list[str], top_ids: list[np.ndarray], n_terms: int) -> list[list[str]] | None:
+    """The `n_terms` c-TF-IDF keywords of each feature's top examples (`top_ids[f]`: row ids of `texts`), chosen
+    among words that are in at least max(2, SUPPORT x examples) of them; plain c-TF-IDF's keywords where no word
+    is. None when the texts hold no word that is not a stop word."""
+    from scipy import sparse
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from ..atlas.layout import ctfidf_rank
+
+    rows = np.unique(np.concatenate([ids for ids in top_ids if len(ids)] or [np.zeros(0, np.int64)]))
+    try:
+        vectorizer = CountVectorizer(stop_words="english", max_features=50_000).fit([str(texts[i]) for i in rows])
+    except ValueError:  # only stop words or no words at all
+        return None
+    counts = vectorizer.transform([str(texts[i]) for i in rows])  # [examples, terms]
+    member = sparse.csr_matrix(  # [features, examples]: 1 where the example is among the feature's top ones
+        (np.ones(sum(map(len, top_ids))), np.searchsorted(rows, np.concatenate(top_ids or [np.zeros(0, np.int64)])),
+         np.concatenate([[0], np.cumsum([len(ids) for ids in top_ids])])), shape=(len(top_ids), len(rows)))
+    tf = member @ counts  # [features, terms]: how often each word occurs in each feature's examples
+    holds = (member @ (counts > 0).astype(np.float64)).tocsr()  # [features, terms]: in how many of its examples
+    need = np.maximum(2, SUPPORT * np.asarray(member.sum(axis=1)).ravel())  # [features]
+    enough = holds.data >= np.repeat(need, np.diff(holds.indptr))
+    keep = sparse.csr_matrix((enough.astype(np.float64), holds.indices, holds.indptr), shape=holds.shape)
+    vocab = vectorizer.get_feature_names_out()
+    supported, plain = ctfidf_rank(tf, vocab, n_terms, keep), ctfidf_rank(tf, vocab, n_terms)
+    return [s or p for s, p in zip(supported, plain, strict=True)]
 
 
 def search_labels(table, query: str, limit: int = 50):

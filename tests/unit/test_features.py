@@ -176,3 +176,23 @@ def test_features_subpackage_imports_without_torch():
                           "print('torch' in sys.modules, 'encoderscope.features.sae' in sys.modules)"],
                          capture_output=True, text=True, check=True, timeout=120).stdout.split()
     assert out == ["False", "True"]
+
+
+def test_a_label_word_must_be_in_several_top_examples():
+    """One example's rare, repeated word (a package name) outweighs a topic word under plain c-TF-IDF; a label
+    word must be in several of the feature's top examples."""
+    from encoderscope.atlas.layout import ctfidf_terms
+    from encoderscope.features.describe import supported_terms
+
+    sport = [f"the striker scored a goal in match {i}" for i in range(9)] + [" ".join(["zyzzyva"] * 12)]
+    food = [f"simmer the pasta sauce with basil, step {i}" for i in range(10)]
+    texts = sport + food
+    top_ids = [np.arange(10), np.arange(10, 20), np.zeros(0, np.int64)]
+    plain = ctfidf_terms([" ".join(texts[i] for i in ids) for ids in top_ids], 3)
+    assert plain[0][0] == "zyzzyva"  # the failure this guards against
+    got = supported_terms(texts, top_ids, 3)
+    assert "zyzzyva" not in got[0] and set(got[0]) <= {"striker", "scored", "goal", "match"}
+    assert set(got[1]) <= {"simmer", "pasta", "sauce", "basil", "step"} and got[2] == []
+    # a feature whose words are each in one example only keeps plain c-TF-IDF's words rather than none
+    odd = supported_terms(["alpha beta", "gamma delta", "pasta sauce"] * 2, [np.array([0, 1]), np.array([2, 5])], 2)
+    assert odd[0] and set(odd[0]) <= {"alpha", "beta", "gamma", "delta"}
