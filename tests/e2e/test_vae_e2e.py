@@ -30,6 +30,7 @@ def test_vae_upload(page, app_url, taef2_dir):
     # one view at a time: the latents' metrics leave (once the rerun ends), they do not sit hidden
     page.wait_for_function("() => ![...document.querySelectorAll('[data-testid=stMetricLabel]')]"
                            ".some(e => e.innerText.includes('Latent shape'))", timeout=60_000)
+    page.wait_for_function(f"() => ({_RENDERED_JS})().length === 2", timeout=60_000)  # Plotly draws after the run
     _assert_reconstruction_drawn(page, upload, taef2_dir)
     shot(page, "vae_reconstruction")
     pick_view(page, "Latent playground")
