@@ -5,7 +5,8 @@
   `encoderscope.vae.encode` / `decode` (the functions the page runs);
 - the speed-up of that library call (torch.inference_mode + channels_last) over the naive diffusers-style call
   (autograd on, contiguous weights and tensors), with ablations that show where it comes from;
-- peak RSS; the whole page rerun under AppTest (a new upload at 512 with a warm model, and a cached rerun).
+- peak RSS; the whole page rerun under AppTest (a new upload at 512 with a warm model, and a cached rerun), with
+  its default Latents view shown (the page runs one view at a time, so charts and metrics are that view's).
 Every median comes from `runs` timed runs after one warm-up call.
 Usage: python bench/vae.py [--runs 3] [--skip-sd] [--skip-page] [--quick]
   (--quick: 256 px only, 1 run, and a tiny random AutoencoderKL in place of the SD 1.x-sized one)

@@ -56,9 +56,10 @@ def next_token_curves(dec_ref: str | None, revision: str | None, key: Hashable, 
 
 
 def asked(key: str, what: str) -> bool:
-    """The toggle that starts a deletion test (off by default, so opening a page computes nothing)."""
+    """The toggle that starts a deletion test (off by default, so opening a page computes nothing). It keeps its
+    value while the page shows another view (persist_state), as the panel's other widgets do."""
     on = st.toggle(
-        "Can I trust this explanation? (deletion test)", key=f"{key}_faith",
+        "Can I trust this explanation? (deletion test)", key=f"{key}_faith", persist_state="page",
         help=f"Removes the {what} this explanation ranks highest, a few at a time, and re-runs the model: a faithful "
         "explanation makes the value fall faster than random removal does. A few seconds, so it runs on request.",
     )
@@ -94,7 +95,7 @@ def similarity_panel(model_ref, revision, key_parts: Hashable, ex, key: str) -> 
     if not asked(key, "tokens"):
         return
     side = st.radio("Remove tokens of", ["b", "a"], format_func=lambda s: f"text {s.upper()}", horizontal=True,
-                    key=f"{key}_faith_side")
+                    key=f"{key}_faith_side", persist_state="page")
     with ui.guard("run the deletion test") as run, st.spinner("Removing tokens and re-running the model …"):
         found = similarity_curves(model_ref, revision, key_parts, side, ex)
     if not run.failed:
@@ -107,7 +108,7 @@ def image_panel(kind: str, ref: str, revision, key_parts: Hashable, rel, key: st
     if not asked(key, "patches"):
         return
     compare = offer_compare and st.toggle(
-        "Compare with raw [CLS] attention and rollout", key=f"{key}_faith_compare",
+        "Compare with raw [CLS] attention and rollout", key=f"{key}_faith_compare", persist_state="page",
         help="The same test for the two attention maps, on the same picture and random orders.",
     )
     with ui.guard("run the deletion test") as run, st.spinner("Blanking patches and re-running the model …"):

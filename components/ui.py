@@ -323,6 +323,24 @@ def index_slider(container, label: str, count: int, key: str, value: int = 0, **
     return int(container.slider(label, 0, count - 1, key=key, **kwargs))
 
 
+def view_picker(labels: list[str], key: str) -> str:
+    """A page's views as one segmented control (labelled "View" for screen readers and browser tests); returns the
+    label shown, the first at the start. Unlike st.tabs, which run every tab's body (and compute its results) on
+    each run, the page then draws only the view shown."""
+    chosen = st.segmented_control("View", labels, default=labels[0], required=True, key=key,
+                                  label_visibility="collapsed", persist_state="page")  # kept through a run that stops early
+    return chosen if chosen in labels else labels[0]
+
+
+def one_view(sections: dict[str, Callable[[], object]], key: str) -> str:
+    """`view_picker` over `sections` (label -> the function that draws that view), then only the chosen one runs;
+    returns its label. A widget inside a view keeps its value while another view is shown only when it is created
+    with `persist_state="page"` (Streamlit forgets widgets that were not drawn)."""
+    view = view_picker(list(sections), key)
+    sections[view]()
+    return view
+
+
 # --- charts ---------------------------------------------------------------------------------
 
 

@@ -66,7 +66,7 @@ SECTIONS = {
     "Why are these close?": lambda: why_close.section(model_ref, revision, corpus.texts, X, pooling),
     "Features": lambda: features.section(corpus.texts, X),  # works on uploaded vectors too
 }
-view = views.view_picker(list(SECTIONS))
+view = ui.view_picker(list(SECTIONS), key="emb_view")
 if view in views.NEEDS_MODEL and model is None:
     st.info(views.NEEDS_MODEL.get(view, "This view needs the model: pick a corpus of sentences, not vectors."))
 else:

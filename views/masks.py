@@ -107,11 +107,14 @@ st.caption(
     "When does the decoder know its answer, and which words made it? The logit lens reads every layer's guess; "
     "integrated gradients attribute the final guess to the input tokens."
 )
-lens_tab, attr_tab = st.tabs(["Logit lens", "Which tokens made the guess?"])
-with lens_tab:
-    inside.logit_lens(dec_ref, dec_rev, text, MAX_TOKENS)
-with attr_tab:
-    inside.token_attribution(dec_ref, dec_rev, text)
+# One view at a time (tabs would run integrated gradients for the hidden view on every new text, for nobody).
+ui.one_view(
+    {
+        "Logit lens": lambda: inside.logit_lens(dec_ref, dec_rev, text, MAX_TOKENS),
+        "Which tokens made the guess?": lambda: inside.token_attribution(dec_ref, dec_rev, text),
+    },
+    key="inside_view",
+)
 
 st.header("6 · Encoder vs decoder, measured")
 st.caption("The same texts through both models: how alike is every encoder layer to every decoder layer?")

@@ -80,14 +80,17 @@ with st.expander("Preprocessing (what was encoded)", expanded=bool(rt.notes)):
         output_format="PNG",
     )
 
-tab_latents, tab_recon, tab_play = st.tabs(["Latents", "Reconstruction", "Latent playground"])
-with tab_latents:
-    views.latents_view(rt, vae)
-with tab_recon:
-    views.reconstruction_view(rt)
-with tab_play:
-    other_name = next(n for n in views.SAMPLES if n != name)
-    views.playground(
-        ref, rt, other_name, lambda data: views.partner_latents(ref, rt, data, size, fit, sample, seed)
-    )
+# One view at a time: tabs would fit the RGB preview, draw both comparison images and re-encode the
+# playground's pictures (decoding its edits, for a new image) on every run, whichever view is shown.
+other_name = next(n for n in views.SAMPLES if n != name)
+ui.one_view(
+    {
+        "Latents": lambda: views.latents_view(rt, vae),
+        "Reconstruction": lambda: views.reconstruction_view(rt),
+        "Latent playground": lambda: views.playground(
+            ref, rt, other_name, lambda data: views.partner_latents(ref, rt, data, size, fit, sample, seed)
+        ),
+    },
+    key="vae_view",
+)
 views.exports(rt)

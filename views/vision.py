@@ -54,18 +54,17 @@ if run.failed:
 vision_views.describe(enc, views, name)
 view, opacity = vision_controls.controls(views.res)
 values, relevance = why.overlays(enc, picked, views, view, digest, square, data, opacity)
-tab_heads, tab_rollout, tab_distance, tab_features = st.tabs(
-    ["All heads of this layer", "Rollout", "Attention distance", "Patch features"]
+# One view at a time: tabs would blend every head's thumbnail and build the hidden charts on every click.
+ui.one_view(
+    {
+        "All heads of this layer": lambda: vision_views.heads(views, view, opacity),
+        "Rollout": lambda: vision_views.rollout(views, view, opacity),
+        "Attention distance": lambda: vision_views.distance(views, view),
+        "Patch features": lambda: vision_views.features(views),
+    },
+    key="v_view",
 )
-with tab_heads:
-    vision_views.heads(views, view, opacity)
-with tab_rollout:
-    roll = vision_views.rollout(views, view, opacity)
-with tab_distance:
-    vision_views.distance(views, view)
-with tab_features:
-    vision_views.features(views)
-vision_views.exports(views, view, values, roll, opacity)
+vision_views.exports(views, view, values, opacity)
 if relevance is not None:
     why.relevance_downloads(relevance, opacity, f"relevance_class{relevance.target}")
 vision_compare.section(picked[0], picked[1], data)  # layer x layer self-similarity, on request

@@ -152,14 +152,6 @@ def embed_with_progress(model_ref, revision, texts: list[str], pooling: str) -> 
     return np.concatenate(parts)
 
 
-def view_picker(labels: list[str]) -> str:
-    """The page's views as one control; only the view shown runs (tabs would run every view's body, and compute
-    its results, on each run). Returns the label shown (the first at the start)."""
-    chosen = st.segmented_control("View", labels, default=labels[0], required=True, key="emb_view",
-                                  label_visibility="collapsed")
-    return chosen if chosen in labels else labels[0]
-
-
 def projection_controls(n_points: int) -> dict:
     """The projection's widgets (their values survive while another view is shown). Returns `projection_params()`."""
     keep = dict(persist_state="page")

@@ -47,17 +47,19 @@ def logit_lens(dec_ref: str | None, revision: str | None, text: str, max_tokens:
 
 
 def token_attribution(dec_ref: str | None, revision: str | None, text: str) -> None:
-    """Controls (target token, steps), the shaded tokens, and the scores as CSV."""
+    """Controls (target token, steps), the shaded tokens, and the scores as CSV. The controls keep their values
+    while the page shows its other view (persist_state)."""
     top = settings.get().attribution_max_steps
+    keep = dict(persist_state="page")
     c1, c2 = st.columns([2, 1])
     target = c1.text_input(
-        "Next token to explain (empty = the model's own guess)", "", key="attr_target", max_chars=50,
+        "Next token to explain (empty = the model's own guess)", "", key="attr_target", max_chars=50, **keep,
         help="Type it with its leading space, e.g. ' Paris'. A word of several tokens is explained by its first.",
     )
     steps = int(c2.slider("Steps (integrated gradients)", 2, max(top, 3), min(32, top), key="attr_steps",
-                          help=f"More steps, smaller integration error; at most {top} on this server."))
+                          help=f"More steps, smaller integration error; at most {top} on this server.", **keep))
     target = ui.clean_text(target, max_chars=50)[0]
-    if not st.toggle("Run integrated gradients", key="attr_run",
+    if not st.toggle("Run integrated gradients", key="attr_run", **keep,
                      help="A backward pass per step through the decoder: a few seconds, so it runs on request."):
         st.caption("Switch it on to see which tokens made the decoder's guess.")
         return

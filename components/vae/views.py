@@ -133,17 +133,24 @@ def _second_upload(upload, size: tuple[int, int]) -> bytes | None:
     return None if reading.failed else data
 
 
+def _fresh_amount() -> None:
+    """A newly picked edit starts at its neutral amount: forget what its slider (persisted, one per edit) held."""
+    st.session_state.pop(f"pg_amount_{st.session_state.pg_op}", None)
+
+
 @st.fragment
 def playground(ref: str, rt, other_name: str, partner: Callable[[bytes], np.ndarray]) -> None:
     """Edit the latents `[C, h, w]` and decode: one channel scaled/zeroed/shifted, Gaussian noise, and
     interpolation towards a second image's latents: the other sample photo (`other_name`) or a second upload.
     `partner(image_bytes)` gives that image's latents `[C, h, w]` after fitting it to the first image's pixel
-    size (computed only when asked for). A fragment: moving a slider reruns only this section."""
+    size (computed only when asked for). A fragment: moving a slider reruns only this section. The edits keep
+    their values while the page shows another view (persist_state; a second upload is forgotten)."""
     z = rt.latents
     C = z.shape[0]
+    keep = dict(persist_state="page")
     c1, c2, c3 = st.columns(3)
-    channel = int(c1.number_input("Channel", 0, C - 1, 0, key="pg_channel"))
-    op = c2.selectbox("Edit", list(latents.OPS), key="pg_op")
+    channel = int(c1.number_input("Channel", 0, C - 1, 0, key="pg_channel", **keep))
+    op = c2.selectbox("Edit", list(latents.OPS), key="pg_op", on_change=_fresh_amount, **keep)
     amount = c3.slider(
         "Amount",
         -3.0,
@@ -151,11 +158,12 @@ def playground(ref: str, rt, other_name: str, partner: Callable[[bytes], np.ndar
         latents.NEUTRAL.get(op, 0.0),
         0.1,
         key=f"pg_amount_{op}",
+        **keep,
         disabled=op == "zero",
         help="scale: multiply the channel; shift: add this many of the channel's standard deviations",
     )
     n1, n2 = st.columns(2)
-    sigma = n1.slider("Gaussian noise σ (× latent std)", 0.0, 2.0, 0.0, 0.05, key="pg_sigma")
+    sigma = n1.slider("Gaussian noise σ (× latent std)", 0.0, 2.0, 0.0, 0.05, key="pg_sigma", **keep)
     with n2:
         t = st.slider(
             "Interpolate towards a second image",
@@ -164,6 +172,7 @@ def playground(ref: str, rt, other_name: str, partner: Callable[[bytes], np.ndar
             0.0,
             0.05,
             key="pg_t",
+            **keep,
             help="Linear interpolation of the two latents, then decode. The second image is resized and "
             "centre-cropped to this image's size first, so the latents have the same shape.",
         )
@@ -172,6 +181,7 @@ def playground(ref: str, rt, other_name: str, partner: Callable[[bytes], np.ndar
             [_PARTNER_SAMPLE, _PARTNER_UPLOAD],
             horizontal=True,
             key="pg_partner",
+            **keep,
             format_func={
                 _PARTNER_SAMPLE: f"the other sample photo ({SAMPLES[other_name]})",
                 _PARTNER_UPLOAD: "upload a second image",

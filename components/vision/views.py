@@ -98,9 +98,14 @@ def heads(views: cache.ImageViews, view: View, opacity: float) -> None:
     )
 
 
-def rollout(views: cache.ImageViews, view: View, opacity: float) -> np.ndarray:
-    """The query's rollout row over the picture; returns the `[rows, cols]` map."""
-    values = vision.patch_map(views.rollout, 0, 0, view.query)
+def rollout_map(views: cache.ImageViews, view: View) -> np.ndarray:
+    """The query's rollout row over the patches, `[rows, cols]`."""
+    return vision.patch_map(views.rollout, 0, 0, view.query)
+
+
+def rollout(views: cache.ImageViews, view: View, opacity: float) -> None:
+    """The query's rollout row over the picture."""
+    values = rollout_map(views, view)
     fig = _on_picture(
         views,
         values,
@@ -117,7 +122,6 @@ def rollout(views: cache.ImageViews, view: View, opacity: float) -> np.ndarray:
         "last. It estimates how much the final token draws on each input patch; a patch query always keeps a "
         "large share on itself through the residual path."
     )
-    return values
 
 
 def distance(views: cache.ImageViews, view: View) -> None:
@@ -188,7 +192,9 @@ def _attention_npy(container, res) -> None:
     )
 
 
-def exports(views: cache.ImageViews, view: View, values: np.ndarray, roll: np.ndarray, opacity: float) -> None:
+def exports(views: cache.ImageViews, view: View, values: np.ndarray, opacity: float) -> None:
+    """Download buttons: the attention tensor, the overlay `values` `[rows, cols]` shown, and the rollout, PCA and
+    norm pictures, each built on a click (so the views not shown compute nothing here)."""
     res = views.res
     c1, c2, c3, c4, c5 = st.columns(5)
     _attention_npy(c1, res)
@@ -200,7 +206,7 @@ def exports(views: cache.ImageViews, view: View, values: np.ndarray, roll: np.nd
     )
     c3.download_button(
         "⬇️ Rollout overlay (.png)",
-        lambda: images.to_png(vision.heat_overlay(res, roll, opacity)),
+        lambda: images.to_png(vision.heat_overlay(res, rollout_map(views, view), opacity)),
         "rollout.png",
         "image/png",
     )

@@ -68,6 +68,38 @@ def no_exceptions(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
+def show(at: AppTest, key: str, view: str) -> AppTest:
+    """Pick `view` on the page's one-view control `key` (components/ui.py `one_view`) and run: only that view runs."""
+    at.segmented_control(key=key).set_value(view).run()
+    no_exceptions(at)
+    return at
+
+
+@pytest.fixture
+def jobs():
+    """`jobs()`: the kinds of the compute-pool jobs that finished since the last call, read from the pool's one log
+    line per job (`encoderscope: job KIND done: ...`), so a test sees what a page computed without patching it."""
+    import logging
+    import re
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("encoderscope")
+    old = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+    def ran() -> set[str]:
+        found = {m.group(1) for r in records if (m := re.match(r"encoderscope: job (.+?) done", r.getMessage()))}
+        records.clear()
+        return found
+
+    yield ran
+    logger.removeHandler(handler)
+    logger.setLevel(old)
+
+
 def messages(at: AppTest) -> str:
     """All error/warning/info text on the page, with markdown escapes removed."""
     parts = [m.value for kind in ("error", "warning", "info") for m in getattr(at, kind)]

@@ -2,38 +2,14 @@
 the projection settings survive a switch of view; a pool timeout in any of its computations reads as the pool's
 own message in the page, and the rest of the page is still drawn."""
 
-import logging
-import re
 import time
-
-import pytest
 
 from components import pool as pool_glue
 from encoderscope import compute
 from tests.app.conftest import figures, messages, no_exceptions, opened
+from tests.app.conftest import show as show_view
 
 SENTENCES, WORD, WHY = "Sentences", "One word in context", "Why are these close?"
-
-
-@pytest.fixture
-def jobs():
-    """The kinds of the pool jobs that ran since the last call (from the pool's one log line per job)."""
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = logging.getLogger("encoderscope")
-    old = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-
-    def ran() -> set[str]:
-        found = {m.group(1) for r in records if (m := re.match(r"encoderscope: job (.+?) done", r.getMessage()))}
-        records.clear()
-        return found
-
-    yield ran
-    logger.removeHandler(handler)
-    logger.setLevel(old)
 
 
 def _typed(at, tag: str):
@@ -47,9 +23,7 @@ def _typed(at, tag: str):
 
 def show(at, view: str):
     """Show one of the page's views (only the view shown runs); the page's tests share it."""
-    at.segmented_control(key="emb_view").set_value(view).run()
-    no_exceptions(at)
-    return at
+    return show_view(at, "emb_view", view)
 
 
 def test_only_the_view_shown_computes(jobs):

@@ -17,7 +17,7 @@ from sklearn.datasets import load_sample_image
 
 import encoderscope as es
 from encoderscope import corpora, settings
-from tests.app.conftest import app, array, download, figures, no_exceptions
+from tests.app.conftest import app, array, download, figures, no_exceptions, show
 
 A = "A man is playing a guitar on stage."
 B = "Someone performs music with an instrument."
@@ -110,7 +110,7 @@ def test_specific_view_explains_the_cosine_centred_on_the_corpus_mean(typed, enc
 
 def test_next_token_deletion_test(decoder_model):
     # Bug: the curve of another target or text; log-probabilities read at a padding position.
-    at = opened("masks", {"text": "The capital of France is"})
+    at = show(opened("masks", {"text": "The capital of France is"}), "inside_view", "Which tokens made the guess?")
     at.toggle(key="attr_run").set_value(True).run()
     at.toggle(key="attr_faith").set_value(True).run()
     no_exceptions(at)

@@ -1,7 +1,8 @@
 """The Masks page's "Inside the decoder" panel draws the decoder's own numbers.
 
 The lens is recomputed here by hand from the model's hidden states (final norm, then the LM head), and the
-attribution with `es.token_attribution` (the public API), never with the panel's code.
+attribution with `es.token_attribution` (the public API), never with the panel's code. The panel shows one view at
+a time (the one-view control `inside_view`): the hidden one computes nothing.
 """
 
 import io
@@ -13,9 +14,10 @@ import torch
 
 import encoderscope as es
 from encoderscope import settings
-from tests.app.conftest import array, download, figures, messages, no_exceptions, opened
+from tests.app.conftest import array, download, figures, messages, no_exceptions, opened, show
 
 TEXT = "The capital of France is"
+VIEW, LENS, ATTRIBUTION = "inside_view", "Logit lens", "Which tokens made the guess?"
 
 
 def _titled(at, prefix: str) -> dict:
@@ -68,6 +70,7 @@ def test_lens_csv(page, by_hand, decoder_model):
 
 
 def test_token_attribution_on_request(page, decoder_model):
+    show(page, VIEW, ATTRIBUTION)
     assert not [f for f in figures(page) if "Which tokens raise" in str(f["layout"].get("title"))]
     page.toggle(key="attr_run").set_value(True).run()
     no_exceptions(page)
@@ -88,7 +91,7 @@ def test_token_attribution_on_request(page, decoder_model):
 def test_public_mode_caps_the_steps(decoder_model):
     settings.reload({"ENCODERSCOPE_PUBLIC": "1"})
     try:
-        at = opened("masks", {"text": TEXT})
+        at = show(opened("masks", {"text": TEXT}), VIEW, ATTRIBUTION)
         at.toggle(key="attr_run").set_value(True).run()
         no_exceptions(at)
         assert at.slider(key="attr_steps").max == settings.get().attribution_max_steps == 16
@@ -98,6 +101,33 @@ def test_public_mode_caps_the_steps(decoder_model):
 
 
 def test_empty_target_word_means_the_models_guess_and_junk_is_a_message(page):
+    show(page, VIEW, ATTRIBUTION)
     page.text_input(key="attr_target").set_value("").run()
     assert [m.value for m in page.metric if m.label == "Next token"] == ["' Paris'"]
     assert "Could not" not in messages(page)
+
+
+def _attribution_drawn(at) -> bool:
+    return any("Which tokens raise" in str(f["layout"].get("title")) for f in figures(at))
+
+
+def test_the_hidden_view_computes_nothing(jobs):
+    # Bug caught (issue 24): tabs ran the attribution view's body while the logit lens was shown, so once its switch
+    # was on, every new text ran integrated gradients (a backward pass per step) for a view nobody looked at.
+    at = show(opened("masks", {"text": "The ferry left the harbour at"}), VIEW, ATTRIBUTION)
+    at.toggle(key="attr_run").set_value(True)
+    at.slider(key="attr_steps").set_value(4).run()
+    no_exceptions(at)
+    assert "token attribution" in jobs() and _attribution_drawn(at)
+    show(at, VIEW, LENS)
+    assert not _attribution_drawn(at) and "attr_run" not in [t.key for t in at.toggle]  # gone, not hidden
+    assert not [m for m in at.metric if m.label == "Next token"]
+    jobs()
+    at.text_area(key="mask_text").set_value("The ferry left the harbour for").run()  # a text no test has run
+    no_exceptions(at)
+    ran = jobs()
+    assert "logit lens" in ran and "token attribution" not in ran, ran
+    assert not _attribution_drawn(at)
+    show(at, VIEW, ATTRIBUTION)  # its switch and steps kept their values while hidden: the new text is explained now
+    assert at.toggle(key="attr_run").value and at.slider(key="attr_steps").value == 4
+    assert "token attribution" in jobs() and _attribution_drawn(at)

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.app.conftest import app, array, figures, messages, no_exceptions
+from tests.app.conftest import app, array, figures, messages, no_exceptions, show
+
+VIEW, LATENTS, RECONSTRUCTION, PLAYGROUND = "vae_view", "Latents", "Reconstruction", "Latent playground"
 
 
 @pytest.fixture(autouse=True)
@@ -42,14 +44,16 @@ def test_sample_round_trip(page):
     no_exceptions(page)
     m = _metrics(page)
     assert m["Latent shape"] == "32×42×64" and m["Image"] == "512×336"
-    assert float(m["PSNR"].split()[0]) > 22
     assert "taef2" in page.selectbox(key="vae_select").value
     grid = figures(page)[0]
     z = array(grid["data"][0]["z"])
     assert grid["data"][0]["zmid"] == 0 and grid["data"][0]["zmin"] == -grid["data"][0]["zmax"]
     assert len(grid["layout"]["annotations"]) == 32  # one label per channel
     assert np.isfinite(z).sum() == 32 * 21 * 32  # each 42×64 channel area-averaged to 21×32 cells (payload bound)
+    show(page, VIEW, RECONSTRUCTION)
+    assert float(_metrics(page)["PSNR"].split()[0]) > 22
     assert any(d["type"] == "image" for f in figures(page) for d in f["data"])  # synced comparison
+    show(page, VIEW, LATENTS)
 
 
 def test_square_fit_gives_sd_shape(page):
@@ -59,6 +63,7 @@ def test_square_fit_gives_sd_shape(page):
 
 
 def test_playground_edits_decode(page):
+    show(page, VIEW, PLAYGROUND)
     captions = " ".join(c for image in page.get("image") for c in image.captions)
     assert "unedited" in captions  # no edit yet: the decoder does not run again
     page.selectbox(key="pg_op").set_value("shift").run()
@@ -74,6 +79,7 @@ def test_playground_edits_decode(page):
 
 
 def test_upload(page):
+    show(page, VIEW, LATENTS)
     page.radio(key="image_source").set_value("Upload").run()
     image = Image.fromarray((np.random.default_rng(0).random((100, 130, 3)) * 255).astype(np.uint8))
     page.file_uploader(key="image_upload").set_value(("noise.webp", _png(image, "WEBP"), "image/webp")).run()
@@ -169,10 +175,16 @@ def _captions(at) -> str:
     return " ".join(c for image in at.get("image") for c in image.captions)
 
 
-def test_interpolate_towards_a_second_upload_of_another_shape():
-    """The partner is fitted to the first image's pixel size, so any second image interpolates."""
+def _playground():
+    """The page (the sample photo) with its playground view shown."""
     at = app("vae")
     at.run()
+    return show(at, VIEW, PLAYGROUND)
+
+
+def test_interpolate_towards_a_second_upload_of_another_shape():
+    """The partner is fitted to the first image's pixel size, so any second image interpolates."""
+    at = _playground()
     at.radio(key="pg_partner").set_value("upload").run()
     portrait = Image.fromarray((np.random.default_rng(2).random((300, 100, 3)) * 255).astype(np.uint8))
     at.file_uploader(key="pg_upload").set_value(("portrait.png", _png(portrait), "image/png")).run()
@@ -186,8 +198,7 @@ def test_interpolate_towards_a_second_upload_of_another_shape():
 
 def test_interpolate_an_upload_towards_the_other_sample():
     """Before: shapes differed (upload 130×100 vs a 640×427 sample) and interpolation was refused."""
-    at = app("vae")
-    at.run()
+    at = _playground()
     at.radio(key="image_source").set_value("Upload").run()
     image = Image.fromarray((np.random.default_rng(3).random((100, 130, 3)) * 255).astype(np.uint8))
     at.file_uploader(key="image_upload").set_value(("odd.png", _png(image), "image/png")).run()
@@ -199,8 +210,7 @@ def test_interpolate_an_upload_towards_the_other_sample():
 
 @pytest.mark.parametrize("data,expected", [(b"not an image at all", "not an image"), (b"", "empty")])
 def test_bad_second_upload(data, expected):
-    at = app("vae")
-    at.run()
+    at = _playground()
     at.radio(key="pg_partner").set_value("upload").run()
     at.file_uploader(key="pg_upload").set_value(("bad.png", data, "image/png")).run()
     no_exceptions(at)
@@ -268,3 +278,25 @@ def test_several_taesd_pairs_are_each_selectable(tmp_path):
     box.set_value(str(folder / "taesd_encoder.pth")).run()
     no_exceptions(at)
     assert _metrics(at)["Latent shape"] == "4×42×64"
+
+
+def test_the_hidden_views_compute_nothing(jobs):
+    # Bug caught (issue 24): tabs ran all three views on every run, so a new image (an upload: the load test's heavy
+    # action) also drew the comparison and re-ran the playground, whose edits decoded the new latents for nobody.
+    at = _playground()
+    at.slider(key="pg_sigma").set_value(0.5).run()
+    no_exceptions(at)
+    assert "VAE decode" in jobs() and "noise σ 0.5" in _captions(at)
+    show(at, VIEW, LATENTS)
+    jobs()
+    at.select_slider(key="size").set_value(256)
+    at.radio(key="fit").set_value("pad").run()  # a round trip no other test computes
+    no_exceptions(at)
+    ran = jobs()
+    assert "VAE round trip" in ran and "VAE decode" not in ran, ran
+    assert "decoded" not in _captions(at)  # the playground's pictures are gone, not hidden
+    assert not any(d["type"] == "image" for f in figures(at) for d in f["data"])  # so is the comparison
+    assert _metrics(at)["Image"].startswith("256×") and "PSNR" not in _metrics(at)  # the new latents, alone
+    show(at, VIEW, PLAYGROUND)  # the edit kept its value while hidden: the new latents are decoded now
+    assert at.slider(key="pg_sigma").value == 0.5
+    assert "VAE decode" in jobs() and "noise σ 0.5" in _captions(at)

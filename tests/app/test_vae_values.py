@@ -13,9 +13,10 @@ import torch
 from PIL import Image, ImageOps
 
 import encoderscope as es
-from tests.app.conftest import TINY_KL_SCALE, TINY_KL_SHIFT, download, image, messages, no_exceptions, opened
+from tests.app.conftest import TINY_KL_SCALE, TINY_KL_SHIFT, download, image, messages, no_exceptions, opened, show
 
 SCALE, SHIFT = TINY_KL_SCALE, TINY_KL_SHIFT
+VIEW = "vae_view"  # the one-view control: Latents, Reconstruction, Latent playground
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def _page_latents(at) -> np.ndarray:
 
 def test_latents_are_the_scaled_kl_mode(page, kl, encoded_input):
     # Bug: latents not scaled/shifted (or inverted), a sample instead of the mean, or a transposed array.
-    z = _page_latents(page)
+    z = _page_latents(show(page, VIEW, "Latents"))
     expected = _encode(kl, encoded_input)
     assert z.dtype == np.float32 and z.shape == expected.shape
     np.testing.assert_allclose(z, expected, atol=1e-4)
@@ -100,7 +101,7 @@ def test_latents_are_the_scaled_kl_mode(page, kl, encoded_input):
 def test_channel_statistics_table(page, kl, encoded_input):
     # Bug: statistics over the wrong axis (per row instead of per channel).
     z = _encode(kl, encoded_input).reshape(4, -1)
-    table = page.dataframe[0].value
+    table = show(page, VIEW, "Latents").dataframe[0].value
     assert list(table["channel"]) == [0, 1, 2, 3]
     for column, values in (("mean", z.mean(1)), ("std", z.std(1)), ("min", z.min(1)), ("max", z.max(1))):
         np.testing.assert_allclose(table[column].to_numpy(float), values, atol=1.1e-3)
@@ -125,10 +126,12 @@ def test_reconstruction_png_is_the_decoded_latents(page, kl, encoded_input):
     assert png.format == "PNG" and png.size == encoded_input.size
     expected = _decode(kl, _page_latents(page))
     assert np.abs(np.asarray(png, dtype=int) - expected).max() <= 1
-    _assert_shows(image(page, "decoded original latents"), expected, np.asarray(encoded_input))
+    _assert_shows(image(show(page, VIEW, "Latent playground"), "decoded original latents"), expected,
+                  np.asarray(encoded_input))
 
 
 def _playground(at, channel=0, op="scale", amount=None, sigma=0.0, t=0.0):
+    show(at, VIEW, "Latent playground")
     at.number_input(key="pg_channel").set_value(channel)
     at.selectbox(key="pg_op").set_value(op)
     at.slider(key="pg_sigma").set_value(sigma)

@@ -19,13 +19,15 @@ from sklearn.datasets import load_sample_image
 import encoderscope as es
 from encoderscope import settings, vision
 from tests import vision_fixtures as vf
-from tests.app.conftest import app, array, download, figures, messages, no_exceptions
+from tests.app.conftest import app, array, download, figures, messages, no_exceptions, show
 
 CHINA = Image.fromarray(load_sample_image("china.jpg"))  # the page's default sample photo (427×640)
 # The page caches attention as float16 (issue 17: half the bytes): maps agree to float16's rounding, not better.
 # A wrong layer, head, row or patch order differs by far more.
 F16 = dict(rtol=2e-3, atol=1e-6)
 FLOWER = Image.fromarray(load_sample_image("flower.jpg"))
+VIEW = "v_view"  # the one-view control under the overlay: only the view shown is computed and drawn
+HEADS, ROLLOUT, DISTANCE, FEATURES = "All heads of this layer", "Rollout", "Attention distance", "Patch features"
 
 
 @pytest.fixture(scope="module")
@@ -143,19 +145,41 @@ def test_rollout_distance_and_patch_features_are_the_librarys(folders, vit):
     # Bugs: the rollout of the wrong row or without the prefix removed; distances of other heads or layers;
     # PCA colours or norms shown for the wrong patches.
     _, res = vit
-    at = _page(folders["vit"])
+    at = show(_page(folders["vit"]), VIEW, ROLLOUT)
     rolled = es.rollout(res)  # [T, T]; the [CLS] row, patch columns
     drawn = array(_trace(_chart(at, "Attention rollout from [CLS]"), "heatmap")["z"])
     np.testing.assert_allclose(drawn, rolled[0, res.prefix :].reshape(res.grid), atol=1e-6)
+    show(at, VIEW, DISTANCE)
     dots = _chart(at, "Mean attention distance")["data"][0]
     distance = vision.attention_distance(res)  # [L, H]
     np.testing.assert_allclose(array(dots["y"]), distance.ravel(), atol=1e-4)
     np.testing.assert_array_equal(array(dots["x"]), np.repeat(np.arange(res.num_layers), res.num_heads))
+    show(at, VIEW, FEATURES)
     pca = _trace(_chart(at, "PCA components as RGB"), "image")
     np.testing.assert_array_equal(array(pca["z"]), np.round(vision.pca_rgb(res) * 255))
     assert pca["dx"] == res.patch_size
     norms = _trace(_chart(at, "Norm of each patch token"), "heatmap")
     np.testing.assert_allclose(array(norms["z"]), vision.patch_norms(res), rtol=1e-5)
+
+
+def _chart_keys(at) -> set[str]:
+    """The keys of the charts drawn (components/vision/views.py: v_heads, v_rollout, v_distance, v_pca, v_norms)."""
+    return {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
+
+
+def test_only_the_view_shown_is_computed_and_drawn(folders, jobs):
+    # Bug caught (issue 24): tabs ran every view's body on each click of a patch or a head, so the page blended a
+    # thumbnail per head and built the rollout, distance, PCA and norm charts that sat hidden.
+    at = _page(folders["vit"])
+    views = {HEADS: {"v_heads"}, ROLLOUT: {"v_rollout"}, DISTANCE: {"v_distance"}, FEATURES: {"v_pca", "v_norms"}}
+    every = set().union(*views.values())
+    assert _chart_keys(at) & every == views[HEADS]
+    jobs()
+    for view in (ROLLOUT, DISTANCE, FEATURES, HEADS):
+        show(at, VIEW, view)
+        assert _chart_keys(at) & every == views[view], view
+        assert "v_overlay" in _chart_keys(at)  # the main overlay stays above every view
+    assert jobs() == set()  # a switch of view runs no model: every view reads the one cached forward pass
 
 
 def test_downloads_are_the_tensor_and_the_overlay(folders, vit):
@@ -171,6 +195,12 @@ def test_downloads_are_the_tensor_and_the_overlay(folders, vit):
     half = dataclasses.replace(res, weights=res.weights.astype(np.float16))  # the page's cached precision
     expected = vision.heat_overlay(res, vision.patch_map(half, res.num_layers - 1, "mean", None), 0.6)
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), np.asarray(expected))
+    # the rollout overlay is built on the click, whichever view is shown (here the heads): the [CLS] row's rollout
+    _, png = download(at, "Rollout overlay (.png)")
+    rolled = es.rollout(res)[0, res.prefix :].reshape(res.grid)
+    shown = np.asarray(Image.open(io.BytesIO(png)), dtype=int)
+    assert np.abs(shown - np.asarray(vision.heat_overlay(res, rolled, 0.6), dtype=int)).max() <= 1
+    assert np.abs(shown - np.asarray(expected, dtype=int)).max() > 10  # not the attention overlay
 
 
 def test_siglip_has_no_cls_so_the_default_is_the_mean_over_queries(folders):
@@ -487,7 +517,7 @@ def test_clip_cell_explains_which_patches_and_words_made_the_match(folders, fami
 def test_pca_picture_and_norm_map_say_which_state_they_show(folders):
     # Bug: the PCA picture of CLIP described as "after its final norm" while showing the un-normed state (or no
     # word on which state at all).
-    at = _page(folders["clip"])
+    at = show(_page(folders["clip"]), VIEW, FEATURES)
     captions = " ".join(c.value for c in at.caption).replace("\\", "")
     assert "State shown: the last block's output after CLIP's post_layernorm" in captions
     assert "State shown: the last block's output before any final norm" in captions

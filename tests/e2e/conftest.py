@@ -103,6 +103,13 @@ def open_page(page, app_url: str, path: str = "", query: str = "") -> None:
     wait_idle(page)
 
 
+def pick_view(page, name: str) -> None:
+    """Show the view `name` of the page's one-view control (components/ui.py `one_view`: a radio group labelled
+    "View"), and wait for the rerun it starts to end (the old view's elements leave then)."""
+    page.get_by_role("radiogroup", name="View", exact=True).get_by_role("radio", name=name, exact=True).click()
+    wait_idle(page)
+
+
 def wait_for_chart(page, timeout: float = 120_000) -> None:
     page.wait_for_selector(".js-plotly-plot", timeout=timeout)
 

@@ -13,11 +13,12 @@ from tests.e2e.conftest import (
     SHOTS,
     exception_boxes,
     open_page,
+    pick_view,
     plot_titled,
+    plots,
     shot,
     wait_for_chart,
     wait_for_plot,
-    wait_idle,
 )
 
 A = "A man is playing a guitar on stage."  # the view's default pair (components/embeddings/why_close.py)
@@ -28,8 +29,7 @@ def test_why_are_these_close(page, app_url, encoder):
     page.set_viewport_size({"width": 1400, "height": 3000})
     open_page(page, app_url, "embeddings")
     wait_for_chart(page)  # the projection first (the view control comes after it)
-    page.get_by_role("radiogroup", name="View").get_by_role("radio", name="Why are these close?").click()
-    wait_idle(page)
+    pick_view(page, "Why are these close?")
     page.get_by_text("Two texts of my own").click()
     wait_for_plot(page, "((gd.layout.title && gd.layout.title.text) || '').includes('Token × token')")
     E = es.embed(encoder, [A, B])
@@ -65,11 +65,13 @@ def test_logit_lens_on_the_masks_page(page, app_url, decoder_model):
     shot(page, "masks_full")
     top = page.get_by_role("heading", name="5 · Inside the decoder").bounding_box()
     page.screenshot(path=str(SHOTS / "masks_lens.png"), clip={"x": 0, "y": top["y"] - 10, "width": 1400, "height": 1500})
-    page.get_by_role("tab", name="Which tokens made the guess?").click()
+    pick_view(page, "Which tokens made the guess?")
     page.get_by_text("Run integrated gradients").click()
     wait_for_plot(page, "((gd.layout.title && gd.layout.title.text) || '').includes('Which tokens raise')")
     page.locator('[data-testid="stMetricValue"]').get_by_text("' Paris'").wait_for()
     scores = plot_titled(page, "^Which tokens raise")["traces"][0]["z"]
     assert len([v for row in scores for v in row if v is not None]) == T
+    # one view at a time: the lens's charts are gone, not hidden (so they were not built for this run either)
+    assert not [p for p in plots(page) if p["title"].startswith(("Logit lens", "When does the model know"))]
     top = page.get_by_role("heading", name="5 · Inside the decoder").bounding_box()
     page.screenshot(path=str(SHOTS / "masks_attribution.png"), clip={"x": 0, "y": top["y"] - 10, "width": 1400, "height": 800})

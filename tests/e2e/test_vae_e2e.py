@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 from sklearn.datasets import load_sample_image
 
-from tests.e2e.conftest import SHOTS, exception_boxes, open_page, plots, shot, wait_for_chart, wait_idle
+from tests.e2e.conftest import SHOTS, exception_boxes, open_page, pick_view, plots, shot, wait_for_chart, wait_idle
 
 
 def test_vae_upload(page, app_url, taef2_dir):
@@ -25,12 +25,15 @@ def test_vae_upload(page, app_url, taef2_dir):
     assert page.get_by_text("32×42×64").first.is_visible()
     assert exception_boxes(page) == 0
     shot(page, "vae_latents")
-    page.get_by_role("tab", name="Reconstruction").click()
-    page.wait_for_timeout(1500)
+    pick_view(page, "Reconstruction")
+    page.get_by_text("PSNR", exact=True).first.wait_for()
+    # one view at a time: the latents' metrics leave (once the rerun ends), they do not sit hidden
+    page.wait_for_function("() => ![...document.querySelectorAll('[data-testid=stMetricLabel]')]"
+                           ".some(e => e.innerText.includes('Latent shape'))", timeout=60_000)
+    page.wait_for_function(f"() => ({_RENDERED_JS})().length === 2", timeout=60_000)  # Plotly draws after the run
     _assert_reconstruction_drawn(page, upload, taef2_dir)
     shot(page, "vae_reconstruction")
-    page.get_by_role("tab", name="Latent playground").click()
-    page.wait_for_timeout(1500)
+    pick_view(page, "Latent playground")
     # Zero channel 0: the fragment reruns and decodes the edited latents.
     page.locator('[data-testid="stSelectbox"]').filter(has_text="Edit").click()
     page.get_by_role("option", name="zero", exact=True).click()
@@ -60,7 +63,7 @@ def _data_uri_image(uri: str) -> Image.Image:
 
 
 def _assert_reconstruction_drawn(page, upload, taef2_dir) -> None:
-    """The Reconstruction tab draws two images the browser can decode, of the encoded size: the input exactly
+    """The Reconstruction view draws two images the browser can decode, of the encoded size: the input exactly
     as the library prepares it, and TAEF2's reconstruction of it (close to the library's own round trip)."""
     import encoderscope as es
     from encoderscope import images
@@ -102,7 +105,7 @@ def test_vae_interpolate_towards_second_upload(page, app_url, taef2_dir):
     Image.fromarray(load_sample_image("flower.jpg")[:, 150:450]).save(second)  # 300×427 portrait crop
     open_page(page, app_url, "vae")
     wait_for_chart(page, timeout=300_000)
-    page.get_by_role("tab", name="Latent playground").click()
+    pick_view(page, "Latent playground")
     page.get_by_text("upload a second image", exact=True).click()
     wait_idle(page)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').last.set_input_files(str(second))

@@ -6,6 +6,7 @@ Plotly draws is the library's attention of that patch and head.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from urllib.parse import quote
@@ -15,12 +16,14 @@ import pytest
 from PIL import Image
 
 from encoderscope import vision
+from encoderscope.attention_maps import rollout
 from tests import vision_fixtures as vf
 from tests.e2e.conftest import (
     ROOT,
     SHOTS,
     exception_boxes,
     open_page,
+    pick_view,
     shot,
     start_server,
     stop_server,
@@ -157,6 +160,17 @@ def test_upload_click_a_patch_then_a_head(page, vision_server):
     assert "head=1" in page.url
     assert exception_boxes(page) == 0
     shot(page, "vision_e2e")
+
+    # One view at a time: the rollout view draws the patch's rollout, and the head thumbnails leave the page.
+    pick_view(page, "Rollout")
+    rolled = vision.patch_map(dataclasses.replace(res, weights=rollout(res)[None, None]), 0, 0, (2, 4))
+    z = _heatmap_z(page, re.escape("Attention rollout from patch (2, 4)"), rolled)
+    np.testing.assert_allclose(z, rolled, rtol=1e-4, atol=1e-7)
+    page.wait_for_function("() => ![...document.querySelectorAll('.js-plotly-plot')].some(gd => "
+                           "!gd.closest('[data-stale=\"true\"]') && !(gd.layout.title && gd.layout.title.text))",
+                           timeout=60_000)  # the thumbnail grid, the only chart without a title, is gone
+    assert exception_boxes(page) == 0
+    shot(page, "vision_rollout")
 
 
 # --- why: the real ViT-Ti's relevance overlay, and a click on a CLIP matrix cell (issue 14) ----------------------

@@ -39,6 +39,7 @@ def test_why_view_text(why_page, text):
 def masks_page():
     at = app("masks", {"text": "The capital of France is"})
     at.run()
+    at.segmented_control(key="inside_view").set_value("Which tokens made the guess?").run()  # only the view shown runs
     at.toggle(key="attr_run").set_value(True).run()
     at.slider(key="attr_steps").set_value(4).run()
     return at

@@ -154,6 +154,7 @@ def test_vae_images(name, data, uploader, taef2_dir):
             at.file_uploader(key="image_upload").set_value((name, data, "image/png")).run()
             assert_survived(at, expect=message, result=_captioned(f"{name} as encoded"))
         else:
+            at.segmented_control(key="vae_view").set_value("Latent playground").run()  # only the view shown runs
             at.radio(key="pg_partner").set_value("upload").run()
             at.file_uploader(key="pg_upload").set_value((name, data, "image/png")).run()
             at.slider(key="pg_t").set_value(0.5).run()
