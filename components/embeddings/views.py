@@ -109,7 +109,8 @@ def _csv_input() -> Corpus | None:
     if reading.failed:
         return None
     label = None if label_col == "(none)" else label_col
-    return _limit(texts, labels, table.notices, atlas_command(upload.name, text_col, label),
+    dropped = tabular.corpus_rows(table.frame, text_col)[1]  # rows with an empty text: say how many, never silently
+    return _limit(texts, labels, table.notices + dropped, atlas_command(upload.name, text_col, label),
                   jobs.Source(upload.name, texts, labels if label else None, data=upload.getvalue(),
                               text_column=text_col, label_column=label))
 
@@ -155,8 +156,10 @@ def embed_with_progress(model_ref, revision, texts: list[str], pooling: str) -> 
 def view_picker(labels: list[str]) -> str:
     """The page's views as one control; only the view shown runs (tabs would run every view's body, and compute
     its results, on each run). Returns the label shown (the first at the start)."""
+    # persist_state: the view survives a run without a corpus (a new source, an upload not made yet), so choosing
+    # Features and then uploading a large corpus does not project all of it in the Sentences view first
     chosen = st.segmented_control("View", labels, default=labels[0], required=True, key="emb_view",
-                                  label_visibility="collapsed")
+                                  label_visibility="collapsed", persist_state="page")
     return chosen if chosen in labels else labels[0]
 
 
