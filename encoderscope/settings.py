@@ -56,6 +56,8 @@ class Settings:
     atlas_hover_points: int = 100_000  # up to this many points, the map gets each text for hover
     atlas_build_queue: int = 8  # background atlas builds waiting their turn (one runs at a time per server)
     features_min_sentences: int = 2000  # the Embeddings page learns SAE features for corpora at least this big
+    # seconds the Embeddings page's feature training may run (0 = no limit): minutes, past job_timeout, at 10^4 x 2,048
+    features_timeout: float = 3600.0
 
 
 _PUBLIC_DEFAULTS = dict(
@@ -79,6 +81,7 @@ _PUBLIC_DEFAULTS = dict(
     atlas_dir="",  # public: no server folder unless the operator names one (uploads only)
     atlas_upload_bytes=20_000_000,
     atlas_hover_points=20_000,
+    features_timeout=900.0,
 )
 
 

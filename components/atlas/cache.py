@@ -341,7 +341,10 @@ def atlas_features(_opened: Opened, key: str):
 
     if _opened.atlas is None or not atlas_files.has_features(_opened.atlas.path):
         return None
-    return atlas_files.read(_opened.atlas.path, _opened.atlas)
+    try:
+        return atlas_files.read(_opened.atlas.path, _opened.atlas)
+    except atlas_files.FeaturesError as err:  # name the atlas, never the server's folder (public mode)
+        raise atlas_files.FeaturesError(str(err).replace(str(_opened.atlas.path), _opened.name)) from err
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)

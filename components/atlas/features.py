@@ -48,25 +48,31 @@ def feature_colouring(features, feature: int) -> tuple[atlas_payload.Colouring, 
     return atlas_payload.Colouring(codes, legend), activation
 
 
+REFUSED = object()  # _features' answer when the guard already showed why the features cannot be used
+
+
 def _features(opened: Opened):
-    """The atlas's AtlasFeatures, or None (no atlas folder, no features, or a refusal already shown)."""
+    """The atlas's AtlasFeatures; None (no atlas folder, or no features) or REFUSED (the guard's box is shown)."""
     if opened.atlas is None:
         return None
     with ui.guard("open the atlas's features") as opening:
         found = atlas_resources.atlas_features(opened, opened.key)
-    return None if opening.failed else found
+    return REFUSED if opening.failed else found
 
 
 def panel(opened: Opened) -> int | None:
     """The Features expander: keyword search, a picker, the chosen feature's card. Returns the chosen feature
     id (the map is then coloured by it), or None."""
     if opened.atlas is None:
+        st.caption("Features are off: an uploaded points.parquet has no vectors to learn them from. Open an atlas "
+                   "folder built with `atlas build`.")
         return None
     with st.expander("Features: what the vectors are made of (sparse autoencoder)", expanded=True):
         found = _features(opened)
         if found is None:
             st.caption("This atlas has no features yet. Learn them with "
                        f"`python -m encoderscope atlas features {opened.name}`, then reload.")
+        if found is None or found is REFUSED:
             return None
         table = found.table
         st.caption(f"{found.sae.n_features:,} features, {found.sae.k} active per point · reconstruction "
@@ -101,7 +107,7 @@ def draw_card(feature: int, row, activation: np.ndarray, texts: pd.Series, key: 
     top = pd.DataFrame({"id": ids, "activation": np.round(np.asarray(row["top_values"])[:TOP_TEXTS], 4),
                         "text": texts.iloc[ids].astype(str).tolist()})
     st.markdown(f"Its top {len(top)} texts")
-    st.dataframe(top, hide_index=True, key=f"{key}_top")
+    st.dataframe(top, hide_index=True, key=f"{key}_top", height="content")  # all of them, no inner scrolling
 
 
 def pick(table, key: str) -> int | None:
@@ -130,7 +136,7 @@ def point_features(opened: Opened, result) -> None:
     except (TypeError, ValueError):
         return
     found = _features(opened) if opened.atlas is not None else None
-    if found is None or not 0 <= row < len(found.ids):
+    if found is None or found is REFUSED or not 0 <= row < len(found.ids):
         return
     active = found.values[row] > 0
     ids = found.ids[row][active]
@@ -148,7 +154,7 @@ def why_hit(opened: Opened, hits: pd.DataFrame | None, result, picked: int | Non
 
     query = None if hits is None else hits.attrs.get("query")
     found = _features(opened) if query else None
-    if found is None:
+    if found is None or found is REFUSED:
         return
     from components.atlas.views import chosen_hit
 

@@ -13,16 +13,18 @@ from components.embeddings import cache
 from encoderscope import settings
 
 K_OPTIONS = [4, 8, 16, 32]
+SIZES = (64, 128, 256, 512, 1024, 2048, 4096)
 
 
 def size_options(n: int) -> list[int]:
     """Dictionary sizes a corpus of `n` vectors can train (2 vectors per feature): powers of two, 64 .. 4096."""
-    return [f for f in (64, 128, 256, 512, 1024, 2048, 4096) if 2 * f <= n]
+    return [f for f in SIZES if 2 * f <= n]
 
 
 def section(texts: list[str], X: np.ndarray) -> None:
     """Controls, the learn button, then a feature picker and card once learned."""
-    need = settings.get().features_min_sentences
+    # at least the smallest dictionary's vectors, whatever the setting says (below it there is no size to offer)
+    need = max(settings.get().features_min_sentences, 2 * SIZES[0])
     if len(X) < need:
         st.info(f"Features need a corpus of at least {need:,} sentences (this one has {len(X):,}): a dictionary "
                 "learned from fewer only memorises them. Upload a CSV or build an atlas of a larger corpus.")
@@ -40,12 +42,13 @@ def section(texts: list[str], X: np.ndarray) -> None:
                    "about a minute on two cores.")
         return
     with ui.guard("learn the features") as learning, st.spinner("Learning features …"):
-        sae, table, (ids, values) = cache.learned_features(key, n_features, k, np.asarray(X, np.float32), tuple(texts))
+        sae, table, (ids, values), fvu = cache.learned_features(key, n_features, k, np.asarray(X, np.float32),
+                                                                tuple(texts))
     if learning.failed:
         return
     dead = int((table["frequency"] == 0).sum())
     st.caption(f"{sae.n_features:,} features, {sae.k} active per sentence · reconstruction leaves "
-               f"{sae.fvu(X):.1%} of the variance unexplained · {dead:,} never active")
+               f"{fvu:.1%} of the variance unexplained · {dead:,} never active")
     feature = feature_views.pick(table, "emb_feature")
     if feature is None:
         return

@@ -109,7 +109,8 @@ def _csv_input() -> Corpus | None:
     if reading.failed:
         return None
     label = None if label_col == "(none)" else label_col
-    return _limit(texts, labels, table.notices, atlas_command(upload.name, text_col, label),
+    dropped = tabular.corpus_rows(table.frame, text_col)[1]  # rows with an empty text: say how many, never silently
+    return _limit(texts, labels, table.notices + dropped, atlas_command(upload.name, text_col, label),
                   jobs.Source(upload.name, texts, labels if label else None, data=upload.getvalue(),
                               text_column=text_col, label_column=label))
 

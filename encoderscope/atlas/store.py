@@ -39,6 +39,9 @@ def load(path: str | Path) -> Atlas:
     if not (path / "atlas.json").is_file():
         what = "an unfinished or failed build" if (path / ".shards").exists() or path.is_dir() else "no folder"
         raise AtlasError(f"{str(path)!r} holds no complete atlas (no atlas.json: {what}). Run `atlas build` first.")
+    if not (path / "vectors.npy").is_file():  # said plainly: numpy's FileNotFoundError would name the server path
+        raise AtlasError(f"The atlas in {str(path)!r} has no vectors (vectors.npy is missing), so it cannot be "
+                         "searched or have features. Build it again with `atlas build`.")
     try:
         meta = json.loads((path / "atlas.json").read_text())
         vectors = np.load(path / "vectors.npy", mmap_mode="r", allow_pickle=False)

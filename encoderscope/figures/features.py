@@ -22,7 +22,7 @@ def activation_histogram(values: np.ndarray, label: str, total: int) -> go.Figur
         fig.add_bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), marker_color="#3b528b",
                     hovertemplate="activation %{x:.3f}: %{y} points<extra></extra>")
     fig.update_layout(
-        title=f"{escape_hover(label)[:60]}: active in {len(values):,} of {total:,} points",
+        title=f"{escape_hover(label[:60])}: active in {len(values):,} of {total:,} points",
         xaxis_title="activation", yaxis_title="points", font=FONT, height=260,
         margin=dict(l=50, r=10, t=40, b=40), bargap=0.05,
     )

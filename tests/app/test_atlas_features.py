@@ -1,5 +1,6 @@
 """The Atlas page's Features panel with AppTest: the map coloured by a chosen feature, its card, a clicked point's
-features, keyword search, and refusals (no features, another atlas's features). Expected values are read from
+features, keyword search, "why is this a hit" in features, and refusals (no features, another atlas's features, an
+atlas or an upload without vectors). Expected values are read from
 the feature files independently of the page code."""
 
 from __future__ import annotations
@@ -8,14 +9,15 @@ import json
 import shutil
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 import encoderscope as es
 from encoderscope import settings
 from encoderscope.features import atlas_files
-from tests.app.conftest import array, figures, messages, no_exceptions
-from tests.app.test_atlas_page import TEXTS, component_data, decoded, map_key, page, set_map_state, write_atlas
+from tests.app.conftest import app, array, figures, messages, no_exceptions
+from tests.app.test_atlas_page import TEXTS, component_data, decoded, map_key, page, set_map_state, table, write_atlas
 
 N = 240
 
@@ -34,6 +36,7 @@ def root(tmp_path_factory, encoder):
     shutil.copytree(root / "faq", root / "other")
     np.save(root / "other" / "vectors.npy", vectors[::-1].astype(np.float32).copy())
     write_atlas(root / "plain", vectors.astype(np.float32), n=N)
+    write_atlas(root / "novec", None, n=N)  # points and atlas.json, but no vectors.npy
     return root
 
 
@@ -97,9 +100,78 @@ def test_search_narrows_the_features_and_a_click_lists_a_points_features(root):
 def test_features_of_another_atlas_and_an_atlas_without_features(root):
     at = page({"atlas": "other"})
     assert "made for another atlas" in messages(at)
+    assert "atlas features other`" in messages(at) and str(root) not in messages(at)  # its name, not its path
     assert "feature" not in component_data(at)  # refused features colour nothing
     at = page({"atlas": "plain"})
     assert any("no features yet" in c.value for c in at.caption)
     assert "feature" not in component_data(at)
     meta = json.loads((root / "faq" / "features.json").read_text())
     assert meta["config"]["atlas_fingerprint"] == atlas_files.fingerprint(es.atlas.load(root / "faq"))
+
+
+def _shared_split(sae, q: np.ndarray, y: np.ndarray) -> tuple[pd.DataFrame, dict]:
+    """The features active in both `q` and `y` with a_f b_f / (|q| |y|) (unit decoder rows), and the cosine's
+    parts, counted here from the codes and the decoder (not through es.features.explain)."""
+    (ia,), (va,) = sae.encode(q[None])
+    (ib,), (vb,) = sae.encode(y[None])
+    a = {int(f): float(v) for f, v in zip(ia, va, strict=True) if v > 0}
+    b = {int(f): float(v) for f, v in zip(ib, vb, strict=True) if v > 0}
+    scale = float(np.linalg.norm(q.astype(np.float64)) * np.linalg.norm(y.astype(np.float64)))
+    both = sorted(set(a) & set(b), key=lambda f: -a[f] * b[f])
+    shared = pd.DataFrame({"feature": both, "value_a": [a[f] for f in both], "value_b": [b[f] for f in both],
+                           "contribution": [a[f] * b[f] / scale for f in both]})
+    D = sae.W_dec.astype(np.float64)
+    pairs = sum(a[i] * b[j] * float(D[i] @ D[j]) for i in a for j in b) / scale
+    cosine = float(q.astype(np.float64) @ y.astype(np.float64)) / scale
+    return shared, {"shared": float(shared["contribution"].sum()), "cosine": cosine, "pairs": pairs}
+
+
+def test_why_a_hit_shows_the_features_it_shares_with_the_query(root, encoder):
+    # Bugs: the shared features of another hit (the first row, the table's pick instead of the clicked point),
+    # of the query with itself, contributions not a_f b_f / (|q| |y|), shares of another total, a residual that
+    # does not close the sum to the cosine.
+    query = "I forgot my password"
+    vectors = np.load(root / "faq" / "vectors.npy")
+    sae = es.features.load(root / "faq" / "features.safetensors")
+    labels = pq.read_table(root / "faq" / "features.parquet").column("label").to_pylist()
+    q = es.embed(encoder, [query])[0].astype(np.float32)
+    at = page({"atlas": "faq"})
+    at.text_input(key="query").set_value(query).run()
+    no_exceptions(at)
+    hits = table(at, "hits")
+    hit = int(hits["id"].iloc[2])  # neither the first row nor the query's nearest copy
+    assert not [d for d in at.dataframe if "contribution" in d.value.columns]  # nothing before a click
+    at = set_map_state(at, map_key(at), clicked=hit)
+    shown = [d.value for d in at.dataframe if "contribution" in d.value.columns]
+    assert len(shown) == 1
+    shown = shown[0]
+    want, parts = _shared_split(sae, q, vectors[hit])
+    assert len(want) >= 2  # enough shared features for the comparison to mean something
+    assert shown["feature"].tolist() == want["feature"].tolist()
+    assert shown["label"].tolist() == [labels[f] for f in want["feature"]]
+    for column in ("value_a", "value_b", "contribution"):
+        np.testing.assert_allclose(shown[column], want[column], atol=2e-4)
+    np.testing.assert_allclose(shown["share"], want["contribution"] / parts["cosine"], atol=2e-4)
+    text = " ".join(m.value for m in at.markdown)
+    assert (f"point {hit} share**: {len(want)} of them carry {parts['shared']:+.3f} of the cosine "
+            f"{parts['cosine']:.3f} (other feature pairs {parts['pairs'] - parts['shared']:+.3f}, bias and "
+            f"reconstruction error {parts['cosine'] - parts['pairs']:+.3f})") in text
+    np.testing.assert_allclose(parts["cosine"], hits["cosine"].iloc[2], atol=1e-3)  # the hit's own cosine
+    # the test tells hits apart: another hit's shared features are not these
+    other, _ = _shared_split(sae, q, vectors[int(hits["id"].iloc[0])])
+    assert (other["feature"].tolist() != want["feature"].tolist()
+            or not np.allclose(other["contribution"], want["contribution"], atol=1e-3))
+
+
+def test_an_atlas_or_an_upload_without_vectors_says_so(root):
+    at = page({"atlas": "novec"})
+    assert "has no vectors (vectors.npy is missing)" in messages(at)
+    assert str(root) not in messages(at)  # the folder's name only, never the server path
+    at = app("atlas")
+    at.run()
+    at.radio(key="source").set_value("Upload points.parquet").run()
+    at.file_uploader(key="points_upload").set_value(
+        ("points.parquet", (root / "faq" / "points.parquet").read_bytes(), "application/octet-stream")).run()
+    no_exceptions(at)
+    assert component_data(at)["n"] == N
+    assert any("Features are off: an uploaded points.parquet has no vectors" in c.value for c in at.caption)

@@ -90,6 +90,17 @@ def test_csv_upload_and_columns():
     assert {d["name"] for d in figures(at)[0]["data"]} >= {"sports", "finance"}
 
 
+def test_csv_rows_with_an_empty_text_are_dropped_with_a_notice():
+    # Bug: rows dropped silently (the map shows fewer points than the file has rows, and nothing says why).
+    at = _run(app("embeddings"))
+    at.radio(key="source").set_value("CSV upload").run()
+    data = "text,topic\nThe striker scored.,sports\n,finance\nStocks fell.,finance\n   ,cooking\nKnead it.,cooking\n"
+    at.file_uploader(key="csv_upload").set_value(("c.csv", data.encode(), "text/csv")).run()
+    no_exceptions(at)
+    assert "2 row(s) with an empty 'text' were dropped." in messages(at)
+    assert sum(len(d["customdata"]) for d in figures(at)[0]["data"]) == 3  # the three rows with a text
+
+
 @pytest.mark.parametrize(
     "data,expected",
     [

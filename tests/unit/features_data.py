@@ -36,11 +36,11 @@ def planted(n: int = 2000, D: int = 32, atoms: int = 64, active: int = 3, seed: 
     return (A[ids] * rng.uniform(0.5, 1.5, (n, active, 1))).sum(axis=1).astype(np.float32)
 
 
-def stdlib_docs(limit: int | None = None) -> tuple[list[str], list[str]]:
-    """(texts, labels): the first line of the docstring of each public function, class and method of STDLIB
-    modules (at least 5 words, deduplicated), labelled with its module."""
+def stdlib_docs(limit: int | None = None, modules: list[str] = STDLIB) -> tuple[list[str], list[str]]:
+    """(texts, labels): the first line of the docstring of each public function, class and method of `modules`
+    (at least 5 words, deduplicated), labelled with its module."""
     texts, labels, seen = [], [], set()
-    for name in STDLIB:
+    for name in modules:
         module = importlib.import_module(name)
         objects = [getattr(module, a, None) for a in sorted(dir(module)) if not a.startswith("_")]
         for obj in list(objects):
