@@ -5,8 +5,8 @@ encoder's backward pass as on the forward matrix product, although only k of F c
 Here every product that touches the codes runs on the k active features alone, through sparse matrices
 (`[B, F]` with B·k entries): about 4 dense `[B, D] x [D, F]`-sized products per step become 1.
 Sparse products on the CPU sum each output row in a fixed order, so a step is deterministic.
-The AuxK term stays dense: its k_aux (D/2) codes per row are too many for sparse products to pay off, and it
-only runs while features are dead.
+The AuxK term works on the dead features' columns alone (dense there: its k_aux, up to D/2, codes per row are
+too many for sparse products to pay off), so its cost grows with the number of dead features, not with F.
 
 Shapes: x `[B, D]`, W_enc `[D, F]`, b_enc `[F]`, W_dec `[F, D]`, b_dec `[D]`.
 `tests/unit/test_features_grads.py` checks every gradient against autograd on the dense formulation.
@@ -38,19 +38,18 @@ def loss_and_grads(p: dict, x, k: int, variance: float, dead, k_aux: int, aux_we
         # d loss / d pre at the active entries: <g_recon, W_dec[id]> where the ReLU passed
         g_act = (W_dec[ids] @ g_recon.unsqueeze(2)).squeeze(2) * (values > 0)  # [B, k]
         g_pre = _sparse(ids, g_act, F)
-        n_dead = int(dead.sum())
-        if aux_weight > 0 and n_dead > 0:
-            aux_loss, g_aux_pre, g_aux_dec = _aux(pre, -err, dead, min(k_aux, n_dead), W_dec)
+        g_W_enc = torch.sparse.mm(g_pre.t(), xc).T  # [D, F]
+        g_xc = torch.sparse.mm(g_pre, W_enc.T)  # [B, D]
+        g_b_enc = torch.zeros(F, dtype=x.dtype).index_add_(0, ids.reshape(-1), g_act.reshape(-1))
+        dead_ids = dead.nonzero().squeeze(1)  # [n_dead]
+        if aux_weight > 0 and len(dead_ids):
+            aux_loss, g_aux, g_aux_dec = _aux(pre[:, dead_ids], -err, min(k_aux, len(dead_ids)), W_dec[dead_ids])
             loss += aux_weight * aux_loss
-            g_W_dec += aux_weight * g_aux_dec
-            g_pre_dense = g_pre.to_dense() + aux_weight * g_aux_pre
-            g_W_enc = xc.T @ g_pre_dense  # [D, F]
-            g_xc = g_pre_dense @ W_enc.T
-            g_b_enc = g_pre_dense.sum(0)
-        else:
-            g_W_enc = torch.sparse.mm(g_pre.t(), xc).T  # [D, F]
-            g_xc = torch.sparse.mm(g_pre, W_enc.T)  # [B, D]
-            g_b_enc = torch.zeros(F, dtype=x.dtype).index_add_(0, ids.reshape(-1), g_act.reshape(-1))
+            g_aux *= aux_weight  # [B, n_dead]: d loss / d pre in the dead features' columns
+            g_W_dec[dead_ids] += aux_weight * g_aux_dec  # ids are distinct: a plain indexed add
+            g_W_enc[:, dead_ids] += xc.T @ g_aux
+            g_xc += g_aux @ W_enc[:, dead_ids].T
+            g_b_enc[dead_ids] += g_aux.sum(0)
         g_b_dec -= g_xc.sum(0)  # b_dec also enters through xc = x - b_dec
         for name, grad in (("W_enc", g_W_enc), ("b_enc", g_b_enc), ("W_dec", g_W_dec), ("b_dec", g_b_dec)):
             p[name].grad = grad.contiguous()
@@ -69,16 +68,17 @@ def _sparse(ids, values, F: int):
                                    (B, F), is_coalesced=True, check_invariants=False)
 
 
-def _aux(pre, error, dead, k_aux: int, W_dec):
-    """AuxK: the k_aux largest pre-activations among dead features reconstruct `error` (what the live features
-    missed, a constant here). (loss, d loss / d pre `[B, F]`, d loss / d W_dec `[F, D]`)."""
+def _aux(pre_dead, error, k_aux: int, W_dead):
+    """AuxK on the dead features' columns only (its cost grows with their number, not F): the k_aux largest of
+    `pre_dead` `[B, n_dead]` reconstruct `error` `[B, D]` (what the live features missed, a constant here) through
+    their decoder rows `W_dead` `[n_dead, D]`. (loss, d loss / d pre_dead `[B, n_dead]`, d loss / d W_dead)."""
     import torch
 
-    B = pre.shape[0]
-    aux_values, aux_ids = pre.masked_fill(~dead, float("-inf")).topk(k_aux, dim=1)
-    aux_code = torch.zeros_like(pre).scatter_(1, aux_ids, aux_values.clamp_min(0))  # [B, F]
-    diff = aux_code @ W_dec - error  # [B, D]
+    B = pre_dead.shape[0]
+    aux_values, aux_ids = pre_dead.topk(k_aux, dim=1)
+    aux_code = torch.zeros_like(pre_dead).scatter_(1, aux_ids, aux_values.clamp_min(0))  # [B, n_dead]
+    diff = aux_code @ W_dead - error  # [B, D]
     error_var = float(((error - error.mean(dim=0)) ** 2).sum(dim=1).mean().clamp_min(1e-12))
     g_guess = diff * (2.0 / (B * error_var))
-    g_code = (g_guess @ W_dec.T) * (aux_code > 0)  # [B, F]: only where the ReLU passed
+    g_code = (g_guess @ W_dead.T) * (aux_code > 0)  # only where the ReLU passed
     return float((diff * diff).sum()) / (B * error_var), g_code, aux_code.T @ g_guess
