@@ -87,6 +87,21 @@ def mpnet(mpnet_dir):
     return es.load_encoder(MPNET_ID)
 
 
+VIT_TINY = SHARED_MODELS / "vit-tiny-patch16-224"
+
+
+@pytest.fixture(scope="session")
+def vit():
+    """The real ViT-Ti/16 ImageNet classifier from ../shared/models (5.7 M parameters, 12 layers x 3 heads).
+
+    Missing weights fail the test: every machine that runs the suite has ../shared/models."""
+    import encoderscope as es
+
+    if not (VIT_TINY / "model.safetensors").is_file():
+        pytest.fail(f"the real ViT-Ti weights are missing at {VIT_TINY} (see ../shared/models/README.md)")
+    return es.load_image_encoder(str(VIT_TINY))
+
+
 @pytest.fixture(scope="session")
 def decoder_model():
     """The bundled SmolLM2-135M-Instruct via the converted cache (converted on first use, ~25 s)."""

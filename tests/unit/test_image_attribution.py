@@ -6,8 +6,6 @@ Each test names the bug it catches.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -18,19 +16,12 @@ import encoderscope as es
 from encoderscope import vision
 from encoderscope.attribution import image as attribution
 from tests import vision_fixtures as vf
+from tests.conftest import VIT_TINY
 
-VIT_TINY = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "vit-tiny-patch16-224"
 CHINA = Image.fromarray(load_sample_image("china.jpg"))
 FLOWER = Image.fromarray(load_sample_image("flower.jpg"))
 # ImageNet has no "temple": what a sensible classifier calls the scikit-learn photo of a Chinese temple by a lake
 TEMPLE_LIKE = {"lakeside", "palace", "monastery", "bell cote", "castle", "pagoda", "boathouse", "stupa", "church"}
-
-
-@pytest.fixture(scope="module")
-def vit():
-    if not (VIT_TINY / "model.safetensors").is_file():
-        pytest.fail(f"the real ViT-Ti weights are missing at {VIT_TINY} (see ../shared/models/README.md)")
-    return es.load_image_encoder(str(VIT_TINY))
 
 
 @pytest.fixture(scope="module")
