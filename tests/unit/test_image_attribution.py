@@ -158,6 +158,19 @@ def test_deletion_most_relevant_first_drops_the_class_faster_than_random(vit, ph
     assert relevant.mean() < attribution.deletion_curve(vit, rel, transposed, steps=8).mean()
 
 
+@pytest.mark.slow
+def test_deletion_curve_is_the_faithfulness_engines_deletion_curve(vit):
+    # Bug: the old deletion_curve and the engine drifting apart (another blanking, another picture, another
+    # class), so the docs' numbers and the page's curves would measure different things.
+    rel = es.explain_image(vit, FLOWER, max_patches=80)
+    engine = es.faithfulness.image(vit, FLOWER, rel, steps=6, seeds=1)
+    order = np.argsort(-rel.map.ravel(), kind="stable")  # the engine's ranking: highest first, ties in place
+    curve = attribution.deletion_curve(vit, rel, order, steps=6)
+    assert curve.dtype == np.float32 and curve.shape == (7,)
+    np.testing.assert_allclose(curve, engine.deletion, rtol=1e-5, atol=1e-6)
+    assert curve[-1] == pytest.approx(engine.random[-1], abs=1e-6)  # everything blanked: every order agrees
+
+
 # --- CLIP / SigLIP: a caption as the target ---------------------------------------------------------------------
 
 
