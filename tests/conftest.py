@@ -111,10 +111,10 @@ def decoder_model():
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """Headless Chromium through Playwright, one per session for every browser test (tests/e2e/, tests/packaging/):
-    Playwright's sync API allows one running instance at a time."""
-    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+def playwright_session():
+    """The one Playwright instance of the session (its sync API allows one running instance at a time): every
+    browser of every browser test (tests/e2e/, tests/packaging/) is launched from it, in whatever order they run."""
+    from tests.e2e.conftest import CHROMIUM
 
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
         message = f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)"
@@ -124,15 +124,53 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+        yield pw
+
+
+def _launch(pw, args: list[str]):
+    from tests.e2e.conftest import CHROMIUM
+
+    return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+
+
+def _new_page(browser, width: int, height: int):
+    """A page in a fresh context (no cookies, storage or listeners left by another test)."""
+    context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
+    pg = context.new_page()
+    pg.set_default_timeout(90_000)
+    return context, pg
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_session):
+    """Headless Chromium, one for every browser test of the session."""
+    from tests.e2e.conftest import CHROMIUM_ARGS
+
+    b = _launch(playwright_session, CHROMIUM_ARGS)
+    yield b
+    b.close()
 
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
-    pg = context.new_page()
-    pg.set_default_timeout(90_000)
+    context, pg = _new_page(browser, 1400, 1000)
+    yield pg
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def gl_browser(playwright_session):
+    """Headless Chromium with WebGL in software (SwiftShader: no GPU here), for the Atlas page's WebGL map."""
+    from tests.e2e.conftest import WEBGL_ARGS
+
+    b = _launch(playwright_session, WEBGL_ARGS)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def gl_page(gl_browser):
+    """A fresh page of the WebGL browser, 1200 x 1400 (the atlas map and its panels fit without scrolling)."""
+    context, pg = _new_page(gl_browser, 1200, 1400)
     yield pg
     context.close()
