@@ -127,18 +127,22 @@ def playwright_session():
         yield pw
 
 
-def _launch(pw, args: list[str]):
+def _launched(pw, args: list[str]):
+    """Chromium launched with `args`, yielded, closed after (the body of a browser fixture)."""
     from tests.e2e.conftest import CHROMIUM
 
-    return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+    b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+    yield b
+    b.close()
 
 
-def _new_page(browser, width: int, height: int):
-    """A page in a fresh context (no cookies, storage or listeners left by another test)."""
+def _fresh_page(browser, width: int, height: int):
+    """A page in a fresh context (no cookies, storage or listeners left by another test), yielded, closed after."""
     context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
     pg = context.new_page()
     pg.set_default_timeout(90_000)
-    return context, pg
+    yield pg
+    context.close()
 
 
 @pytest.fixture(scope="session")
@@ -146,16 +150,12 @@ def browser(playwright_session):
     """Headless Chromium, one for every browser test of the session."""
     from tests.e2e.conftest import CHROMIUM_ARGS
 
-    b = _launch(playwright_session, CHROMIUM_ARGS)
-    yield b
-    b.close()
+    yield from _launched(playwright_session, CHROMIUM_ARGS)
 
 
 @pytest.fixture
 def page(browser):
-    context, pg = _new_page(browser, 1400, 1000)
-    yield pg
-    context.close()
+    yield from _fresh_page(browser, 1400, 1000)
 
 
 @pytest.fixture(scope="session")
@@ -163,14 +163,10 @@ def gl_browser(playwright_session):
     """Headless Chromium with WebGL in software (SwiftShader: no GPU here), for the Atlas page's WebGL map."""
     from tests.e2e.conftest import WEBGL_ARGS
 
-    b = _launch(playwright_session, WEBGL_ARGS)
-    yield b
-    b.close()
+    yield from _launched(playwright_session, WEBGL_ARGS)
 
 
 @pytest.fixture
 def gl_page(gl_browser):
     """A fresh page of the WebGL browser, 1200 x 1400 (the atlas map and its panels fit without scrolling)."""
-    context, pg = _new_page(gl_browser, 1200, 1400)
-    yield pg
-    context.close()
+    yield from _fresh_page(gl_browser, 1200, 1400)
