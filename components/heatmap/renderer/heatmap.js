@@ -352,15 +352,19 @@ function fmt(v) {
   return a !== 0 && (a < 0.01 || a >= 1000) ? v.toExponential(2) : v.toFixed(a >= 10 ? 1 : 3);
 }
 
-// The colour bar right of the map: five ticks from zmax (top) to zmin, the legend title under it.
+// The colour bar's five ticks, zmax at the top: [[f, text]] with f = 1 at the top (the canvas and the SVG export).
+function legendTicks(h) {
+  return [0, 1, 2, 3, 4].map((t) => [1 - t / 4, fmt(h.zmax - (t / 4) * (h.zmax - h.zmin))]);
+}
+
+// The colour bar right of the map, the legend title under it.
 function legend(ctx, L, h, pal) {
   const rgbAt = (f) => {
     const q = Math.round(255 * f);
     return [pal[3 * q], pal[3 * q + 1], pal[3 * q + 2]];
   };
-  const ticks = [0, 1, 2, 3, 4].map((t) => [1 - t / 4, fmt(h.zmax - (t / 4) * (h.zmax - h.zmin))]);
-  colourBar(ctx, { x: L.legendX, y: L.y0, h: Math.min(L.ph, 260), rgbAt, ticks, label: h.legend, font: FONT,
-    labelDx: -2, labelDy: 8 });
+  colourBar(ctx, { x: L.legendX, y: L.y0, h: Math.min(L.ph, 260), rgbAt, ticks: legendTicks(h), label: h.legend,
+    font: FONT, labelDx: -2, labelDy: 8 });
 }
 
 function drawGrid(st, ctx, L) {
