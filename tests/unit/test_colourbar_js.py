@@ -66,9 +66,10 @@ out.drawn = summary(r);
     assert {t["font"] for t in drawn["texts"]} == {"12px sans-serif"}
 
 
-def test_both_renderers_draw_the_one_shared_colour_bar():
+def test_both_renderers_use_the_one_shared_colour_bar_and_canvas_sizing():
     # Bug: a renderer module that lost the shared file (the component would throw on its first draw), or a copy
     # of the colour bar creeping back into a renderer.
     for module in (heat_canvas._JS, pair_canvas._JS):
-        assert module.count("function colourBar(") == 1
-        assert module.index("function colourBar(") < module.index("export default function")
+        for shared in ("function colourBar(", "function sizeCanvas("):
+            assert module.count(shared) == 1
+            assert module.index(shared) < module.index("export default function")

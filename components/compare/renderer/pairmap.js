@@ -4,7 +4,7 @@
 // sends `selected` with its neighbours under each model, ringed in their own panel.
 // Plain JS, no dependencies, nothing from the network. Mounted by components/compare/canvas.py (components v2);
 // payload built by components/compare/payloads.py.
-// `colourBar` comes from components/renderer_shared/colourbar.js, concatenated in front (the heatmap shares it).
+// `colourBar` and `sizeCanvas` come from components/renderer_shared/, concatenated in front (the heatmap shares them).
 //
 // Test surface, set after every draw: the root element gets data-es-pairmap="<tag>", data-es-colour-by="<what>",
 // data-es-hover="<index>" (or ""), data-es-selected="<index>" (or ""), data-es-draws; and a property
@@ -96,16 +96,6 @@ function layout(st) {
 
 function radius(n) {
   return n <= 300 ? 4.5 : n <= 3000 ? 3 : n <= 30000 ? 1.8 : 1;
-}
-
-function sizeCanvas(c, L, dpr) {
-  c.width = Math.round(L.W * dpr);
-  c.height = Math.round(L.H * dpr);
-  c.style.width = L.W + "px";
-  c.style.height = L.H + "px";
-  const ctx = c.getContext("2d");
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  return ctx;
 }
 
 function draw(st) {

@@ -1,7 +1,7 @@
 // Encoderscope heatmap: a token × token (or any rows × columns) map drawn on a <canvas> from a binary payload.
 // Plain JS, no dependencies, nothing fetched from the network. Mounted by components/heatmap/canvas.py
 // (Streamlit custom components v2). Payload format: components/heatmap/payload.py.
-// `colourBar` comes from components/renderer_shared/colourbar.js, concatenated in front (the pair map shares it).
+// `colourBar` and `sizeCanvas` come from components/renderer_shared/, concatenated in front (the pair map shares them).
 //
 // Modes: "matrix" (one map; optional view buttons that switch heads in the browser), "store" (extra blocks
 // for a matrix, sent after it: the low bytes and the other heads; kept in window.__esHeatStore by id) and
@@ -214,13 +214,7 @@ function draw(st) {
   const dpr = window.devicePixelRatio || 1;
   const L = (st.L = layout(st));
   st.width = st.root.clientWidth;
-  const c = st.canvas;
-  c.width = Math.round(L.W * dpr);
-  c.height = Math.round(L.H * dpr);
-  c.style.width = L.W + "px";
-  c.style.height = L.H + "px";
-  const ctx = c.getContext("2d");
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  const ctx = sizeCanvas(st.canvas, L, dpr);
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, L.W, L.H);
   if (st.header.mode === "grid") drawGrid(st, ctx, L);
