@@ -103,8 +103,11 @@ def load_gguf(gguf: Path):
     """(tokenizer, model) straight from the GGUF file (slow: dequantises every tensor)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from .model_kinds import BUILD_LOCK
+
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, attn_implementation="eager")
+    with BUILD_LOCK:
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, attn_implementation="eager")
     return tokenizer, model.eval()
 
 

@@ -88,6 +88,18 @@ def check_kind(config, kind: str, name: str) -> None:
 _IMPORT_LOCK = threading.Lock()
 
 
+# One model built at a time in this process. While transformers' from_pretrained builds a model it changes
+# process-wide state: torch's default device (the "meta" device, which torch.get_default_device reads from a
+# module global, not per thread), the default dtype, torch.linspace, the torch.nn.init functions; diffusers'
+# from_pretrained patches nn.Module.register_parameter (accelerate's init_empty_weights). A second build in
+# another thread reads the first one's state ("Cannot copy out of meta tensor") and the two restore it in the
+# wrong order. So every model construction (from_pretrained, from_config, a module built and given its
+# weights) holds this lock, and nothing else: tokenizers, configs and inference run in parallel. Loads of
+# the same model are still shared (components/resources.py: one lock per model, outside this one).
+# Reentrant: a loader may call another loader.
+BUILD_LOCK = threading.RLock()
+
+
 def import_transformers():
     """The transformers package, imported one thread at a time.
 

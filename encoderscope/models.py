@@ -19,6 +19,7 @@ import torch
 
 from . import gguf_cache, refs, settings
 from .model_kinds import (  # noqa: F401 - re-exported: callers know them as models.<name>
+    BUILD_LOCK,
     CAUSAL_ENCODERS,
     TEXT_TOWERS,
     ModelLoadError,
@@ -288,7 +289,8 @@ def _from_pretrained(loader, location: str, ref: ModelRef, kwargs: dict, **extra
     last: Exception | None = None
     for use_safetensors in attempts:
         try:
-            return loader.from_pretrained(location, use_safetensors=use_safetensors, **kwargs, **extra)
+            with BUILD_LOCK:  # one construction at a time: from_pretrained sets process-wide state (model_kinds)
+                return loader.from_pretrained(location, use_safetensors=use_safetensors, **kwargs, **extra)
         except Exception as err:  # retry without safetensors only for hub repos that ship .bin only
             last = err
     raise ModelLoadError(f"Could not load the weights of {ref.name!r}: {_short(last)}") from last

@@ -12,6 +12,8 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,7 +121,7 @@ def project_with_info(
             n_jobs=1,
             init="spectral" if N > dim + 1 else "random",
         )
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), first_use(("umap", metric, N >= LARGE_N)):
             warnings.simplefilter("ignore")  # n_jobs/random_state and small-graph warnings
             coords = reducer.fit_transform(X)
         return Projection(coords.astype(np.float32), "umap", notices)
@@ -183,6 +185,26 @@ def _cache_compiles() -> None:
                         value.enable_caching()
         except Exception as err:  # a numba internals change: run uncached
             warnings.warn(f"numba disk cache not enabled for UMAP: {err}", stacklevel=2)
+
+
+# numba compiles each UMAP/pynndescent function (or loads it from its disk cache) on its first call in a process.
+# Two threads doing that at once (the warm-up thread and a page's projection or an atlas layout) once failed
+# inside numba ("no compiled object yet for _transpose_csr"), so the first run of each code path holds one
+# process-wide lock; a path that has run once (its functions compiled for its types) runs in parallel.
+_first_lock = threading.RLock()
+_first_done: set[Hashable] = set()
+
+
+@contextmanager
+def first_use(path: Hashable) -> Iterator[None]:
+    """Run the block alone among first uses while `path` (a code path: ("umap", metric, large) for a UMAP fit,
+    ("nndescent", metric) for an NN-descent index and its queries) has not yet completed once in this process."""
+    if path in _first_done:
+        yield
+        return
+    with _first_lock:
+        yield
+        _first_done.add(path)
 
 
 LARGE_N = 4096  # from here on UMAP builds its kNN graph with pynndescent: a second, slower compile

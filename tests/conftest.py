@@ -87,6 +87,21 @@ def mpnet(mpnet_dir):
     return es.load_encoder(MPNET_ID)
 
 
+VIT_TINY = SHARED_MODELS / "vit-tiny-patch16-224"
+
+
+@pytest.fixture(scope="session")
+def vit():
+    """The real ViT-Ti/16 ImageNet classifier from ../shared/models (5.7 M parameters, 12 layers x 3 heads).
+
+    Missing weights fail the test: every machine that runs the suite has ../shared/models."""
+    import encoderscope as es
+
+    if not (VIT_TINY / "model.safetensors").is_file():
+        pytest.fail(f"the real ViT-Ti weights are missing at {VIT_TINY} (see ../shared/models/README.md)")
+    return es.load_image_encoder(str(VIT_TINY))
+
+
 @pytest.fixture(scope="session")
 def decoder_model():
     """The bundled SmolLM2-135M-Instruct via the converted cache (converted on first use, ~25 s)."""
@@ -96,10 +111,10 @@ def decoder_model():
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """Headless Chromium through Playwright, one per session for every browser test (tests/e2e/, tests/packaging/):
-    Playwright's sync API allows one running instance at a time."""
-    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+def playwright_session():
+    """The one Playwright instance of the session (its sync API allows one running instance at a time): every
+    browser of every browser test (tests/e2e/, tests/packaging/) is launched from it, in whatever order they run."""
+    from tests.e2e.conftest import CHROMIUM
 
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
         message = f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)"
@@ -109,15 +124,49 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+        yield pw
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
+def _launched(pw, args: list[str]):
+    """Chromium launched with `args`, yielded, closed after (the body of a browser fixture)."""
+    from tests.e2e.conftest import CHROMIUM
+
+    b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+    yield b
+    b.close()
+
+
+def _fresh_page(browser, width: int, height: int):
+    """A page in a fresh context (no cookies, storage or listeners left by another test), yielded, closed after."""
+    context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
     pg = context.new_page()
     pg.set_default_timeout(90_000)
     yield pg
     context.close()
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_session):
+    """Headless Chromium, one for every browser test of the session."""
+    from tests.e2e.conftest import CHROMIUM_ARGS
+
+    yield from _launched(playwright_session, CHROMIUM_ARGS)
+
+
+@pytest.fixture
+def page(browser):
+    yield from _fresh_page(browser, 1400, 1000)
+
+
+@pytest.fixture(scope="session")
+def gl_browser(playwright_session):
+    """Headless Chromium with WebGL in software (SwiftShader: no GPU here), for the Atlas page's WebGL map."""
+    from tests.e2e.conftest import WEBGL_ARGS
+
+    yield from _launched(playwright_session, WEBGL_ARGS)
+
+
+@pytest.fixture
+def gl_page(gl_browser):
+    """A fresh page of the WebGL browser, 1200 x 1400 (the atlas map and its panels fit without scrolling)."""
+    yield from _fresh_page(gl_browser, 1200, 1400)

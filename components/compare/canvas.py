@@ -10,11 +10,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from components import renderer_shared
+
 _HERE = Path(__file__).parent / "renderer"
+_JS = renderer_shared.module(_HERE / "pairmap.js")  # the shared colour bar, then the renderer: one module
 _component = st.components.v2.component(
-    "encoderscope.pair_map",
-    js=(_HERE / "pairmap.js").read_text(encoding="utf-8"),
-    css=(_HERE / "pairmap.css").read_text(encoding="utf-8"),
+    "encoderscope.pair_map", js=_JS, css=(_HERE / "pairmap.css").read_text(encoding="utf-8")
 )
 
 

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from components import renderer_shared
+
 _HERE = Path(__file__).parent / "renderer"
-# export.js (PNG/SVG) first, then the renderer with its default export: one module.
-_JS = "\n".join((_HERE / name).read_text(encoding="utf-8") for name in ("export.js", "heatmap.js"))
+# The shared colour bar, export.js (PNG/SVG), then the renderer with its default export: one module.
+_JS = renderer_shared.module(_HERE / "export.js", _HERE / "heatmap.js")
 _CSS = (_HERE / "heatmap.css").read_text(encoding="utf-8")
 
 _component = st.components.v2.component("encoderscope.heatmap", js=_JS, css=_CSS)

@@ -41,21 +41,27 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    """Build the atlas; a UserFacingError becomes `error: ...` on stderr and exit status 2, never a traceback."""
+    """Run `atlas build` (or `features`, `compare`); every one ends through `encoderscope.cli.run_cli`: a
+    UserFacingError becomes `error: ...` on stderr and exit status 2, never a traceback."""
     if getattr(args, "atlas_command", "build") == "compare":
         from . import compare
 
         return compare.run(args)
-    from tqdm import tqdm
-
-    from ..errors import UserFacingError
-    from . import builder
-
     if args.atlas_command == "features":
         return features_cli.run(args)
     if (args.corpus is None) == (args.vectors is None):
         print("error: give either CORPUS or --vectors V.npy --meta M.csv\n" + USAGE, file=sys.stderr)
         return 2
+    from ..cli import run_cli
+
+    return run_cli(lambda: _build(args), interrupted="run the same command again to continue from the finished shards")
+
+
+def _build(args) -> int:
+    from tqdm import tqdm
+
+    from . import builder
+
     bars: dict[str, tqdm] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -74,12 +80,6 @@ def run(args) -> int:
             engine=args.engine, scheduler=args.scheduler, seed=args.seed, shard_size=args.shard_size,
             batch_size=args.batch_size, threshold=args.duplicate_threshold, progress=progress,
         )
-    except UserFacingError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: run the same command again to continue from the finished shards", file=sys.stderr)
-        return 130
     finally:
         for bar in bars.values():
             bar.close()

@@ -184,14 +184,14 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
-    """`atlas compare`: a UserFacingError becomes `error: ...` on stderr and exit status 2."""
-    from ..errors import UserFacingError
+    """`atlas compare` (the error path: `encoderscope.cli.run_cli`)."""
+    from ..cli import run_cli
 
-    try:
-        info = compare_atlases(args.dir_a, args.dir_b, k=args.k, name=args.name, out=args.out)
-    except UserFacingError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_cli(lambda: _compare(args), interrupted="the comparison is incomplete: run the same command again")
+
+
+def _compare(args) -> int:
+    info = compare_atlases(args.dir_a, args.dir_b, k=args.k, name=args.name, out=args.out)
     for note in info["notes"]:
         print(f"note: {note}", file=sys.stderr)
     print(f"wrote {info['parquet']} in {args.out or args.dir_a}: N = {info['N']}, k = {info['k']}, mutual k-NN "

@@ -116,15 +116,16 @@ def _neighbours(Z: np.ndarray, sample: np.ndarray, k: int, seed: int):
 
     projection._cache_compiles()  # pynndescent's numba code from the disk cache, as the Embeddings page does
     k = min(k, len(sample))
-    with warnings.catch_warnings():
+    idx = np.empty((len(Z), k), np.int64)
+    dist = np.empty((len(Z), k), np.float32)
+    # the first index and query of a process compile numba code: never beside another thread's first compile
+    with warnings.catch_warnings(), projection.first_use(("nndescent", "euclidean")):
         warnings.simplefilter("ignore")  # numba: some pynndescent functions cannot use the disk cache
         index = pynndescent.NNDescent(Z[sample], n_neighbors=max(2, min(15, len(sample) - 1)), metric="euclidean",
                                       random_state=seed, n_jobs=1)
         index.prepare()
-    idx = np.empty((len(Z), k), np.int64)
-    dist = np.empty((len(Z), k), np.float32)
-    for start in range(0, len(Z), CHUNK):
-        idx[start : start + CHUNK], dist[start : start + CHUNK] = index.query(Z[start : start + CHUNK], k=k)
+        for start in range(0, len(Z), CHUNK):
+            idx[start : start + CHUNK], dist[start : start + CHUNK] = index.query(Z[start : start + CHUNK], k=k)
     return idx, dist
 
 

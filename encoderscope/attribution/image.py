@@ -38,7 +38,6 @@ from ..vision.clip import tokenize_texts
 from ..vision.inputs import MAX_TEXT_CHARS, ImageInput, VisionError
 from ..vision.loading import ClipModel, ImageEncoder
 from ..vision.patch_attention import prepare
-from ..vision.preprocess import normalise
 
 
 @dataclass(frozen=True)
@@ -307,20 +306,21 @@ def deletion_curve(enc: ImageEncoder, rel: ImageRelevance, order: np.ndarray, st
     `rel.target` as the patches are blanked in `order` (patch indices, row-major, first blanked first).
 
     Point s blanks the first round(s · N / steps) patches of `rel.image` (set to the processor's mean colour:
-    0 after normalisation), s = 0..steps, all in one batch. Returns float32 `[steps + 1]`; a good map makes it
-    fall fast (a small area under the curve, `curve.mean()`)."""
+    0 after normalisation), s = 0..steps. Returns float32 `[steps + 1]`; a good map makes it fall fast (a small
+    area under the curve, `curve.mean()`).
+
+    The faithfulness engine's deletion curve for an order given outright (its blanking and scoring, one batched
+    run): `es.faithfulness.image` takes the map's scores instead, caps the steps and adds the insertion curve
+    and random orders."""
+    from ..faithfulness.curves import deletion
+    from ..faithfulness.image import evaluator
+
     enc = require_head(enc)
     rows, cols = rel.grid
     order = np.asarray(order, np.int64).ravel()
     if sorted(order.tolist()) != list(range(rows * cols)):
         raise ValueError(f"order must be a permutation of the {rows * cols} patch indices.")
-    pixels = normalise(rel.image, enc.processor)[0]  # [3, H, W]
-    p = rel.patch_size
-    batch = np.repeat(pixels[None], steps + 1, axis=0)
-    for s in range(1, steps + 1):
-        for index in order[: round(s * order.size / steps)]:
-            r, c = divmod(int(index), cols)
-            batch[s, :, r * p : (r + 1) * p, c * p : (c + 1) * p] = 0.0
+    evaluate, _ = evaluator(enc, rel)
     with torch.inference_mode():
-        out = classifier_logits(enc, batch)
-    return out.logits.float().softmax(-1)[:, int(rel.target)].cpu().numpy().astype(np.float32)
+        curve = deletion(evaluate, order, [round(s * order.size / steps) for s in range(steps + 1)])
+    return curve.astype(np.float32)

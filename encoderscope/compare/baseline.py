@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..model_kinds import BUILD_LOCK
 from .checks import CompareError
 
 if TYPE_CHECKING:
@@ -42,8 +43,8 @@ def untrained(model: LoadedModel, seed: int = 0) -> LoadedModel:
     if not isinstance(module, torch.nn.Module) or not hasattr(module, "config"):
         raise CompareError(f"{getattr(model, 'name', 'This model')} is not a transformers model: no baseline.")
     config = copy.deepcopy(module.config)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+    with BUILD_LOCK, torch.random.fork_rng(devices=[]):  # BUILD_LOCK: another thread's from_pretrained
+        torch.manual_seed(int(seed))  # would otherwise skip or misplace this initialisation (model_kinds)
         fresh = type(module)._from_config(config, attn_implementation="eager")
     fresh.eval().to(model.device)
     changes = dict(

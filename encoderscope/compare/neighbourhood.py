@@ -114,8 +114,11 @@ def approximate_knn(X: np.ndarray, k: int = 10, seed: int = 0, sample: int = REC
     rows (their exact neighbours from blocked products against all N)."""
     from pynndescent import NNDescent
 
+    from ..projection import first_use
+
     X = np.asarray(X, np.float32)
-    index = NNDescent(X, metric="cosine", n_neighbors=k + 1, random_state=seed, low_memory=True)
+    with first_use(("nndescent", "cosine")):  # numba's first compile, never beside another thread's
+        index = NNDescent(X, metric="cosine", n_neighbors=k + 1, random_state=seed, low_memory=True)
     found = index.neighbor_graph[0].astype(np.int64)  # [N, k + 1], usually self first
     not_self = found != np.arange(len(X))[:, None]
     found = np.take_along_axis(found, np.argsort(~not_self, axis=1, kind="stable"), axis=1)[:, :k]

@@ -75,8 +75,9 @@ def constant_notice(F: np.ndarray, side: str) -> str | None:
     if not constant.size:
         return None
     layers = ", ".join(str(i) for i in constant)
+    subject = f"Layers {layers} of model {side} give" if constant.size > 1 else f"Layer {layers} of model {side} gives"
     return (
-        f"Layer{'s' if constant.size > 1 else ''} {layers} of model {side} give every input the same vector (a "
+        f"{subject} every input the same vector (a "
         "[CLS] token before any attention reads the input), so similarity to them is undefined and shown as 0."
     )
 

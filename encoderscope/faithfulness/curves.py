@@ -137,6 +137,13 @@ def run(evaluate: Evaluate, orders: Sequence[np.ndarray], steps: int, seeds: int
     return counts, pairs, values[:, 2 * len(orders) :].T
 
 
+def deletion(evaluate: Evaluate, order: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+    """float64 `[len(counts)]`: the value after removing the first `counts[s]` units of `order` `[n]` (a
+    permutation, first removed first), every state in one `evaluate` call; no insertion, no random orders."""
+    order = np.asarray(order, np.int64)
+    return np.asarray(evaluate([_removed(order[: int(k)], len(order)) for k in counts]), np.float64)
+
+
 def _removed(indices: np.ndarray, n: int) -> np.ndarray:
     mask = np.zeros(n, bool)
     mask[np.asarray(indices, np.int64)] = True

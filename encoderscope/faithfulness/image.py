@@ -18,7 +18,7 @@ import torch
 from .. import settings
 from ..errors import UserFacingError
 from ..vision.preprocess import normalise
-from .curves import Curves, curves
+from .curves import Curves, Evaluate, curves
 
 if TYPE_CHECKING:
     from ..attribution.image import ImageRelevance
@@ -78,9 +78,9 @@ def _check(ex: ImageRelevance, maps: dict[str, np.ndarray]) -> None:
             raise UserFacingError(f"The {name} map has {np.asarray(m).size} values for {rows}×{cols} patches.")
 
 
-@torch.inference_mode()
-def _run(model, ex: ImageRelevance, maps: dict[str, np.ndarray], steps: int, seeds: int) -> dict[str, Curves]:
-    _check(ex, maps)
+def evaluator(model, ex: ImageRelevance) -> tuple[Evaluate, str]:
+    """(evaluate, measure): `evaluate(removed)` maps bool masks `[N]` (row-major patches of `ex.image`, True:
+    blanked) to the explained value of each picture, float64 `[len(removed)]`; run it under inference mode."""
     processor, value, measure = _scorer(model, ex)
     pixels = normalise(ex.image, processor)[0]  # [3, H, W]
     p = ex.patch_size
@@ -95,6 +95,13 @@ def _run(model, ex: ImageRelevance, maps: dict[str, np.ndarray], steps: int, see
             for i in range(0, len(states), chunk)
         ])
 
+    return evaluate, measure
+
+
+@torch.inference_mode()
+def _run(model, ex: ImageRelevance, maps: dict[str, np.ndarray], steps: int, seeds: int) -> dict[str, Curves]:
+    _check(ex, maps)
+    evaluate, measure = evaluator(model, ex)
     scores = [np.asarray(m, np.float64).ravel() for m in maps.values()]
     found = curves(evaluate, scores, steps, seeds, measure=measure, unit="patch", removal="mean colour")
     return dict(zip(maps, found, strict=True))

@@ -19,10 +19,15 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
-    """Train and write the features; a UserFacingError becomes `error: ...` on stderr and exit status 2."""
+    """Train and write the features (the error path: `encoderscope.cli.run_cli`)."""
+    from ..cli import run_cli
+
+    return run_cli(lambda: _train(args), interrupted="nothing was written")
+
+
+def _train(args) -> int:
     from tqdm import tqdm
 
-    from ..errors import UserFacingError
     from .atlas_files import train_atlas
 
     bar = tqdm(desc="train", unit="batch", file=sys.stderr)
@@ -36,12 +41,6 @@ def run(args) -> int:
 
     try:
         info = train_atlas(args.dir, args.features, args.k, seed=args.seed, epochs=args.epochs, progress=progress)
-    except UserFacingError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
-        return 130
     finally:
         bar.close()
     print(f"wrote features to {args.dir}: {info['n_features']} features, k = {info['k']}, {info['epochs']} epochs "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from ..model_kinds import BUILD_LOCK
 from .results import LoadedVAE, VAEError
 from .wrap import from_diffusers
 
@@ -164,8 +165,9 @@ def load_single_file(path: Path) -> LoadedVAE:
     given, config_file = _config_beside(path)
     config = {**inferred, **given}
     try:
-        model = AutoencoderKL.from_config(config)
-        model.load_state_dict(state, strict=True)
+        with BUILD_LOCK:
+            model = AutoencoderKL.from_config(config)
+            model.load_state_dict(state, strict=True)
     except (RuntimeError, ValueError, TypeError) as err:
         source = config_file.name if config_file else "the config read from its weights"
         raise VAEError(f"{path.name} does not match {source}: {str(err).splitlines()[0][:200]}") from err

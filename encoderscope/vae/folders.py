@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..model_kinds import BUILD_LOCK
 from . import taesd
 from .results import LoadedVAE, VAEError
 from .wrap import diffusers_class, from_diffusers, place
@@ -17,7 +18,8 @@ def load_folder(folder: Path) -> LoadedVAE:
         try:
             cls = diffusers_class(json.loads(config.read_text()))
             safe = any(folder.glob("*.safetensors"))
-            model = cls.from_pretrained(folder, use_safetensors=safe or None)
+            with BUILD_LOCK:
+                model = cls.from_pretrained(folder, use_safetensors=safe or None)
         except VAEError:
             raise
         except Exception as err:

@@ -21,7 +21,8 @@ def load_hub(repo: str) -> LoadedVAE:
     try:
         config_path = hf_hub_download(repo, "config.json", local_files_only=not online)
         cls = diffusers_class(json.loads(Path(config_path).read_text()))
-        model = cls.from_pretrained(repo, local_files_only=not online)
+        with models.BUILD_LOCK:
+            model = cls.from_pretrained(repo, local_files_only=not online)
     except VAEError:
         raise
     except Exception as err:

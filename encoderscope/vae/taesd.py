@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import UserFacingError
+from ..model_kinds import BUILD_LOCK
 
 
 def conv(n_in: int, n_out: int, **kwargs) -> nn.Conv2d:
@@ -125,13 +126,14 @@ def load_state(path: Path) -> dict:
 def build(kind: str, state: dict) -> nn.Module:
     """The encoder or decoder for `state`, loaded strictly (every key used, none missing)."""
     try:
-        if kind == "encoder":
-            channels = state["14.weight"].shape[0]
-            module = encoder(channels, _pooled(state))
-        else:
-            channels = state["1.weight"].shape[1]
-            module = decoder(channels, _pooled(state))
-        module.load_state_dict(state, strict=True)
+        with BUILD_LOCK:  # plain modules too: another thread's diffusers load patches register_parameter
+            if kind == "encoder":
+                channels = state["14.weight"].shape[0]
+                module = encoder(channels, _pooled(state))
+            else:
+                channels = state["1.weight"].shape[1]
+                module = decoder(channels, _pooled(state))
+            module.load_state_dict(state, strict=True)
     except (KeyError, RuntimeError) as err:
         raise TAESDError(f"The {kind} weights do not match the TAESD layout: {str(err).splitlines()[0][:200]}") from err
     return module.eval()

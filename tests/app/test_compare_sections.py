@@ -3,18 +3,15 @@ baseline) under AppTest: nothing runs until "Measure", then the drawn maps equal
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pytest
 
 import encoderscope as es
 from components.vision.compare import image_set
 from encoderscope import corpora, settings
 from tests.app.conftest import app, heatmap, heatmap_values, no_exceptions
+from tests.conftest import VIT_TINY
 
 EXACT = 1.0 / 65535 + 1e-9
-VIT_TINY = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "vit-tiny-patch16-224"
 
 
 def _drawn(at, key):
@@ -45,14 +42,7 @@ def test_masks_encoder_against_decoder_map(encoder, decoder_model):
     np.testing.assert_allclose(drawn, expected, atol=EXACT)
 
 
-@pytest.fixture(scope="module")
-def vit_tiny():
-    if not (VIT_TINY / "model.safetensors").is_file():
-        pytest.fail(f"the real ViT-Ti weights are missing at {VIT_TINY} (see ../shared/models/README.md)")
-    return es.load_image_encoder(str(VIT_TINY))
-
-
-def test_vision_self_map_and_untrained_baseline(vit_tiny):
+def test_vision_self_map_and_untrained_baseline(vit):
     # Bugs: the baseline computed from the trained weights; crops of another picture; the diagonal not 1.
     settings.reload({"ENCODERSCOPE_MODELS_DIR": str(VIT_TINY.parent)})
     try:
@@ -65,11 +55,11 @@ def test_vision_self_map_and_untrained_baseline(vit_tiny):
     from components import resources
 
     _, images = image_set(resources.sample_image_bytes("china.jpg"))  # the page's default picture
-    feats = es.compare.layer_features(vit_tiny, images)
+    feats = es.compare.layer_features(vit, images)
     drawn = _drawn(at, "vision_layers")
     np.testing.assert_allclose(drawn, es.compare.similarity_matrix(feats, None, "cka").matrix, atol=EXACT)
     np.testing.assert_allclose(np.diag(drawn)[1:], 1.0, atol=1e-4)
-    base = es.compare.layer_features(es.compare.untrained(vit_tiny, seed=0), images)
+    base = es.compare.layer_features(es.compare.untrained(vit, seed=0), images)
     drawn_base = _drawn(at, "vision_layers_untrained")
     np.testing.assert_allclose(drawn_base, es.compare.similarity_matrix(feats, base, "cka").matrix, atol=EXACT)
     assert drawn[-1, -1] > drawn_base[-1, -1]

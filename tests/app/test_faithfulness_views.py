@@ -7,7 +7,6 @@ never with the views under test. Each test names the bug it catches.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,10 +17,10 @@ from sklearn.datasets import load_sample_image
 import encoderscope as es
 from encoderscope import corpora, settings
 from tests.app.conftest import app, array, download, figures, no_exceptions, show
+from tests.conftest import VIT_TINY
 
 A = "A man is playing a guitar on stage."
 B = "Someone performs music with an instrument."
-VIT_TINY = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "vit-tiny-patch16-224"
 TIMEOUT = 600  # seconds per script run: the shared 2-core test machine can be many times slower than a laptop
 
 

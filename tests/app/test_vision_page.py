@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import html
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ import encoderscope as es
 from encoderscope import settings, vision
 from tests import vision_fixtures as vf
 from tests.app.conftest import app, array, download, figures, messages, no_exceptions, show
+from tests.conftest import VIT_TINY
 
 CHINA = Image.fromarray(load_sample_image("china.jpg"))  # the page's default sample photo (427×640)
 # The page caches attention as float16 (issue 17: half the bytes): maps agree to float16's rounding, not better.
@@ -51,7 +51,7 @@ def local_models(folders):
 
 
 @pytest.fixture(scope="module")
-def vit(folders):
+def tiny_vit(folders):
     """(encoder, attention of the default sample photo) computed by the library, outside the page."""
     enc = vision.load_image_encoder(folders["vit"])
     return enc, vision.image_attention(enc, CHINA)
@@ -91,10 +91,10 @@ def _drawn_pixels(heatmap: dict, width: int, height: int) -> np.ndarray:
 # --- attention over the picture ------------------------------------------------------------------------------
 
 
-def test_overlay_is_the_cls_row_of_the_last_layer_at_the_patches_pixels(folders, vit):
+def test_overlay_is_the_cls_row_of_the_last_layer_at_the_patches_pixels(folders, tiny_vit):
     # Bugs: a map from the wrong layer/head/row, transposed or flattened in the wrong order, or boxes shifted
     # by half a patch (every pixel is compared with the library's own upsampling, on a non-square 4×5 grid).
-    _, res = vit
+    _, res = tiny_vit
     at = _page(folders["vit"])
     fig = _chart(at, "attention from [CLS]")
     expected = vision.patch_map(res, res.num_layers - 1, "mean", None)
@@ -112,10 +112,10 @@ def test_overlay_is_the_cls_row_of_the_last_layer_at_the_patches_pixels(folders,
     assert _trace(fig, "image")["source"].startswith("data:image/")
 
 
-def test_layer_head_and_patch_query_change_the_overlay(folders, vit):
+def test_layer_head_and_patch_query_change_the_overlay(folders, tiny_vit):
     # Bugs: a widget that does not reach the map; row and column swapped (patch (3, 1) against (1, 3)); the
     # query's outline or click target at the wrong place.
-    _, res = vit
+    _, res = tiny_vit
     at = _page(folders["vit"])
     before = array(_trace(_chart(at, "attention from [CLS]"), "heatmap")["z"])
     at.slider(key="v_layer").set_value(0)
@@ -141,10 +141,10 @@ def test_layer_head_and_patch_query_change_the_overlay(folders, vit):
     assert "layer=0" in str(at.query_params) or at.query_params.get("layer") in ("0", ["0"])
 
 
-def test_rollout_distance_and_patch_features_are_the_librarys(folders, vit):
+def test_rollout_distance_and_patch_features_are_the_librarys(folders, tiny_vit):
     # Bugs: the rollout of the wrong row or without the prefix removed; distances of other heads or layers;
     # PCA colours or norms shown for the wrong patches.
-    _, res = vit
+    _, res = tiny_vit
     at = show(_page(folders["vit"]), VIEW, ROLLOUT)
     rolled = es.rollout(res)  # [T, T]; the [CLS] row, patch columns
     drawn = array(_trace(_chart(at, "Attention rollout from [CLS]"), "heatmap")["z"])
@@ -182,9 +182,9 @@ def test_only_the_view_shown_is_computed_and_drawn(folders, jobs):
     assert jobs() == set()  # a switch of view runs no model: every view reads the one cached forward pass
 
 
-def test_downloads_are_the_tensor_and_the_overlay(folders, vit):
+def test_downloads_are_the_tensor_and_the_overlay(folders, tiny_vit):
     # Bugs: a tensor of the wrong image or pruned of the prefix; an exported PNG that is not the overlay shown.
-    _, res = vit
+    _, res = tiny_vit
     at = _page(folders["vit"])
     name, data = download(at, "Attention (.npy)")
     assert name == "attention.npy"
@@ -218,8 +218,8 @@ def test_siglip_has_no_cls_so_the_default_is_the_mean_over_queries(folders):
     )
 
 
-def test_square_toggle_shows_the_processors_crop(folders, vit):
-    enc, _ = vit
+def test_square_toggle_shows_the_processors_crop(folders, tiny_vit):
+    enc, _ = tiny_vit
     at = _page(folders["vit"])
     at.toggle(key="v_square").set_value(True).run()
     no_exceptions(at)
@@ -293,8 +293,8 @@ def test_odd_image_modes_are_converted_and_said(folders, image, fmt, note):
     assert note.lower() in seen.lower(), seen
 
 
-def test_animated_gif_uses_its_first_frame(folders, vit):
-    enc, _ = vit
+def test_animated_gif_uses_its_first_frame(folders, tiny_vit):
+    enc, _ = tiny_vit
     frames = [vf.photo(48, 40, seed=1), vf.photo(48, 40, seed=2)]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
@@ -403,16 +403,6 @@ def test_image_encoder_is_not_a_clip_model(folders):
 
 # --- why: the real ViT-Ti's classes and relevance; CLIP's matched patches and words (issue 14) -------------------
 
-VIT_TINY = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "vit-tiny-patch16-224"
-
-
-@pytest.fixture(scope="module")
-def vit_tiny():
-    if not (VIT_TINY / "model.safetensors").is_file():
-        pytest.fail(f"the real ViT-Ti weights are missing at {VIT_TINY} (see ../shared/models/README.md)")
-    return es.load_image_encoder(str(VIT_TINY))
-
-
 def _shared_page() -> object:
     """The page as `make run` serves it offline: ENCODERSCOPE_MODELS_DIR = ../shared/models, no model chosen."""
     settings.reload({"ENCODERSCOPE_MODELS_DIR": str(VIT_TINY.parent)})
@@ -422,33 +412,33 @@ def _shared_page() -> object:
     return at
 
 
-def test_shared_vit_tiny_is_the_default_with_its_top5_and_why_overlay(vit_tiny):
+def test_shared_vit_tiny_is_the_default_with_its_top5_and_why_overlay(vit):
     # Bugs: the real ViT-Ti not listed offline (the page opening on a hub id that fails); top-5 bars not the
     # classifier's softmax; the relevance of another class (or raw attention) drawn as "why".
     at = _shared_page()
     assert at.selectbox(key="model_select").value == str(VIT_TINY)
-    top = es.classify(vit_tiny, CHINA, k=5)
+    top = es.classify(vit, CHINA, k=5)
     bars = _trace(_chart(at, "Top 5 classes"), "bar")
     np.testing.assert_allclose(array(bars["x"]), [p for _, p in top], atol=1e-5)
     assert [html.unescape(t) for t in _chart(at, "Top 5 classes")["layout"]["yaxis"]["ticktext"]] == [
         label for label, _ in top
     ]
-    rel = es.explain_image(vit_tiny, CHINA)  # target None: the top class
+    rel = es.explain_image(vit, CHINA)  # target None: the top class
     fig = _chart(at, f"Why “{top[0][0]}”")
     heat = _trace(fig, "heatmap")
     np.testing.assert_allclose(array(heat["z"]), rel.map, rtol=1e-4, atol=1e-7)
     assert heat["zmax"] == pytest.approx(float(rel.map.max()), rel=1e-4)
-    assert not np.allclose(array(heat["z"]), vision.patch_map(es.image_attention(vit_tiny, CHINA), -1, "mean", None))
+    assert not np.allclose(array(heat["z"]), vision.patch_map(es.image_attention(vit, CHINA), -1, "mean", None))
 
 
-def test_picking_another_class_redraws_its_relevance_and_downloads_it(vit_tiny):
+def test_picking_another_class_redraws_its_relevance_and_downloads_it(vit):
     # Bugs: the class picker not reaching the map; downloads of the top class whatever is shown.
     at = _shared_page()
     at.selectbox(key="v_class").set_value(2).run()
     no_exceptions(at)
-    label = es.classify(vit_tiny, CHINA, k=5)[2][0]
-    index = vit_tiny.labels.index(label)
-    rel = es.explain_image(vit_tiny, CHINA, target=index)
+    label = es.classify(vit, CHINA, k=5)[2][0]
+    index = vit.labels.index(label)
+    rel = es.explain_image(vit, CHINA, target=index)
     drawn = array(_trace(_chart(at, f"Why “{label}”"), "heatmap")["z"])
     np.testing.assert_allclose(drawn, rel.map, rtol=1e-4, atol=1e-7)
     name, data = download(at, "Relevance (.npy)")
@@ -468,14 +458,14 @@ def test_bare_encoder_has_no_why_overlay_and_says_so(folders):
     assert "needs a classifier checkpoint" in " ".join(c.value for c in at.caption)
 
 
-def test_attention_npy_is_the_whole_tensor_built_with_one_copy(folders, vit):
+def test_attention_npy_is_the_whole_tensor_built_with_one_copy(folders, tiny_vit):
     # Bugs (issue 24 §12b): above 200 MB only one layer was offered, because np.save into a BytesIO and
     # getvalue() held two copies; a builder that changes the file (not np.save's bytes) or copies twice.
     import tracemalloc
 
     from components import ui
 
-    _, res = vit
+    _, res = tiny_vit
     at = _page(folders["vit"])
     name, data = download(at, "Attention (.npy)")
     assert name == "attention.npy"

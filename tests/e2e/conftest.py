@@ -1,5 +1,6 @@
-"""Real-browser helpers: a `streamlit run` server on a free loopback port (the Chromium fixtures `browser` and `page`
-are in tests/conftest.py, one browser for every browser test of the session).
+"""Real-browser helpers: a `streamlit run` server on a free loopback port (the Chromium fixtures `browser` and `page`,
+and `gl_browser` and `gl_page` with software WebGL, are in tests/conftest.py: one Playwright instance and one
+browser of each kind for every browser test of the session, whatever the order; a fresh context per test).
 
 With REQUIRE_BROWSER=1 (set by CI) a missing Chromium fails the run instead of skipping.
 Screenshots go to screenshots/ (git-ignored): look at them.
@@ -25,6 +26,9 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 ]
+# WebGL without a GPU: ANGLE on SwiftShader (software), for the Atlas page's map (the `gl_browser` fixture)
+WEBGL_ARGS = ["--no-sandbox", "--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+              "--disable-dev-shm-usage"]
 
 
 def pytest_collection_modifyitems(items):

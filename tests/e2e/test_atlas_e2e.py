@@ -1,7 +1,7 @@
 """The Atlas page in real headless Chromium: WebGL draws the points, a box drag selects rows on the server,
 a click shows a point's text, a search highlights its hits.
 
-Chromium here has no GPU: WebGL runs on SwiftShader (software), which needs the flags below. The server runs
+Chromium here has no GPU: WebGL runs on SwiftShader (software): the `gl_page` fixture (tests/conftest.py). The server runs
 a small wrapper that routes /atlas to views/atlas.py, so the test does not depend on app.py's routes."""
 
 from __future__ import annotations
@@ -23,15 +23,8 @@ from PIL import Image
 from playwright.sync_api import Error as PlaywrightError
 
 import encoderscope as es
-from tests.e2e.conftest import CHROMIUM, ROOT, SHOTS, _free_port, stop_server, wait_idle
+from tests.e2e.conftest import ROOT, SHOTS, _free_port, stop_server, wait_idle
 
-WEBGL_ARGS = [
-    "--no-sandbox",
-    "--use-gl=angle",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-dev-shm-usage",
-]
 N_SIDE = 200  # points per group; two groups far apart (left and right)
 TEXTS = ["How do I reset my password?", "Bread needs flour, water and salt.", "The striker scored twice."]
 
@@ -125,20 +118,6 @@ def atlas_server(tmp_path_factory, encoder):
     proc, url = start_atlas_server(base / "atlases", base)
     yield url, points, vectors
     stop_server(proc)
-
-
-@pytest.fixture(scope="module")
-def gl_page():
-    from playwright.sync_api import sync_playwright
-
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"Chromium not found at {CHROMIUM}")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=WEBGL_ARGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 1400}, device_scale_factor=1)
-        page.set_default_timeout(90_000)
-        yield page
-        browser.close()
 
 
 def canvas_pixels(page) -> np.ndarray:

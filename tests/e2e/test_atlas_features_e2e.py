@@ -11,9 +11,7 @@ import pytest
 import encoderscope as es
 from encoderscope.features import atlas_files
 from tests.e2e.conftest import SHOTS, stop_server, wait_idle
-from tests.e2e.test_atlas_e2e import N_SIDE, TEXTS, canvas_pixels, gl_page, start_atlas_server, write_two_groups
-
-__all__ = ["gl_page"]  # the WebGL browser fixture, shared with the atlas e2e test
+from tests.e2e.test_atlas_e2e import N_SIDE, TEXTS, canvas_pixels, start_atlas_server, write_two_groups
 
 
 @pytest.fixture(scope="module")

@@ -46,3 +46,32 @@ def test_cli_bad_column(tmp_path):
         timeout=300,
     )
     assert run.returncode == 2 and "no column 'text'" in run.stderr
+
+
+def test_run_cli_is_every_commands_error_path(capsys):
+    # Bugs: a user's mistake shown as a traceback, Ctrl-C reported as a crash (status 1) or silently as success,
+    # the command's own exit status lost, or a real bug (not a UserFacingError) hidden behind "error:".
+    import pytest
+
+    from encoderscope.cli import run_cli
+    from encoderscope.errors import UserFacingError
+
+    assert run_cli(lambda: 3, interrupted="x") == 3 and capsys.readouterr().err == ""
+
+    def refuse() -> int:
+        raise UserFacingError("The corpus has no column 'text'.")
+
+    assert run_cli(refuse, interrupted="x") == 2
+    assert capsys.readouterr().err == "error: The corpus has no column 'text'.\n"
+
+    def stop() -> int:
+        raise KeyboardInterrupt
+
+    assert run_cli(stop, interrupted="nothing was written") == 130
+    assert capsys.readouterr().err == "interrupted: nothing was written\n"
+
+    def bug() -> int:
+        raise TypeError("a bug")
+
+    with pytest.raises(TypeError, match="a bug"):
+        run_cli(bug, interrupted="x")

@@ -179,6 +179,17 @@ def test_duplicate_vectors_get_a_notice():
     assert not es.compare.neighbours(RNG.normal(size=(40, 8)), RNG.normal(size=(40, 8)), k=3).notes
 
 
+def test_constant_layers_are_named_with_the_right_verb():
+    # Bug: "Layer 0 of model a give every input the same vector": the plural verb for one layer.
+    F = RNG.normal(size=(3, 12, 4))
+    F[0] = F[0, :1]  # layer 0: one vector for every input
+    one = es.compare.similarity_matrix(F, metric="cka").notes
+    assert len(one) == 1 and one[0].startswith("Layer 0 of model a gives every input the same vector (a [CLS]")
+    F[2] = 5.0
+    two = es.compare.similarity_matrix(F, RNG.normal(size=(2, 12, 4)), metric="cka").notes
+    assert len(two) == 1 and two[0].startswith("Layers 0, 2 of model a give every input the same vector")
+
+
 def test_compare_is_lazy_and_its_numpy_parts_need_no_torch():
     import subprocess
     import sys

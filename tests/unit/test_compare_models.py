@@ -1,7 +1,6 @@
 """es.compare on the other kinds of model: a causal decoder (SmolLM2, real), an image encoder (ViT-Ti, real, on
 crops of two real photos), a [CLS]-pooled sentence-transformers folder, and models it must refuse."""
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,7 +13,6 @@ import encoderscope as es
 from encoderscope.models import LoadedModel
 from tests.unit.test_attribution_similarity import cls_model  # noqa: F401 - the shared [CLS]-pooled fixture
 
-VIT_TINY = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "vit-tiny-patch16-224"
 TEXTS = [
     "The river flooded the valley after a week of rain.",
     "She sold her shares before the market closed.",
@@ -42,13 +40,6 @@ def test_decoder_features_are_masked_means_whatever_the_batch(decoder_model, enc
     sim = es.compare.layer_similarity(encoder, decoder_model, TEXTS, metric="cka")
     assert sim.matrix.shape == (7, L + 1) and np.isfinite(sim.matrix).all()
     assert ((sim.matrix >= 0) & (sim.matrix <= 1)).all()
-
-
-@pytest.fixture(scope="module")
-def vit():
-    if not (VIT_TINY / "model.safetensors").is_file():
-        pytest.fail(f"the real ViT-Ti weights are missing at {VIT_TINY} (see ../shared/models/README.md)")
-    return es.load_image_encoder(str(VIT_TINY))
 
 
 def test_image_encoder_self_map_reads_the_cls_token(vit):

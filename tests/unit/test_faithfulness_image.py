@@ -4,7 +4,6 @@ the caption path (plumbing only). Each test names the bug it catches; re-runs ar
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,17 +14,9 @@ from sklearn.datasets import load_sample_image
 import encoderscope as es
 from tests import vision_fixtures as vf
 
-VIT_TINY = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "vit-tiny-patch16-224"
 PHOTOS = {name: Image.fromarray(load_sample_image(name)) for name in ("china.jpg", "flower.jpg")}
 STEPS, SEEDS = 6, 3
 PATCHES = 80  # 7 × 10 patches for the 640 × 427 photos: a quarter of the square input's tokens
-
-
-@pytest.fixture(scope="module")
-def vit():
-    if not (VIT_TINY / "model.safetensors").is_file():
-        pytest.fail(f"the real ViT-Ti weights are missing at {VIT_TINY} (see ../shared/models/README.md)")
-    return es.load_image_encoder(str(VIT_TINY))
 
 
 @pytest.fixture(scope="module")

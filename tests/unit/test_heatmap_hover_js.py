@@ -19,11 +19,12 @@ if NODE is None and os.environ.get("REQUIRE_BROWSER") == "1":  # CI: a missing N
     raise RuntimeError("node is needed to run the heatmap renderer's JavaScript (tests/unit/test_heatmap_hover_js.py)")
 
 
-def run_js(calls: str) -> dict:
-    """Evaluate the renderer module followed by `calls` (which assigns `out`) under Node; returns `out`."""
+def run_js(calls: str, module: str | None = None) -> dict:
+    """Evaluate a renderer module (default: the heatmap's) followed by `calls` (which assigns `out`) under Node;
+    returns `out`."""
     if NODE is None:
         pytest.skip("node is not installed")
-    source = canvas._JS + "\nconst out = {};\n" + calls + "\nconsole.log(JSON.stringify(out));\n"
+    source = (module or canvas._JS) + "\nconst out = {};\n" + calls + "\nconsole.log(JSON.stringify(out));\n"
     done = subprocess.run([NODE, "--input-type=module", "-"], input=source, capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr

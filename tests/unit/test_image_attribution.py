@@ -6,8 +6,6 @@ Each test names the bug it catches.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -18,19 +16,12 @@ import encoderscope as es
 from encoderscope import vision
 from encoderscope.attribution import image as attribution
 from tests import vision_fixtures as vf
+from tests.conftest import VIT_TINY
 
-VIT_TINY = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "vit-tiny-patch16-224"
 CHINA = Image.fromarray(load_sample_image("china.jpg"))
 FLOWER = Image.fromarray(load_sample_image("flower.jpg"))
 # ImageNet has no "temple": what a sensible classifier calls the scikit-learn photo of a Chinese temple by a lake
 TEMPLE_LIKE = {"lakeside", "palace", "monastery", "bell cote", "castle", "pagoda", "boathouse", "stupa", "church"}
-
-
-@pytest.fixture(scope="module")
-def vit():
-    if not (VIT_TINY / "model.safetensors").is_file():
-        pytest.fail(f"the real ViT-Ti weights are missing at {VIT_TINY} (see ../shared/models/README.md)")
-    return es.load_image_encoder(str(VIT_TINY))
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +156,19 @@ def test_deletion_most_relevant_first_drops_the_class_faster_than_random(vit, ph
     assert relevant.mean() < 0.6 * np.mean(random), (relevant.mean(), random)
     transposed = np.argsort(-rel.map.T.ravel())  # a plausible indexing bug: rows and columns swapped
     assert relevant.mean() < attribution.deletion_curve(vit, rel, transposed, steps=8).mean()
+
+
+@pytest.mark.slow
+def test_deletion_curve_is_the_faithfulness_engines_deletion_curve(vit):
+    # Bug: the old deletion_curve and the engine drifting apart (another blanking, another picture, another
+    # class), so the docs' numbers and the page's curves would measure different things.
+    rel = es.explain_image(vit, FLOWER, max_patches=80)
+    engine = es.faithfulness.image(vit, FLOWER, rel, steps=6, seeds=1)
+    order = np.argsort(-rel.map.ravel(), kind="stable")  # the engine's ranking: highest first, ties in place
+    curve = attribution.deletion_curve(vit, rel, order, steps=6)
+    assert curve.dtype == np.float32 and curve.shape == (7,)
+    np.testing.assert_allclose(curve, engine.deletion, rtol=1e-5, atol=1e-6)
+    assert curve[-1] == pytest.approx(engine.random[-1], abs=1e-6)  # everything blanked: every order agrees
 
 
 # --- CLIP / SigLIP: a caption as the target ---------------------------------------------------------------------

@@ -95,3 +95,65 @@ def test_warm_up_lifespan_starts_the_thread_once(monkeypatch):
     assert calls == [1]
     assert projection.ready_event(10) is projection._small_ready
     assert projection.ready_event(projection.LARGE_N) is projection._all_ready
+
+
+def test_first_uses_of_umap_and_nn_descent_run_one_thread_at_a_time(monkeypatch):
+    # Bug: the UMAP warm-up thread's first fit and an atlas layout's first fit and NN-descent index compiled numba
+    # code in two threads at once, and numba failed ("no compiled object yet for _transpose_csr"). Each numba
+    # entry point is timed here, with a pause that widens the window a race needs.
+    import threading
+    import time
+
+    import pynndescent
+    import umap
+
+    from encoderscope.atlas import layout as lay
+
+    monkeypatch.setattr(projection, "_first_done", set())  # as in a fresh process: nothing has run yet
+    spans = []
+
+    def timed(original, name):
+        def run(self, *args, **kwargs):
+            start = time.perf_counter()
+            time.sleep(0.3)
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                spans.append((threading.current_thread().name, name, start, time.perf_counter()))
+
+        return run
+
+    monkeypatch.setattr(umap.UMAP, "fit_transform", timed(umap.UMAP.fit_transform, "umap"))
+    monkeypatch.setattr(pynndescent.NNDescent, "__init__", timed(pynndescent.NNDescent.__init__, "nndescent"))
+    rng = np.random.default_rng(0)
+    together = threading.Barrier(2)
+    failed = []
+
+    def warm_up():  # what projection.warm_up runs first: a small cosine fit
+        together.wait()
+        try:
+            projection.project(rng.normal(size=(64, 16)).astype(np.float32), "umap", 2, n_neighbors=10)
+        except Exception as err:
+            failed.append(err)
+
+    def atlas():  # a layout fitted on a sample (euclidean UMAP), the rest placed by NN-descent
+        X = rng.normal(size=(300, 16)).astype(np.float32)
+        together.wait()
+        try:
+            lay.layout(X / np.linalg.norm(X, axis=1, keepdims=True), sample_size=100)
+        except Exception as err:
+            failed.append(err)
+
+    threads = [threading.Thread(target=warm_up, name="warm-up"), threading.Thread(target=atlas, name="atlas")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not failed, failed
+    assert {(thread, name) for thread, name, *_ in spans} >= {("warm-up", "umap"), ("atlas", "umap"),
+                                                              ("atlas", "nndescent")}
+    for a in spans:
+        for b in spans:
+            if a[0] < b[0]:  # two threads: their first uses never overlap
+                assert a[3] <= b[2] or b[3] <= a[2], (a, b)
+    assert {("umap", "cosine", False), ("umap", "euclidean", False), ("nndescent", "euclidean")} <= projection._first_done

@@ -4,6 +4,7 @@
 // sends `selected` with its neighbours under each model, ringed in their own panel.
 // Plain JS, no dependencies, nothing from the network. Mounted by components/compare/canvas.py (components v2);
 // payload built by components/compare/payloads.py.
+// `colourBar` and `sizeCanvas` come from components/renderer_shared/, concatenated in front (the heatmap shares them).
 //
 // Test surface, set after every draw: the root element gets data-es-pairmap="<tag>", data-es-colour-by="<what>",
 // data-es-hover="<index>" (or ""), data-es-selected="<index>" (or ""), data-es-draws; and a property
@@ -97,16 +98,6 @@ function radius(n) {
   return n <= 300 ? 4.5 : n <= 3000 ? 3 : n <= 30000 ? 1.8 : 1;
 }
 
-function sizeCanvas(c, L, dpr) {
-  c.width = Math.round(L.W * dpr);
-  c.height = Math.round(L.H * dpr);
-  c.style.width = L.W + "px";
-  c.style.height = L.H + "px";
-  const ctx = c.getContext("2d");
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  return ctx;
-}
-
 function draw(st) {
   const d = st.d, dpr = window.devicePixelRatio || 1, L = (st.L = layout(st));
   st.width = st.root.clientWidth;
@@ -149,23 +140,11 @@ function draw(st) {
   };
 }
 
+// The colour bar right of the panels: 1 (top), 0.5, 0, the legend title under it.
 function legend(ctx, L, d) {
-  const x = L.legendX, y = L.panels[0].top, h = Math.min(L.side, 200), w = 12;
-  for (let k = 0; k < h; k++) {
-    const c = colour(1 - k / (h - 1));
-    ctx.fillStyle = `rgb(${c[0]},${c[1]},${c[2]})`;
-    ctx.fillRect(x, y + k, w, 1.5);
-  }
-  ctx.strokeStyle = "#999";
-  ctx.strokeRect(x - 0.5, y - 0.5, w + 1, h + 1);
-  ctx.fillStyle = "#31333f";
-  ctx.font = FONT;
-  ctx.textBaseline = "middle";
-  ctx.textAlign = "left";
-  for (let t = 0; t <= 2; t++) ctx.fillText((1 - t / 2).toFixed(1), x + w + 4, y + (t / 2) * h);
-  ctx.textBaseline = "top";
-  ctx.fillText(d.legend || "", x - 4, y + h + 6);
-  ctx.textAlign = "start";
+  const ticks = [0, 1, 2].map((t) => [1 - t / 2, (1 - t / 2).toFixed(1)]);
+  colourBar(ctx, { x: L.legendX, y: L.panels[0].top, h: Math.min(L.side, 200), rgbAt: colour, ticks, label: d.legend,
+    font: FONT, labelDx: -4, labelDy: 6 });
 }
 
 // Rings: the hovered point (black) and the clicked one (red) in both panels; the clicked point's neighbours under

@@ -1,6 +1,6 @@
 // Encoderscope heatmap: exports of what a map draws (PNG of the canvas; SVG with the cells as an embedded
 // one-pixel-per-cell image and vector labels, divider, outline and legend). Concatenated before heatmap.js by
-// components/heatmap/canvas.py, whose layout (`st.L`), `trim`, `step`, `fmt`, `fill` and `title` it uses.
+// components/heatmap/canvas.py, whose layout (`st.L`), `trim`, `step`, `legendTicks`, `fill` and `title` it uses.
 
 // --- export ----------------------------------------------------------------------------------------
 function save(blob, name) {
@@ -61,9 +61,8 @@ function exportSvg(st) {
   const hgt = Math.min(L.ph, 260);
   parts.push(`<defs><linearGradient id="g" x1="0" y1="0" x2="0" y2="1">${stops.join("")}</linearGradient></defs>`,
     `<rect x="${L.legendX}" y="${L.y0}" width="12" height="${hgt}" fill="url(#g)" stroke="#999"/>`);
-  for (let t = 0; t <= 4; t++) {
-    const v = h.zmax - (t / 4) * (h.zmax - h.zmin);
-    parts.push(`<text x="${L.legendX + 16}" y="${L.y0 + (t / 4) * hgt + 4}">${fmt(v)}</text>`);
+  for (const [f, text] of legendTicks(h)) {
+    parts.push(`<text x="${L.legendX + 16}" y="${L.y0 + (1 - f) * hgt + 4}">${text}</text>`);
   }
   parts.push("</svg>");
   save(new Blob([parts.join("\n")], { type: "image/svg+xml" }), fileName(st) + ".svg");

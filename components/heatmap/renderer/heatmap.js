@@ -1,6 +1,7 @@
 // Encoderscope heatmap: a token × token (or any rows × columns) map drawn on a <canvas> from a binary payload.
 // Plain JS, no dependencies, nothing fetched from the network. Mounted by components/heatmap/canvas.py
 // (Streamlit custom components v2). Payload format: components/heatmap/payload.py.
+// `colourBar` and `sizeCanvas` come from components/renderer_shared/, concatenated in front (the pair map shares them).
 //
 // Modes: "matrix" (one map; optional view buttons that switch heads in the browser), "store" (extra blocks
 // for a matrix, sent after it: the low bytes and the other heads; kept in window.__esHeatStore by id) and
@@ -213,13 +214,7 @@ function draw(st) {
   const dpr = window.devicePixelRatio || 1;
   const L = (st.L = layout(st));
   st.width = st.root.clientWidth;
-  const c = st.canvas;
-  c.width = Math.round(L.W * dpr);
-  c.height = Math.round(L.H * dpr);
-  c.style.width = L.W + "px";
-  c.style.height = L.H + "px";
-  const ctx = c.getContext("2d");
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  const ctx = sizeCanvas(st.canvas, L, dpr);
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, L.W, L.H);
   if (st.header.mode === "grid") drawGrid(st, ctx, L);
@@ -351,27 +346,19 @@ function fmt(v) {
   return a !== 0 && (a < 0.01 || a >= 1000) ? v.toExponential(2) : v.toFixed(a >= 10 ? 1 : 3);
 }
 
+// The colour bar's five ticks, zmax at the top: [[f, text]] with f = 1 at the top (the canvas and the SVG export).
+function legendTicks(h) {
+  return [0, 1, 2, 3, 4].map((t) => [1 - t / 4, fmt(h.zmax - (t / 4) * (h.zmax - h.zmin))]);
+}
+
+// The colour bar right of the map, the legend title under it.
 function legend(ctx, L, h, pal) {
-  const x = L.legendX, y = L.y0, hgt = Math.min(L.ph, 260), w = 12;
-  for (let k = 0; k < hgt; k++) {
-    const q = Math.round(255 * (1 - k / (hgt - 1)));
-    ctx.fillStyle = `rgb(${pal[3 * q]},${pal[3 * q + 1]},${pal[3 * q + 2]})`;
-    ctx.fillRect(x, y + k, w, 1.5);
-  }
-  ctx.strokeStyle = "#999";
-  ctx.strokeRect(x - 0.5, y - 0.5, w + 1, hgt + 1);
-  ctx.fillStyle = "#31333f";
-  ctx.font = FONT;
-  ctx.textAlign = "left";
-  ctx.textBaseline = "middle";
-  for (let t = 0; t <= 4; t++) {
-    const v = h.zmax - (t / 4) * (h.zmax - h.zmin);
-    ctx.fillText(fmt(v), x + w + 4, y + (t / 4) * hgt);
-  }
-  if (h.legend) {
-    ctx.textBaseline = "top";
-    ctx.fillText(h.legend, x - 2, y + hgt + 8);
-  }
+  const rgbAt = (f) => {
+    const q = Math.round(255 * f);
+    return [pal[3 * q], pal[3 * q + 1], pal[3 * q + 2]];
+  };
+  colourBar(ctx, { x: L.legendX, y: L.y0, h: Math.min(L.ph, 260), rgbAt, ticks: legendTicks(h), label: h.legend,
+    font: FONT, labelDx: -2, labelDy: 8 });
 }
 
 function drawGrid(st, ctx, L) {
