@@ -10,7 +10,7 @@ import streamlit as st
 from components import pool, ui
 from components.atlas import features as feature_views
 from components.embeddings import cache
-from encoderscope import settings
+from encoderscope import features, settings
 
 K_OPTIONS = [4, 8, 16, 32]
 SIZES = (64, 128, 256, 512, 1024, 2048, 4096)
@@ -38,8 +38,9 @@ def section(texts: list[str], X: np.ndarray) -> None:
     if st.button("Learn features", key="feat_learn", help="Trains a TopK sparse autoencoder (docs/features.md)"):
         st.session_state["feat_learned"] = wanted
     if st.session_state.get("feat_learned") != wanted:
+        seconds = features.estimate_seconds(len(X), X.shape[1], n_features)
         st.caption(f"Learns {n_features:,} features, {k} active per sentence, from these {len(X):,} vectors: "
-                   "about a minute on two cores.")
+                   f"about {_duration(seconds)} on two idle cores (longer while the server is busy).")
         return
     with ui.guard("learn the features") as learning, st.spinner("Learning features …"):
         sae, table, (ids, values), fvu = cache.learned_features(key, n_features, k, np.asarray(X, np.float32),
@@ -54,3 +55,10 @@ def section(texts: list[str], X: np.ndarray) -> None:
         return
     activation = np.where((ids == feature) & (values > 0), values, 0).max(axis=1)
     feature_views.draw_card(feature, table.iloc[feature], activation, pd.Series(texts), key="emb_feature")
+
+
+def _duration(seconds: float) -> str:
+    """'a few seconds', '40 s', '3 min'."""
+    if seconds < 10:
+        return "a few seconds"
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"

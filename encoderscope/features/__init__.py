@@ -14,7 +14,7 @@ from __future__ import annotations
 from .describe import describe, feature_stats, search_labels
 from .explain import FeatureExplanation, explain
 from .sae import SAE, FeaturesError, load
-from .train import train
+from .train import estimate_seconds, train
 
-__all__ = ["SAE", "FeatureExplanation", "FeaturesError", "describe", "explain", "feature_stats", "load",
-           "search_labels", "train"]
+__all__ = ["SAE", "FeatureExplanation", "FeaturesError", "describe", "estimate_seconds", "explain",
+           "feature_stats", "load", "search_labels", "train"]

@@ -70,3 +70,11 @@ def test_auxk_revives_features_that_a_large_step_kills(docs):
     on = es.features.train(X, 256, 8, seed=0, epochs=12, lr=1e-2)
     dead_off, dead_on = len(off.dead(X)), len(on.dead(X))
     assert dead_off >= 5 and dead_on <= dead_off / 2, (dead_off, dead_on)
+
+
+def test_the_time_estimate_follows_the_benchmark_and_the_work():
+    # 12,000 x 384 with 2,048 features is the benchmarked case (50 epochs by default); work grows with the vectors
+    # seen, the features and the dimensions
+    assert es.features.estimate_seconds(12_000, 384, 2048) == pytest.approx(66)
+    assert es.features.estimate_seconds(63_000, 384, 4096) == pytest.approx(66 * 10 * 63_000 * 2 / 600_000)
+    assert es.features.estimate_seconds(12_000, 384, 2048, epochs=5) == pytest.approx(6.6)
