@@ -80,7 +80,7 @@ def huge(data: Path, n: int) -> np.ndarray:
         out.flush()
         del out
         path.with_suffix(".tmp.npy").rename(path)
-    return np.load(path, mmap_mode="r")
+    return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
 def case(name: str, data: Path, runs: int, quick: bool) -> tuple[dict, list[str]]:
