@@ -37,8 +37,17 @@ def corpus(encoder):
 @pytest.fixture(scope="module")
 def trained(corpus):
     """The SAE the page should learn (same vectors, size, k, default seed 0), its codes `[N, K]` and labels."""
+    import torch
+
     texts, _, X = corpus
-    sae = es.features.train(X, SIZE, K, seed=0)
+    # the page trains in the pool's long lane with one thread (cores / workers); the weights are bit-identical for
+    # a seed at one thread count, but another count rounds some sums differently and may end on other features
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sae = es.features.train(X, SIZE, K, seed=0)
+    finally:
+        torch.set_num_threads(threads)
     ids, values = sae.encode(X)
     labels = es.features.describe(sae, X, texts, codes=(ids, values))["label"].tolist()
     return sae, ids, values, labels
@@ -75,6 +84,7 @@ def _grid(page) -> pd.DataFrame:
     """The one data grid on the page as rendered: its accessibility table (the cells drawn on the canvas, with
     their text), columns from the header row."""
     grid = page.locator('[data-testid="stDataFrame"]')
+    grid.first.wait_for()  # under load the grid may follow the rest of the card
     assert grid.count() == 1
     page.wait_for_function("document.querySelectorAll('[data-testid=\"stDataFrame\"] td[role=gridcell]').length > 0")
     page.wait_for_timeout(400)  # the accessibility table follows the canvas after a short debounce
@@ -135,6 +145,9 @@ def test_features_view_learns_and_draws_the_same_features_as_the_library(page, a
     entry = f"#{feature} · {labels[feature]} · {100 * count[feature] / N:.2f} %"
     page.locator('[data-testid="stSelectbox"]').filter(has_text="Feature").click()
     page.get_by_role("option", name=entry, exact=True).click()
+    # the card of the feature picked (the first feature's card, drawn before, has an 'active in' histogram too)
+    page.locator('[data-testid="stMarkdown"]').filter(has_text=f"Feature {feature}: ").first.wait_for()
+    wait_idle(page)
     wait_for_plot(page, "(gd.layout.title.text || '').includes('active in')")
     assert exception_boxes(page) == 0
 
